@@ -1,0 +1,1 @@
+"""The machine learning core: data, models, training, prediction, strategies, explanations."""

@@ -1,0 +1,53 @@
+"""Batched inference: probabilities, embeddings and MC-dropout passes over many images."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from learning.data import TensorImages, to_tensor
+from learning.model import XrayNet
+from learning.strategies import PoolScores
+
+
+def _device(net: XrayNet) -> torch.device:
+    return next(net.parameters()).device
+
+
+@torch.inference_mode()
+def predict_image(net: XrayNet, image: np.ndarray) -> np.ndarray:
+    """Class probabilities for one decoded grayscale image."""
+    x = to_tensor(image, net.spec.image_size).unsqueeze(0).to(_device(net))
+    return net.eval()(x).float().softmax(dim=1)[0].cpu().numpy()
+
+
+@torch.inference_mode()
+def score_pool(net: XrayNet, paths: Sequence[str], batch_size: int = 256, mc_passes: int = 0,
+               seed: int = 0) -> PoolScores:
+    """One pass over the pool: probabilities, embeddings and, if asked, MC-dropout samples.
+
+    Dropout sits only before the head, so the MC passes re-sample the head on the stored
+    embeddings instead of running the backbone again: same distribution, a fraction of the cost.
+    """
+    net = net.eval()
+    loader = DataLoader(TensorImages(paths, net.spec.image_size), batch_size=batch_size)
+    device = _device(net)
+    embeddings = [net.embed(batch.to(device)) for batch in loader]
+    if not embeddings:
+        return PoolScores(np.zeros((0, net.spec.num_classes)), np.zeros((0, 0)), None)
+    features = torch.cat(embeddings)
+    probabilities = net.head(features).float().softmax(dim=1).cpu().numpy()
+    mc = None
+    if mc_passes > 0:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        rate = net.dropout.p
+        samples = []
+        for _ in range(mc_passes):
+            keep = torch.rand(features.shape, generator=generator, device=device) >= rate
+            dropped = features * keep / (1.0 - rate)
+            samples.append(net.head(dropped).float().softmax(dim=1).cpu().numpy())
+        mc = np.stack(samples)
+    return PoolScores(probabilities=probabilities, embeddings=features.float().cpu().numpy(),
+                      mc_probabilities=mc)

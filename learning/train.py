@@ -1,0 +1,171 @@
+"""Fine-tuning: a run spec in, trained weights and per-epoch metrics out."""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+
+from learning.data import LabeledImage, XrayDataModule
+from learning.model import ModelSpec, XrayClassifier, XrayNet
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[dict], None]
+
+
+@dataclass
+class TrainSpec:
+    model: ModelSpec
+    train: Sequence[LabeledImage]
+    val: Sequence[LabeledImage] = ()
+    init_from: XrayNet | None = None     # fine-tune from these weights (the champion)
+    weights_path: str | None = None      # local backbone weights when there is no champion
+    pretrained: bool = True
+    max_epochs: int = 8
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    val_fraction: float = 0.15
+    patience: int = 3
+    seed: int = 0
+    accelerator: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class TrainResult:
+    net: XrayNet
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_auc: float = float("nan")
+    epochs_run: int = 0
+    duration_s: float = 0.0
+    train_size: int = 0
+    val_size: int = 0
+    accelerator: str = "cpu"
+    precision: str = "32-true"
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Mixed precision on a GPU, full precision on the CPU."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def split_validation(items: Sequence[LabeledImage], fraction: float, seed: int
+                     ) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """Stratified split, so a rare class is present in both parts."""
+    rng = random.Random(seed)
+    train, val = [], []
+    by_class: dict[int, list[LabeledImage]] = {}
+    for item in items:
+        by_class.setdefault(item.class_index, []).append(item)
+    for members in by_class.values():
+        members = members[:]
+        rng.shuffle(members)
+        cut = int(round(len(members) * fraction)) if len(members) > 1 else 0
+        val.extend(members[:cut])
+        train.extend(members[cut:])
+    return train, val
+
+
+def class_weights(items: Sequence[LabeledImage], num_classes: int) -> list[float]:
+    """Inverse-frequency weights: the demo data hold nine pneumonia images for each normal one."""
+    counts = np.bincount([item.class_index for item in items], minlength=num_classes).astype(float)
+    counts[counts == 0] = 1.0
+    weights = counts.sum() / (num_classes * counts)
+    return weights.tolist()
+
+
+class _Progress(Callback):
+    """Reports epoch, step and loss to the caller (the worker stores it for the Training page)."""
+
+    def __init__(self, report: ProgressFn, every_s: float = 1.0):
+        self.report, self.every_s, self._last = report, every_s, 0.0
+        self.history: list[dict] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
+            self.report({"epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
+                         "step": batch_idx + 1, "steps": trainer.num_training_batches,
+                         "loss": round(loss, 4)})
+
+    def on_validation_epoch_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        row = {"epoch": trainer.current_epoch + 1, **{k: round(v, 5) for k, v in metrics.items()}}
+        self.history.append(row)
+        self.report({"epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
+                     "step": trainer.num_training_batches, "steps": trainer.num_training_batches,
+                     "loss": round(metrics.get("train_loss_epoch", float("nan")), 4),
+                     "val_auc": round(metrics.get("val_auc", float("nan")), 4)})
+
+
+class _KeepBest(Callback):
+    """Keeps the best epoch's weights in memory (no checkpoint files to clean up)."""
+
+    def __init__(self, monitor: str = "val_auc"):
+        self.monitor, self.best, self.best_epoch, self.state = monitor, -float("inf"), 0, None
+
+    def on_validation_epoch_end(self, trainer, module):
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) > self.best:
+            self.best, self.best_epoch = float(value), trainer.current_epoch + 1
+            self.state = copy.deepcopy(module.net.state_dict())
+
+
+def fine_tune(spec: TrainSpec) -> TrainResult:
+    started = time.monotonic()
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    train_items, val_items = list(spec.train), list(spec.val)
+    if not val_items:
+        train_items, val_items = split_validation(train_items, spec.val_fraction, spec.seed)
+    if not train_items or not val_items:
+        raise ValueError("Training needs labeled images for both training and validation.")
+    module = XrayClassifier(spec.model, learning_rate=spec.learning_rate, weight_decay=spec.weight_decay,
+                            class_weights=class_weights(train_items, spec.model.num_classes),
+                            weights_path=spec.weights_path,
+                            pretrained=spec.pretrained and spec.init_from is None)
+    if spec.init_from is not None:
+        module.net.load_state_dict(spec.init_from.state_dict())
+    data = XrayDataModule(train_items, val_items, spec.model.image_size, spec.batch_size,
+                          augment=spec.augment, num_workers=spec.num_workers, seed=spec.seed)
+    progress = _Progress(spec.progress or (lambda _: None))
+    keep_best = _KeepBest()
+    precision = resolve_precision(spec.precision, spec.accelerator)
+    trainer = pl.Trainer(
+        max_epochs=spec.max_epochs, accelerator=spec.accelerator, devices=1, precision=precision,
+        callbacks=[EarlyStopping("val_auc", mode="max", patience=spec.patience), keep_best, progress],
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=data)
+    if keep_best.state is not None:
+        module.net.load_state_dict(keep_best.state)
+    net = module.net.cpu().eval()
+    return TrainResult(net=net, history=progress.history, best_epoch=keep_best.best_epoch,
+                       best_val_auc=keep_best.best, epochs_run=trainer.current_epoch,
+                       duration_s=time.monotonic() - started, train_size=len(train_items),
+                       val_size=len(val_items), accelerator=str(trainer.accelerator.__class__.__name__),
+                       precision=precision)

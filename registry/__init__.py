@@ -1,0 +1,1 @@
+"""Model registry: MLflow runs, versions, aliases, the validation gate, promotion and rollback."""

@@ -1,0 +1,191 @@
+"""Log training runs, register model versions and load them back from MLflow."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from learning.model import XrayNet, load_model, save_model
+from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT, model_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    aliases: list[str]
+    tags: dict[str, str]
+    run_id: str | None
+    created_ms: int
+    description: str = ""
+
+
+@dataclass
+class RunRecord:
+    """What a training run logs: the caller gathers it, the registry writes it."""
+
+    params: dict
+    metrics_by_epoch: list[dict] = field(default_factory=list)
+    final_metrics: dict = field(default_factory=dict)
+    manifest: list[dict] = field(default_factory=list)     # label ids / image hashes trained on
+    tags: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)            # file name -> matplotlib Figure
+
+
+class Registry:
+    """One MLflow tracking store and one registered model."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str, cache_dir: str | Path):
+        self.tracking_uri, self.model_name = tracking_uri, model_name
+        self.artifact_root = artifact_root
+        self.cache_dir = Path(cache_dir)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- runs -------------------------------------------------------------------------------
+    def experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.client.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
+        except MlflowException:  # another process created it first
+            return self.client.get_experiment_by_name(EXPERIMENT).experiment_id
+
+    def log_run(self, net: XrayNet, record: RunRecord, run_name: str) -> str:
+        """Log params, metrics, manifest and the model's weights; returns the run id."""
+        run = self.client.create_run(self.experiment_id(), run_name=run_name, tags=_str_dict(record.tags))
+        run_id = run.info.run_id
+        try:
+            for key, value in record.params.items():
+                self.client.log_param(run_id, key, str(value)[:6000])
+            for row in record.metrics_by_epoch:
+                step = int(row.get("epoch", 0))
+                for key, value in row.items():
+                    if key != "epoch" and _is_number(value):
+                        self.client.log_metric(run_id, key, float(value), step=step)
+            for key, value in record.final_metrics.items():
+                if _is_number(value):
+                    self.client.log_metric(run_id, key, float(value))
+            with tempfile.TemporaryDirectory() as tmp:
+                model_dir = save_model(net, Path(tmp) / MODEL_ARTIFACT)
+                self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+                manifest = Path(tmp) / "training_manifest.json"
+                manifest.write_text(json.dumps(record.manifest, indent=1))
+                self.client.log_artifact(run_id, str(manifest))
+                for name, figure in record.figures.items():
+                    self.client.log_figure(run_id, figure, name)
+            self.client.set_terminated(run_id, "FINISHED")
+        except Exception:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        return run_id
+
+    def register(self, run_id: str, tags: dict | None = None) -> int:
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        with self._lock:
+            try:
+                self.client.create_registered_model(self.model_name)
+            except MlflowException:
+                pass  # already registered
+            version = self.client.create_model_version(self.model_name, source, run_id=run_id,
+                                                       tags=_str_dict(tags or {}))
+        return int(version.version)
+
+    # --- versions and aliases -----------------------------------------------------------------
+    def version_for(self, alias: str) -> int | None:
+        try:
+            return int(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException:
+            return None
+
+    def aliases(self) -> dict[str, int]:
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            return {}
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()
+                if alias in ALIASES}
+
+    def set_alias(self, alias: str, version: int) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, str(version))
+
+    def clear_alias(self, alias: str) -> None:
+        try:
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        except MlflowException:
+            pass  # nothing to clear
+
+    def set_tags(self, version: int, tags: dict) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, str(version), key, str(value))
+
+    def versions(self) -> list[VersionInfo]:
+        try:
+            found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        except MlflowException:
+            return []
+        by_version: dict[int, list[str]] = {}
+        for alias, version in self.aliases().items():
+            by_version.setdefault(version, []).append(alias)
+        infos = [VersionInfo(int(v.version), sorted(by_version.get(int(v.version), [])),
+                             dict(v.tags or {}), v.run_id, int(v.creation_timestamp or 0),
+                             v.description or "") for v in found]
+        return sorted(infos, key=lambda info: info.version, reverse=True)
+
+    def version(self, version: int) -> VersionInfo | None:
+        return next((info for info in self.versions() if info.version == int(version)), None)
+
+    def log_version_figure(self, version: int, figure, name: str) -> None:
+        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        self.client.log_figure(run_id, figure, name)
+
+    def log_version_metrics(self, version: int, metrics: dict, prefix: str) -> None:
+        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        for key, value in metrics.items():
+            if _is_number(value):
+                self.client.log_metric(run_id, f"{prefix}{key}", float(value))
+
+    def run_url(self, run_id: str) -> str:
+        return f"#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    # --- loading ------------------------------------------------------------------------------
+    def model_dir(self, version: int) -> Path:
+        """The version's files, downloaded once into the cache (versions never change)."""
+        target = self.cache_dir / str(version)
+        if (target / "spec.json").exists():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{version}-"))
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri(self.model_name, version),
+                                                    dst_path=str(staging))
+        try:
+            Path(local).rename(target)  # atomic: readers never see a half-written version
+        except OSError:
+            if not (target / "spec.json").exists():
+                raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def load(self, version: int) -> XrayNet:
+        return load_model(self.model_dir(version))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _str_dict(values: dict) -> dict[str, str]:
+    return {str(k): str(v) for k, v in values.items()}

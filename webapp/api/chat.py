@@ -1,0 +1,1 @@
+"""The assistant over the API (filled by the explanations issue)."""

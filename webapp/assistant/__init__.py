@@ -1,0 +1,4 @@
+"""The chat assistant beside each prediction."""
+from flask import Blueprint
+
+bp = Blueprint("assistant", __name__)

@@ -1,0 +1,82 @@
+"""The DB → ML boundary: label and image rows in, plain dataclasses out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+
+from learning.data import LabeledImage
+from webapp.extensions import db
+from webapp.models import GoldItem, Image, Label
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labeled image as training and evaluation code sees it."""
+
+    image_id: int
+    path: str
+    label: str
+    sha256: str
+    label_id: int | None     # None for labels that came with an import
+    source: str              # doctor | import
+
+    def labeled(self, class_names: list[str]) -> LabeledImage:
+        return LabeledImage(self.path, class_names.index(self.label))
+
+
+@dataclass(frozen=True)
+class PoolImage:
+    image_id: int
+    path: str
+
+
+def _abs(store, relative: str) -> str:
+    return str(store.path(relative))
+
+
+def doctor_examples(store, class_names: list[str]) -> list[Example]:
+    """The newest doctor label of every non-gold image (gold never trains)."""
+    newest = (db.select(Label.image_id, func.max(Label.id).label("label_id"))
+              .group_by(Label.image_id).subquery())
+    rows = db.session.execute(
+        db.select(Label, Image).join(newest, Label.id == newest.c.label_id)
+        .join(Image, Image.id == Label.image_id).where(Image.is_gold.is_(False))
+        .order_by(Label.id)).all()
+    return [Example(image.id, _abs(store, image.path), label.label, image.sha256, label.id, "doctor")
+            for label, image in rows if label.label in class_names]
+
+
+def imported_examples(store, class_names: list[str]) -> list[Example]:
+    """Images that arrived labeled (the initial training set), gold excluded."""
+    rows = db.session.execute(
+        db.select(Image).where(Image.split == "train", Image.is_gold.is_(False),
+                               Image.reference_label.is_not(None)).order_by(Image.id)).scalars()
+    return [Example(image.id, _abs(store, image.path), image.reference_label, image.sha256, None, "import")
+            for image in rows if image.reference_label in class_names]
+
+
+def pool_images(store) -> list[PoolImage]:
+    """Unlabeled, non-gold images awaiting review."""
+    labeled = db.select(Label.image_id)
+    rows = db.session.execute(
+        db.select(Image.id, Image.path).where(Image.split == "pool", Image.is_gold.is_(False),
+                                              Image.id.not_in(labeled)).order_by(Image.id)).all()
+    return [PoolImage(image_id, _abs(store, path)) for image_id, path in rows]
+
+
+def gold_examples(store) -> list[Example]:
+    """The adjudicated gold set: final labels only."""
+    rows = db.session.execute(
+        db.select(GoldItem, Image).join(Image, Image.id == GoldItem.image_id)
+        .where(GoldItem.status == "final").order_by(GoldItem.image_id)).all()
+    return [Example(image.id, _abs(store, image.path), item.final_label, image.sha256, None, "gold")
+            for item, image in rows]
+
+
+def labels_since(moment: datetime | None) -> int:
+    query = db.select(func.count(Label.id))
+    if moment is not None:
+        query = query.where(Label.created_at > moment)
+    return int(db.session.execute(query).scalar_one())

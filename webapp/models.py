@@ -1,0 +1,256 @@
+"""The app's tables: users, images, predictions, labels, queue scores, training, gold set, audit."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, UniqueConstraint, event
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+
+ROLES = ("doctor", "engineer", "admin")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(80), unique=True, nullable=False)
+    password_hash = db.Column(db.String(256), nullable=False)
+    role = db.Column(db.String(20), nullable=False)
+    can_adjudicate = db.Column(db.Boolean, nullable=False, default=False)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return bool(self.active)
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles or self.role == "admin"
+
+    @property
+    def adjudicates(self) -> bool:
+        return self.role == "admin" or bool(self.can_adjudicate)
+
+
+class ApiToken(db.Model):
+    """Bearer tokens; only a hash is stored, the token itself is shown once."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False, index=True)
+    token_hash = db.Column(db.String(64), unique=True, nullable=False)
+    name = db.Column(db.String(80), nullable=False, default="")
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_used_at = db.Column(db.DateTime)
+    revoked = db.Column(db.Boolean, nullable=False, default=False)
+    user = db.relationship(User)
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Image(db.Model):
+    """A stored radiograph. `pool` images await review; `train` came labeled; gold is flagged."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    sha256 = db.Column(db.String(64), unique=True, nullable=False)  # of the uploaded bytes
+    path = db.Column(db.String(300), nullable=False)                # normalised PNG in the store
+    width = db.Column(db.Integer, nullable=False)
+    height = db.Column(db.Integer, nullable=False)
+    source_format = db.Column(db.String(10), nullable=False)       # png | jpeg | dicom
+    origin = db.Column(db.String(20), nullable=False)              # upload | api | import | demo
+    split = db.Column(db.String(10), nullable=False, default="pool")  # train | pool
+    reference_label = db.Column(db.String(60))                     # label that came with an import
+    is_gold = db.Column(db.Boolean, nullable=False, default=False, index=True)
+    site = db.Column(db.String(80))
+    patient_age = db.Column(db.Integer)
+    patient_sex = db.Column(db.String(1))
+    uploaded_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    uploaded_by = db.relationship(User)
+
+
+class Prediction(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    model_version = db.Column(db.Integer, nullable=False, index=True)
+    probabilities = db.Column(JSON, nullable=False)    # class name -> probability
+    predicted_class = db.Column(db.String(60), nullable=False)
+    confidence = db.Column(db.Float, nullable=False)
+    latency_ms = db.Column(db.Float)
+    heatmap_path = db.Column(db.String(300))          # cached Grad-CAM overlay
+    location = db.Column(db.Text)                     # plain-words lung zone of the activation
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    image = db.relationship(Image, backref=db.backref("predictions", lazy="dynamic"))
+
+
+class Label(db.Model):
+    """A doctor's answer. One per image and doctor: a double submit cannot store two."""
+
+    __table_args__ = (UniqueConstraint("image_id", "user_id", name="uq_label_image_user"),)
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
+    prediction_id = db.Column(db.Integer, db.ForeignKey("prediction.id"))
+    label = db.Column(db.String(60), nullable=False)
+    agreed = db.Column(db.Boolean)                  # did it confirm the prediction it answered?
+    time_spent_ms = db.Column(db.Integer)
+    channel = db.Column(db.String(10), nullable=False, default="web")  # web | api
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
+    image = db.relationship(Image, backref=db.backref("labels", lazy="dynamic"))
+    user = db.relationship(User)
+    prediction = db.relationship(Prediction)
+
+
+class Claim(db.Model):
+    """A short reservation so two doctors are not served the same image at once."""
+
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
+    expires_at = db.Column(db.DateTime, nullable=False)
+
+
+class QueryScore(db.Model):
+    """The active-learning score of a pool image under one model version and strategy."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False)
+    model_version = db.Column(db.Integer, nullable=False)
+    strategy = db.Column(db.String(30), nullable=False)
+    score = db.Column(db.Float, nullable=False)
+    rank = db.Column(db.Integer, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version", "strategy", name="uq_score"),
+        db.Index("ix_score_lookup", "model_version", "strategy", "rank"),
+    )
+
+
+class Setting(db.Model):
+    """Values an engineer changes at run time (the query strategy); config.yaml is the default."""
+
+    key = db.Column(db.String(80), primary_key=True)
+    value = db.Column(JSON, nullable=False)
+    updated_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class TrainingRun(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    status = db.Column(db.String(12), nullable=False, default="queued", index=True)
+    trigger = db.Column(db.String(20), nullable=False)       # manual | labels | interval | demo | cli
+    requested_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    parent_version = db.Column(db.Integer)
+    model_version = db.Column(db.Integer)
+    mlflow_run_id = db.Column(db.String(64))
+    num_labels = db.Column(db.Integer)
+    num_train = db.Column(db.Integer)
+    progress = db.Column(JSON)
+    metrics = db.Column(JSON)
+    error = db.Column(db.Text)
+    worker_pid = db.Column(db.Integer)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    started_at = db.Column(db.DateTime)
+    finished_at = db.Column(db.DateTime)
+    requested_by = db.relationship(User)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class GoldItem(db.Model):
+    """An image marked for the gold set and the state of its adjudication."""
+
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
+    marked_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    status = db.Column(db.String(12), nullable=False, default="pending")  # pending | disputed | final
+    final_label = db.Column(db.String(60))
+    adjudicated_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    finalized_at = db.Column(db.DateTime)
+    image = db.relationship(Image, backref=db.backref("gold", uselist=False))
+
+
+class GoldSnapshot(db.Model):
+    """The gold set frozen for one gate run: which images and labels, and their hash."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    content_hash = db.Column(db.String(64), unique=True, nullable=False)
+    items = db.Column(JSON, nullable=False)   # [[image_id, label], ...] sorted
+    size = db.Column(db.Integer, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class GateReport(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    model_version = db.Column(db.Integer, nullable=False, index=True)
+    champion_version = db.Column(db.Integer)
+    snapshot_id = db.Column(db.Integer, db.ForeignKey("gold_snapshot.id"), nullable=False)
+    passed = db.Column(db.Boolean, nullable=False)
+    result = db.Column(JSON, nullable=False)              # GateResult.to_dict()
+    candidate_metrics = db.Column(JSON, nullable=False)
+    champion_metrics = db.Column(JSON)
+    flipped = db.Column(JSON)                              # gold images whose prediction changed
+    decision = db.Column(db.String(10))                    # approved | rejected | None (pending)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    snapshot = db.relationship(GoldSnapshot)
+
+
+class AuditEvent(db.Model):
+    """Append-only history of gate runs, approvals, rejections, promotions and rollbacks."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(20), nullable=False, index=True)
+    actor_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    actor_name = db.Column(db.String(80), nullable=False)     # kept even if the user goes
+    model_version = db.Column(db.Integer)
+    from_version = db.Column(db.Integer)
+    reason = db.Column(db.Text)
+    override = db.Column(db.Boolean, nullable=False, default=False)
+    automatic = db.Column(db.Boolean, nullable=False, default=False)
+    details = db.Column(JSON)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
+
+
+@event.listens_for(AuditEvent, "before_update")
+def _audit_is_append_only(mapper, connection, target):
+    raise RuntimeError("Audit events are append-only.")
+
+
+@event.listens_for(AuditEvent, "before_delete")
+def _audit_is_never_deleted(mapper, connection, target):
+    raise RuntimeError("Audit events are append-only.")
+
+
+class ChatThread(db.Model):
+    __table_args__ = (UniqueConstraint("prediction_id", "user_id", name="uq_thread"),)
+    id = db.Column(db.Integer, primary_key=True)
+    prediction_id = db.Column(db.Integer, db.ForeignKey("prediction.id"), nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    messages = db.relationship("ChatMessage", order_by="ChatMessage.id", lazy="select")
+
+
+class ChatMessage(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    thread_id = db.Column(db.Integer, db.ForeignKey("chat_thread.id"), nullable=False, index=True)
+    role = db.Column(db.String(10), nullable=False)   # user | assistant
+    text = db.Column(db.Text, nullable=False)
+    facts = db.Column(JSON)
+    source = db.Column(db.String(20))                 # template | language_model | refusal
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)

@@ -1,0 +1,77 @@
+"""Scoring the unlabeled pool once per model version; the review queue reads the stored ranks."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from learning import strategies
+from learning.predict import score_pool
+from registry.uris import CHAMPION
+from webapp import labelstore, predictions
+from webapp.extensions import db
+from webapp.models import Prediction, QueryScore
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+
+# Strategies whose order is a batch selection rather than a per-image score.
+BATCH_STRATEGIES = {"batch_diverse"}
+
+
+def score(version: int | None = None) -> dict:
+    """Predict every open pool image with `version` (the champion by default) and store, for
+    every strategy, each image's score and rank, so a strategy switch needs no recompute."""
+    started = time.perf_counter()
+    registry, settings = services().registry, services().settings
+    version = version if version is not None else registry.version_for(CHAMPION)
+    if version is None:
+        raise RuntimeError("No champion to score with: train a first model (`medal train`).")
+    pool = labelstore.pool_images(services().store)
+    al = settings["active_learning"]
+    net = services().server.net_for(version) or registry.load(version)
+    scores = score_pool(net, [item.path for item in pool], mc_passes=int(al["mc_dropout_passes"]))
+    ids = [item.image_id for item in pool]
+    db.session.execute(db.delete(QueryScore).where(QueryScore.model_version == version))
+    _store_predictions(ids, version, scores.probabilities)
+    rows = []
+    for name in strategies.available():
+        ranked = _ranking(name, scores, len(ids), al)
+        rows.extend({"image_id": ids[index], "model_version": version, "strategy": name,
+                     "score": float(value), "rank": rank} for rank, (index, value) in enumerate(ranked))
+    if rows:
+        db.session.execute(db.insert(QueryScore), rows)
+    db.session.commit()
+    elapsed = time.perf_counter() - started
+    log.info("scored %d pool images with version %s in %.1f s", len(ids), version, elapsed)
+    return {"version": version, "images": len(ids), "seconds": round(elapsed, 2)}
+
+
+def _ranking(name: str, scores: strategies.PoolScores, n: int, al: dict) -> list[tuple[int, float]]:
+    if n == 0:
+        return []
+    if name in BATCH_STRATEGIES:
+        indices, values = strategies.select(name, scores, n, seed=0)
+    else:
+        values_all = strategies.score(name, scores, seed=0) if name == "random" else strategies.score(name, scores)
+        indices = np.argsort(-values_all, kind="stable")
+        values = values_all[indices]
+    return list(zip(indices.tolist(), np.asarray(values).tolist()))
+
+
+def _store_predictions(ids: list[int], version: int, probabilities: np.ndarray) -> None:
+    """A prediction per pool image for this version, so the review page shows it at once."""
+    done = set(db.session.execute(db.select(Prediction.image_id).where(
+        Prediction.model_version == version, Prediction.image_id.in_(ids) if ids else False)).scalars())
+    names = services().class_names
+    rows = []
+    for image_id, probs in zip(ids, probabilities):
+        if image_id in done:
+            continue
+        best = int(np.argmax(probs))
+        rows.append({"image_id": image_id, "model_version": version,
+                     "probabilities": predictions.probability_map(probs, names),
+                     "predicted_class": names[best], "confidence": float(probs[best])})
+    if rows:
+        db.session.execute(db.insert(Prediction), rows)

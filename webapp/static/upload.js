@@ -1,0 +1,47 @@
+// Sends each dropped file on its own request, so results appear as they come.
+(function () {
+  const zone = document.getElementById("dropzone");
+  const picker = document.getElementById("picker");
+  const body = document.querySelector("#results tbody");
+  const csrf = document.querySelector("meta[name=csrf-token]").content;
+
+  function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
+
+  function bars(probabilities) {
+    const list = document.createElement("ul"); list.className = "bars";
+    Object.entries(probabilities).forEach(([name, p], i) => {
+      const li = document.createElement("li"); if (i === 0) li.className = "top";
+      const label = document.createElement("span"); label.textContent = name;
+      const bar = document.createElement("span"); bar.className = "bar";
+      const fill = document.createElement("span"); fill.style.width = (p * 100).toFixed(1) + "%"; bar.appendChild(fill);
+      const value = document.createElement("span"); value.textContent = (p * 100).toFixed(1) + "%";
+      li.append(label, bar, value); list.appendChild(li);
+    });
+    return list;
+  }
+
+  async function send(file) {
+    const row = document.createElement("tr"); body.prepend(row);
+    cell(row, file.name); const status = cell(row, "predicting…");
+    const form = new FormData(); form.append("file", file);
+    ["site", "patient_age", "patient_sex"].forEach(id => { const v = document.getElementById(id).value; if (v) form.append(id, v); });
+    try {
+      const response = await fetch(window.location.pathname, { method: "POST", body: form, headers: { "X-CSRFToken": csrf } });
+      const data = await response.json();
+      const result = data.results ? data.results[0] : { ok: false, error: data.error };
+      if (!result.ok) { status.textContent = result.error; status.className = "error-message"; return; }
+      const p = result.prediction;
+      status.innerHTML = ""; const strong = document.createElement("strong"); strong.textContent = p.predicted_class; status.appendChild(strong);
+      cell(row, "").appendChild(bars(p.probabilities));
+      cell(row, "v" + p.model_version);
+      const link = document.createElement("a"); link.href = "/predictions/" + p.id; link.textContent = "open";
+      cell(row, "").appendChild(link);
+    } catch (error) { status.textContent = "Upload failed: " + error; }
+  }
+
+  function sendAll(files) { Array.from(files).forEach(send); }
+  zone.addEventListener("dragover", e => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", e => { e.preventDefault(); zone.classList.remove("over"); sendAll(e.dataTransfer.files); });
+  picker.addEventListener("change", () => { sendAll(picker.files); picker.value = ""; });
+})();
