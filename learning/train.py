@@ -49,6 +49,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_val_auc: float = float("nan")
+    best_val_loss: float = float("nan")
     epochs_run: int = 0
     duration_s: float = 0.0
     train_size: int = 0
@@ -107,30 +108,37 @@ class _Progress(Callback):
                          "step": batch_idx + 1, "steps": trainer.num_training_batches,
                          "loss": round(loss, 4)})
 
-    def on_validation_epoch_end(self, trainer, module):
-        if trainer.sanity_checking:
-            return
-        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    def on_train_epoch_end(self, trainer, module):
+        # runs after the epoch's validation, so both losses and val_auc are known here
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+                   if key != "train_loss_step"}
+        metrics["train_loss"] = metrics.pop("train_loss_epoch", float("nan"))
         row = {"epoch": trainer.current_epoch + 1, **{k: round(v, 5) for k, v in metrics.items()}}
         self.history.append(row)
         self.report({"epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
                      "step": trainer.num_training_batches, "steps": trainer.num_training_batches,
-                     "loss": round(metrics.get("train_loss_epoch", float("nan")), 4),
+                     "loss": round(metrics["train_loss"], 4),
                      "val_auc": round(metrics.get("val_auc", float("nan")), 4)})
 
 
 class _KeepBest(Callback):
-    """Keeps the best epoch's weights in memory (no checkpoint files to clean up)."""
+    """Keeps the lowest-validation-loss epoch's weights in memory (no checkpoint files).
 
-    def __init__(self, monitor: str = "val_auc"):
-        self.monitor, self.best, self.best_epoch, self.state = monitor, -float("inf"), 0, None
+    Loss, not AUC: on chest X-rays validation AUC saturates near 1 within an epoch or two, while
+    the loss still tells a calibrated model from one that merely ranks well.
+    """
+
+    def __init__(self, monitor: str = "val_loss"):
+        self.monitor, self.best, self.best_epoch, self.state = monitor, float("inf"), 0, None
+        self.best_auc = float("nan")
 
     def on_validation_epoch_end(self, trainer, module):
         if trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
-        if value is not None and float(value) > self.best:
+        if value is not None and float(value) < self.best:
             self.best, self.best_epoch = float(value), trainer.current_epoch + 1
+            self.best_auc = float(trainer.callback_metrics.get("val_auc", float("nan")))
             self.state = copy.deepcopy(module.net.state_dict())
 
 
@@ -155,7 +163,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     precision = resolve_precision(spec.precision, spec.accelerator)
     trainer = pl.Trainer(
         max_epochs=spec.max_epochs, accelerator=spec.accelerator, devices=1, precision=precision,
-        callbacks=[EarlyStopping("val_auc", mode="max", patience=spec.patience), keep_best, progress],
+        callbacks=[EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress],
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
         log_every_n_steps=1,
@@ -165,7 +173,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         module.net.load_state_dict(keep_best.state)
     net = module.net.cpu().eval()
     return TrainResult(net=net, history=progress.history, best_epoch=keep_best.best_epoch,
-                       best_val_auc=keep_best.best, epochs_run=trainer.current_epoch,
+                       best_val_auc=keep_best.best_auc, best_val_loss=keep_best.best, epochs_run=trainer.current_epoch,
                        duration_s=time.monotonic() - started, train_size=len(train_items),
                        val_size=len(val_items), accelerator=str(trainer.accelerator.__class__.__name__),
                        precision=precision)

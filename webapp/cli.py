@@ -32,6 +32,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(train)
     app.cli.add_command(score)
     app.cli.add_command(demo)
+    app.cli.add_command(worker)
 
 
 @click.command()
@@ -156,12 +157,25 @@ def score(version: int | None) -> None:
 
 
 @click.command()
+def worker() -> None:
+    """Run the scheduler: training triggers, queued runs, pool scoring, clean-up."""
+    from webapp import worker as background
+
+    try:
+        background.run(current_app._get_current_object())
+    except background.WorkerAlreadyRunning as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
 @click.option("--skip-train", is_flag=True, help="import data and users only")
-def demo(skip_train: bool) -> None:
+@click.option("--logins", is_flag=True, help="only print the demo log-ins")
+def demo(skip_train: bool, logins: bool) -> None:
     """Load the PneumoniaMNIST demo: users, labeled data, pool, gold set, first model."""
     from webapp import demo as demo_data
 
-    for line in demo_data.load(train=not skip_train):
+    lines = demo_data.logins() if logins else demo_data.load(train=not skip_train)
+    for line in lines:
         click.echo(line)
 
 

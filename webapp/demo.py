@@ -39,6 +39,11 @@ def load(train: bool = True) -> Iterator[str]:
     yield f"scored {result['images']} pool images with version {result['version']}"
 
 
+def logins() -> Iterator[str]:
+    for name, spec in current_app.config["MEDAL"]["demo"]["users"].items():
+        yield f"  log in as {name} / {spec['password']}  ({spec['role']})"
+
+
 def _users(users: dict) -> Iterator[str]:
     for name, spec in users.items():
         if db.session.execute(db.select(User).filter_by(username=name)).scalar_one_or_none() is None:

@@ -1,0 +1,153 @@
+"""Fixtures: an app on a temp MEDAL_HOME with a real SQLite database and MLflow store."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tests import synthetic
+
+# Small and fast: a tiny CNN on 32 px synthetic images.
+TEST_ENV = {
+    "MEDAL_MODEL__BACKBONE": "small_cnn",
+    "MEDAL_IMAGES__SIZE": "32",
+    "MEDAL_TRAINING__MAX_EPOCHS": "2",
+    "MEDAL_TRAINING__BATCH_SIZE": "16",
+    "MEDAL_TRAINING__AUGMENT": "false",
+    "MEDAL_TRAINING__REPLAY_SAMPLES": "20",
+    "MEDAL_ACTIVE_LEARNING__MC_DROPOUT_PASSES": "4",
+    "MEDAL_GATE__MIN_GOLD_SIZE": "4",
+    "MEDAL_SERVING__POLL_SECONDS": "0",
+}
+PASSWORDS = {"doctor": "doctor-pass", "doctor2": "doctor2-pass", "engineer": "engineer-pass",
+             "admin": "admin-pass"}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("MEDAL_") or name in ("MLFLOW_TRACKING_URI",):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MEDAL_HOME", str(tmp_path / "home"))
+    for key, value in TEST_ENV.items():
+        monkeypatch.setenv(key, value)
+    if os.environ.get("MEDAL_TEST_DATABASE_URL"):
+        monkeypatch.setenv("DATABASE_URL", os.environ["MEDAL_TEST_DATABASE_URL"])
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def app(home):
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        upgrade()
+        _add_users(db)
+        yield app
+        db.session.remove()
+        if os.environ.get("MEDAL_TEST_DATABASE_URL"):
+            db.drop_all()
+            db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+            db.session.commit()
+
+
+def _add_users(db) -> None:
+    from webapp.models import User
+
+    for name, password in PASSWORDS.items():
+        role = "doctor" if name.startswith("doctor") else name
+        user = User(username=name, role=role, can_adjudicate=name == "admin")
+        user.set_password(password)
+        db.session.add(user)
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf-token" content="([^"]+)"',
+                     page).group(1) or ""
+
+
+def login(client, username: str) -> None:
+    response = client.post("/login", data={"username": username, "password": PASSWORDS[username],
+                                           "csrf_token": csrf_token(client)})
+    assert response.status_code == 302, response.data
+
+
+@pytest.fixture
+def csrf_off(app):
+    """For page tests that post forms directly; CSRF itself is tested with it on."""
+    app.config["WTF_CSRF_ENABLED"] = False
+    return app
+
+
+def seed_labeled(n: int = 40, split: str = "train") -> list[int]:
+    """Import n labeled synthetic images (inside an app context)."""
+    from webapp.extensions import db
+    from webapp.ingest import ingest
+
+    images, labels = synthetic.dataset(n, seed=1)
+    ids = []
+    for image, label in zip(images, labels):
+        row, _ = ingest(synthetic.png_bytes(image), origin="import", split=split,
+                        reference_label=synthetic.CLASSES[label])
+        db.session.flush()
+        ids.append(row.id)
+    db.session.commit()
+    return ids
+
+
+def seed_pool(n: int = 12, seed: int = 7) -> list[int]:
+    from webapp.extensions import db
+    from webapp.ingest import ingest
+
+    images, _ = synthetic.dataset(n, seed=seed)
+    ids = []
+    for image in images:
+        row, _ = ingest(synthetic.png_bytes(image), origin="import", split="pool")
+        db.session.flush()
+        ids.append(row.id)
+    db.session.commit()
+    return ids
+
+
+@pytest.fixture
+def trained_app(app):
+    """The app with a tiny champion trained on synthetic images and a scored pool."""
+    from webapp import finetune, scoring
+
+    seed_labeled(40)
+    seed_pool(12)
+    run = finetune.run(finetune.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    scoring.score()
+    return app
+
+
+@pytest.fixture
+def trained_client(trained_app):
+    return trained_app.test_client()
+
+
+def api_token(app, username: str) -> dict:
+    from webapp.auth import create_token
+    from webapp.extensions import db
+    from webapp.models import User
+
+    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one()
+    return {"Authorization": f"Bearer {create_token(user)}"}

@@ -1,0 +1,79 @@
+"""The `medal` command line: users, tokens, import, train, score."""
+import numpy as np
+
+from tests import synthetic
+from webapp.extensions import db
+from webapp.models import ApiToken, Image, User
+
+
+def test_users_create_with_role(runner):
+    result = runner.invoke(args=["users", "create", "carla", "--role", "doctor", "--password", "s3cret-pass"])
+    assert result.exit_code == 0, result.output
+    user = db.session.execute(db.select(User).filter_by(username="carla")).scalar_one()
+    assert user.role == "doctor" and user.check_password("s3cret-pass")
+    again = runner.invoke(args=["users", "create", "carla", "--role", "doctor", "--password", "s3cret-pass"])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_tokens_create_prints_token_last_and_stores_only_a_hash(runner, client):
+    result = runner.invoke(args=["tokens", "create", "doctor"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("medal_")
+    assert db.session.execute(db.select(ApiToken).filter_by(token_hash=token)).first() is None
+    assert db.session.execute(db.select(ApiToken).filter_by(token_hash=ApiToken.hash(token))).first()
+    assert runner.invoke(args=["tokens", "create", "nobody"]).exit_code != 0
+
+
+def test_import_image_folder_npz_and_dicom(runner, tmp_path):
+    folder = tmp_path / "folder"
+    for name, label in [("normal", 0), ("pneumonia", 1)]:
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            (folder / name / f"{i}.png").write_bytes(synthetic.png_bytes(synthetic.radiograph(label, seed=i + 10 * label)))
+    (folder / "normal" / "broken.png").write_bytes(b"broken")
+    result = runner.invoke(args=["import", str(folder), "--split", "train"])
+    assert result.exit_code == 0, result.output
+    assert "6 imported" in result.output and "1 rejected" in result.output
+
+    images, labels = synthetic.dataset(5, size=28, seed=3)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, train_images=np.stack(images), train_labels=np.array(labels).reshape(-1, 1))
+    result = runner.invoke(args=["import", str(npz), "--split", "pool"])
+    assert "5 imported" in result.output
+
+    dicoms = tmp_path / "dicom"
+    dicoms.mkdir()
+    for i in range(2):
+        (dicoms / f"IM{i}").write_bytes(synthetic.dicom_bytes(synthetic.radiograph(1, seed=40 + i)))
+    result = runner.invoke(args=["import", str(dicoms), "--format", "dicom"])
+    assert "2 imported" in result.output
+    train = db.session.execute(db.select(Image).filter_by(split="train")).scalars().all()
+    assert sorted({i.reference_label for i in train}) == ["normal", "pneumonia"]
+    pool = db.session.execute(db.select(Image).filter_by(split="pool")).scalars().all()
+    assert len(pool) == 7 and all(i.reference_label is None for i in pool)
+
+
+def test_import_refuses_unknown_class_folders(runner, tmp_path):
+    (tmp_path / "cancer").mkdir()
+    (tmp_path / "cancer" / "a.png").write_bytes(synthetic.png_bytes(synthetic.radiograph(0)))
+    result = runner.invoke(args=["import", str(tmp_path), "--split", "train"])
+    assert result.exit_code != 0 and "cancer" in result.output
+
+
+def test_train_then_score(runner, app):
+    from tests.conftest import seed_labeled, seed_pool
+
+    seed_labeled(30)
+    seed_pool(6)
+    result = runner.invoke(args=["train"])
+    assert result.exit_code == 0, result.output
+    assert "model version 1" in result.output
+    result = runner.invoke(args=["score"])
+    assert result.exit_code == 0, result.output
+    assert "Scored 6 pool images with version 1" in result.output
+
+
+def test_train_with_too_few_labels_fails_clearly(runner):
+    result = runner.invoke(args=["train"])
+    assert result.exit_code != 0 and "at least 10" in result.output

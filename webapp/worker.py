@@ -1,0 +1,65 @@
+"""`medal worker`: the one process that owns the scheduler and does all background work."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+from pathlib import Path
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from webapp import jobs
+
+log = logging.getLogger(__name__)
+
+
+class WorkerAlreadyRunning(RuntimeError):
+    pass
+
+
+def hold_lock(home: str):
+    """One worker per MEDAL_HOME: two schedulers would train the same labels twice."""
+    handle = open(Path(home) / "worker.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise WorkerAlreadyRunning(f"Another worker is running on {home}.") from None
+    return handle
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    cfg = app.config["MEDAL"]["scheduler"]
+    store = SQLAlchemyJobStore(url=app.config["SQLALCHEMY_DATABASE_URI"], tablename="scheduler_jobs")
+    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC",
+                                  job_defaults={"coalesce": True, "max_instances": 1,
+                                                "misfire_grace_time": 300})
+    scheduler.add_job("webapp.jobs:tick", "interval", seconds=int(cfg["check_seconds"]), id="tick",
+                      replace_existing=True, next_run_time=None)
+    scheduler.add_job("webapp.jobs:cleanup", "interval", hours=6, id="cleanup", replace_existing=True)
+    return scheduler
+
+
+def run(app: Flask) -> None:
+    lock = hold_lock(app.config["MEDAL_HOME"])
+    jobs.bind(app)
+    with app.app_context():
+        recovered = jobs.recover_interrupted()
+        if recovered:
+            log.warning("marked %d interrupted training run(s) failed", recovered)
+    scheduler = build_scheduler(app)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    scheduler.get_job("tick").modify(next_run_time=_now())  # first pass at once
+    log.info("worker started; checking every %s s", app.config["MEDAL"]["scheduler"]["check_seconds"])
+    try:
+        scheduler.start()
+    finally:
+        lock.close()
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
