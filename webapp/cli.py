@@ -33,6 +33,11 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(score)
     app.cli.add_command(demo)
     app.cli.add_command(worker)
+    from webapp.approvals.commands import rollback
+    from webapp.training.commands import simulate
+
+    app.cli.add_command(simulate)
+    app.cli.add_command(rollback)
 
 
 @click.command()
