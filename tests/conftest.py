@@ -27,18 +27,28 @@ PASSWORDS = {"doctor": "doctor-pass", "doctor2": "doctor2-pass", "engineer": "en
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     for name in list(os.environ):
-        if name.startswith("MEDAL_") or name in ("MLFLOW_TRACKING_URI",):
+        if name.startswith("MEDAL_") or name in ("MLFLOW_TRACKING_URI", "DATABASE_URL"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MEDAL_HOME", str(tmp_path / "home"))
     for key, value in TEST_ENV.items():
         monkeypatch.setenv(key, value)
-    if os.environ.get("MEDAL_TEST_DATABASE_URL"):
-        monkeypatch.setenv("DATABASE_URL", os.environ["MEDAL_TEST_DATABASE_URL"])
     return tmp_path / "home"
 
 
-@pytest.fixture
-def app(home):
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session, or a skip saying why there is none."""
+    from tests.postgres import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        server = TemporaryPostgres().start()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    yield server
+    server.stop()
+
+
+def _make_app():
     from flask_migrate import upgrade
 
     from webapp import create_app
@@ -50,10 +60,20 @@ def app(home):
         _add_users(db)
         yield app
         db.session.remove()
-        if os.environ.get("MEDAL_TEST_DATABASE_URL"):
-            db.drop_all()
-            db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-            db.session.commit()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(home):
+    yield from _make_app()
+
+
+@pytest.fixture
+def pg_app(home, postgres, monkeypatch, request):
+    """The app on a fresh PostgreSQL database instead of SQLite."""
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50]
+    monkeypatch.setenv("DATABASE_URL", postgres.create_database(name))
+    yield from _make_app()
 
 
 def _add_users(db) -> None:

@@ -117,14 +117,17 @@ def tokens_create(username: str, name: str) -> None:
 @click.option("--part", default="train", show_default=True, help="npz part: train, val or test")
 @click.option("--start", default=0, type=int)
 @click.option("--limit", default=None, type=int)
-def import_images(source: Path, kind: str | None, split: str, part: str, start: int, limit: int | None) -> None:
+@click.option("--shuffle-seed", default=None, type=int, help="npz: slice a seeded permutation")
+def import_images(source: Path, kind: str | None, split: str, part: str, start: int, limit: int | None,
+                  shuffle_seed: int | None) -> None:
     """Import images: an ImageFolder tree, a MedMNIST-style npz, or a folder of DICOM files."""
     from webapp import importers
 
     names = list(current_app.config["MEDAL"]["classes"])
     kind = kind or ("npz" if source.suffix == ".npz" else "folder")
     if kind == "npz":
-        report = importers.from_npz(source, part, split, names, start, limit, keep_labels=split == "train")
+        report = importers.from_npz(source, part, split, names, start, limit,
+                                    keep_labels=split == "train", shuffle_seed=shuffle_seed)
     elif kind == "dicom":
         report = importers.from_dicom_folder(source, split)
     else:

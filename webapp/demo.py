@@ -18,14 +18,17 @@ def load(train: bool = True) -> Iterator[str]:
     data = Path(cfg["data"]) if Path(cfg["data"]).is_absolute() else ROOT / cfg["data"]
     yield from _users(cfg["users"])
     # The official test split stays out of the app: it is for benchmarks only.
-    report = importers.from_npz(data, "train", "train", names, 0, int(cfg["train_images"]), origin="demo")
+    seed = int(cfg["seed"])
+    report = importers.from_npz(data, "train", "train", names, 0, int(cfg["train_images"]), origin="demo",
+                                shuffle_seed=seed)
     yield f"labeled training images: {report.line()}"
     report = importers.from_npz(data, "train", "pool", names, int(cfg["train_images"]),
-                                int(cfg["pool_images"]), origin="demo", keep_labels=False)
+                                int(cfg["pool_images"]), origin="demo", keep_labels=False,
+                                shuffle_seed=seed)
     yield f"review pool: {report.line()}"
     gold_ids: list[int] = []
     report = importers.from_npz(data, "val", "pool", names, 0, int(cfg["gold_images"]), origin="demo",
-                                gold_ids=gold_ids)
+                                gold_ids=gold_ids, shuffle_seed=seed)
     yield f"gold set: {report.line()}; {_seed_gold(gold_ids)} adjudicated"
     if not train:
         return

@@ -9,7 +9,6 @@ from pathlib import Path
 from flask import current_app
 
 from learning.data import load_grayscale
-from learning.explain import Explanation, explain, overlay_png
 from webapp.extensions import db
 from webapp.models import Prediction
 from webapp.services import services
@@ -19,7 +18,9 @@ from webapp.services import services
 _explaining = threading.Lock()
 
 
-def explain_image(net, pixels) -> Explanation:
+def explain_image(net, pixels):
+    from learning.explain import explain  # Grad-CAM is loaded on first use, not at start-up
+
     with _explaining:
         return explain(net, pixels, net.spec.image_size)
 
@@ -28,8 +29,10 @@ def _cache_file(prediction_id: int) -> Path:
     return Path(current_app.config["MEDAL_HOME"]) / "heatmaps" / f"{prediction_id}.png"
 
 
-def store(prediction: Prediction, image, explanation: Explanation) -> None:
+def store(prediction: Prediction, image, explanation) -> None:
     """Write the overlay beside the prediction; the caller commits."""
+    from learning.explain import overlay_png
+
     target = _cache_file(prediction.id)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")

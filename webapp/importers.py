@@ -68,13 +68,18 @@ def from_dicom_folder(root: Path, split: str = "pool", origin: str = "import") -
     return _store(items(), split, origin)
 
 
-def npz_items(path: Path, part: str, class_names: list[str], start: int = 0, count: int | None = None
-              ) -> Iterator[tuple[str, bytes, str | None]]:
-    """MedMNIST layout: `<part>_images` (N, H, W) uint8 and `<part>_labels` (N, 1)."""
+def npz_items(path: Path, part: str, class_names: list[str], start: int = 0, count: int | None = None,
+              shuffle_seed: int | None = None) -> Iterator[tuple[str, bytes, str | None]]:
+    """MedMNIST layout: `<part>_images` (N, H, W) uint8 and `<part>_labels` (N, 1).
+
+    With `shuffle_seed`, the slice is taken from a seeded permutation: some copies are sorted
+    by class, and a plain slice of them would hold one class only."""
     with np.load(path) as data:
         images, labels = data[f"{part}_images"], data[f"{part}_labels"].reshape(-1)
+    order = np.arange(len(images)) if shuffle_seed is None else \
+        np.random.default_rng(shuffle_seed).permutation(len(images))
     stop = len(images) if count is None else min(len(images), start + count)
-    for index in range(start, stop):
+    for index in order[start:stop]:
         image = images[index]
         if image.ndim == 3:  # RGB MedMNIST variants
             image = image.mean(axis=2).astype(np.uint8)
@@ -83,8 +88,8 @@ def npz_items(path: Path, part: str, class_names: list[str], start: int = 0, cou
 
 def from_npz(path: Path, part: str, split: str, class_names: list[str], start: int = 0,
              count: int | None = None, origin: str = "import", keep_labels: bool = True,
-             gold_ids: list[int] | None = None) -> ImportReport:
-    items = npz_items(path, part, class_names, start, count)
+             gold_ids: list[int] | None = None, shuffle_seed: int | None = None) -> ImportReport:
+    items = npz_items(path, part, class_names, start, count, shuffle_seed)
     if not keep_labels:
         items = ((name, data, None) for name, data, _ in items)
     return _store(items, split, origin, gold_ids=gold_ids)

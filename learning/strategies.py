@@ -1,0 +1,147 @@
+"""Active-learning query strategies, registered by name: probabilities in, picks and scores out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_uncertainty
+
+
+@dataclass(frozen=True)
+class PoolScores:
+    """What scoring a pool produced for one model version."""
+
+    probabilities: np.ndarray                    # (n, c) softmax probabilities
+    embeddings: np.ndarray | None = None         # (n, d) penultimate features, for batch_diverse
+    mc_probabilities: np.ndarray | None = None   # (passes, n, c) MC-dropout samples, for mc_dropout
+
+
+class _StoredProbabilities:
+    """modAL's measures call `predict_proba`; the scores are already computed, so serve them."""
+
+    def __init__(self, probabilities: np.ndarray):
+        self.probabilities = probabilities
+
+    def predict_proba(self, X, **_):
+        return self.probabilities[np.asarray(X, dtype=int)]
+
+
+def _modal(measure, probabilities: np.ndarray) -> np.ndarray:
+    index = np.arange(len(probabilities))
+    return np.asarray(measure(_StoredProbabilities(probabilities), index), dtype=np.float64)
+
+
+ScoreFn = Callable[[PoolScores, np.random.Generator], np.ndarray]
+_SCORES: dict[str, ScoreFn] = {}
+
+
+def register(name: str):
+    def add(fn: ScoreFn) -> ScoreFn:
+        _SCORES[name] = fn
+        return fn
+    return add
+
+
+def available() -> list[str]:
+    return list(_SCORES) + ["batch_diverse"]
+
+
+@register("random")
+def _random(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
+    return rng.random(len(scores.probabilities))
+
+
+@register("least_confidence")
+def _least_confidence(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
+    return _modal(classifier_uncertainty, scores.probabilities)
+
+
+@register("margin")
+def _margin(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
+    # modAL's margin is top-1 minus top-2: a small margin means ask first, so negate it
+    return -_modal(classifier_margin, scores.probabilities)
+
+
+@register("entropy")
+def _entropy(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
+    return _modal(classifier_entropy, scores.probabilities)
+
+
+@register("mc_dropout")
+def _mc_dropout(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
+    """BALD: entropy of the mean minus the mean entropy, the passes' disagreement (epistemic)."""
+    if scores.mc_probabilities is None:
+        raise ValueError("mc_dropout needs MC-dropout passes (mc_probabilities).")
+    samples = np.clip(scores.mc_probabilities, 1e-12, 1.0)
+    mean = samples.mean(axis=0)
+    entropy_of_mean = -(mean * np.log(mean)).sum(axis=1)
+    mean_entropy = -(samples * np.log(samples)).sum(axis=2).mean(axis=0)
+    return entropy_of_mean - mean_entropy
+
+
+def score(strategy: str, scores: PoolScores, seed: int | None = 0) -> np.ndarray:
+    """Per-image priority (higher asks first). batch_diverse ranks by its margin-based uncertainty."""
+    name = "margin" if strategy == "batch_diverse" else strategy
+    if name not in _SCORES:
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(available())}.")
+    return _SCORES[name](scores, np.random.default_rng(seed))
+
+
+def select(strategy: str, scores: PoolScores, k: int, *, random_share: float = 0.0,
+           seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pick up to k pool indices, highest priority first; a share of them uniformly at random."""
+    if strategy not in available():
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(available())}.")
+    n = len(scores.probabilities)
+    k = min(int(k), n)
+    if k <= 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    rng = np.random.default_rng(seed)
+    n_random = int(round(k * min(max(random_share, 0.0), 1.0))) if strategy != "random" else 0
+    values = score(strategy, scores, seed)
+    if strategy == "batch_diverse":
+        chosen = _diverse(scores, values, k - n_random)
+    else:
+        chosen = np.argsort(-values, kind="stable")[:k - n_random]
+    if n_random:
+        rest = np.setdiff1d(np.arange(n), chosen)
+        chosen = np.concatenate([chosen, rng.choice(rest, size=min(n_random, len(rest)), replace=False)])
+    return chosen.astype(int), values[chosen]
+
+
+def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
+    """Uncertain first, then farthest-first in embedding space, with quotas per predicted class,
+    so a batch is not k near-copies of one hard case."""
+    if k <= 0:
+        return np.zeros(0, dtype=int)
+    if scores.embeddings is None:
+        raise ValueError("batch_diverse needs the pool's embeddings.")
+    n = len(uncertainty)
+    candidates = np.argsort(-uncertainty, kind="stable")[:min(n, max(10 * k, k))]
+    features = scores.embeddings[candidates].astype(np.float64)
+    features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+    predicted = scores.probabilities[candidates].argmax(axis=1)
+    classes = np.unique(predicted)
+    quota = {c: int(np.ceil(k / len(classes))) for c in classes}
+    weight = uncertainty[candidates] - uncertainty[candidates].min() + 1e-6
+    distance = np.full(len(candidates), np.inf)
+    picked: list[int] = []
+    taken = np.zeros(len(candidates), dtype=bool)
+    while len(picked) < min(k, len(candidates)):
+        allowed = ~taken & np.array([quota[c] > 0 for c in predicted])
+        if not allowed.any():
+            allowed = ~taken  # a class ran out of candidates: fill from the others
+        gain = np.where(allowed, np.minimum(distance, 4.0) * weight, -np.inf)
+        best = int(np.argmax(gain))
+        if not picked:
+            best = int(np.argmax(np.where(allowed, weight, -np.inf)))
+        if picked and distance[best] <= 1e-9:
+            remaining = allowed & (distance > 1e-9)
+            if remaining.any():  # only exact duplicates of picked images are left in this class
+                best = int(np.argmax(np.where(remaining, gain, -np.inf)))
+        picked.append(best)
+        taken[best] = True
+        quota[predicted[best]] -= 1
+        distance = np.minimum(distance, np.linalg.norm(features - features[best], axis=1))
+    return candidates[np.asarray(picked, dtype=int)]
