@@ -108,5 +108,7 @@ def test_prediction_page_shows_version_bars_and_escapes_text(trained_client, csr
     page = trained_client.get(f"/predictions/{result['prediction']['id']}").get_data(as_text=True)
     assert "model version <strong>v1</strong>" in page
     assert "normal" in page and "pneumonia" in page and "<script>.png" not in page
-    heat = trained_client.get(f"/predictions/{result['prediction']['id']}/heatmap.png")
-    assert heat.status_code == 200 and heat.data[:8] == b"\x89PNG\r\n\x1a\n"
+    with trained_client.get(f"/predictions/{result['prediction']['id']}/heatmap.png") as heat:
+        assert heat.status_code == 200 and heat.data[:8] == b"\x89PNG\r\n\x1a\n"
+    with trained_client.get(f"/images/{result['image_id']}.png") as image:
+        assert image.status_code == 200 and image.mimetype == "image/png"
