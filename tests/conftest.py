@@ -170,3 +170,33 @@ def api_token(app, username: str) -> dict:
 
     user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one()
     return {"Authorization": f"Bearer {create_token(user)}"}
+
+
+def seed_gold(n: int = 8, seed: int = 3) -> list[int]:
+    """Adjudicated gold images (final labels), inside an app context."""
+    from webapp.extensions import db
+    from webapp.ingest import ingest
+    from webapp.models import GoldItem
+
+    images, labels = synthetic.dataset(n, seed=seed)
+    ids = []
+    for image, label in zip(images, labels):
+        row, _ = ingest(synthetic.png_bytes(image), origin="import", split="pool")
+        row.is_gold = True
+        db.session.flush()
+        db.session.add(GoldItem(image_id=row.id, status="final", final_label=synthetic.CLASSES[label]))
+        ids.append(row.id)
+    db.session.commit()
+    return ids
+
+
+@pytest.fixture
+def candidate_app(trained_app):
+    """Champion v1, a gold set, and candidate v2 that has been through the gate."""
+    from webapp import finetune
+
+    seed_gold(8)
+    run = finetune.run(finetune.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    assert trained_app.extensions["medal"].registry.aliases() == {"champion": 1, "candidate": 2}
+    return trained_app

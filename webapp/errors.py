@@ -7,7 +7,9 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
+from webapp.gold import GoldError
 from webapp.ingest import IngestError
+from webapp.promotion import DecisionError
 from webapp.reviewqueue import LabelError
 from webapp.serving import NoChampion
 
@@ -32,6 +34,14 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(LabelError)
     def bad_label(error: LabelError):
+        return problem(str(error), error.status)
+
+    @app.errorhandler(DecisionError)
+    def bad_decision(error: DecisionError):
+        return problem(str(error), error.status)
+
+    @app.errorhandler(GoldError)
+    def bad_gold(error: GoldError):
         return problem(str(error), error.status)
 
     @app.errorhandler(NoChampion)

@@ -1,5 +1,248 @@
-"""Gate runs, approval, rejection, promotion and rollback (the registry issue fills this in)."""
+"""The validation gate on the gold set, engineer decisions, promotion, rollback and history."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, update
+
+from learning.metrics import confusion_matrix_figure, evaluate
+from learning.predict import score_pool
+from registry import promotion as aliases
+from registry.gate import GatePolicy, auto_promotion_allowed, check
+from registry.uris import CANDIDATE, CHAMPION
+from webapp import labelstore
+from webapp.extensions import db
+from webapp.models import AuditEvent, GateReport, GoldSnapshot, Label, TrainingRun, User
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+RECENT_LABELS = 200   # labels that define "recent model-doctor agreement"
 
 
-def on_candidate(version: int) -> None:
-    """A new candidate is registered: the gate evaluates it against the champion."""
+class DecisionError(ValueError):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict                  # EvaluationReport.to_dict()
+    predicted: dict[int, str]     # image id -> predicted class
+
+
+# --- gold snapshot and evaluation ------------------------------------------------------------
+
+def freeze_gold() -> tuple[GoldSnapshot, list[labelstore.Example]]:
+    """The gold set as it is now, frozen: the same hash always names the same items."""
+    examples = labelstore.gold_examples(services().store)
+    items = sorted([example.image_id, example.label] for example in examples)
+    digest = hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    snapshot = db.session.execute(db.select(GoldSnapshot).filter_by(content_hash=digest)).scalar_one_or_none()
+    if snapshot is None:
+        snapshot = GoldSnapshot(content_hash=digest, items=items, size=len(items))
+        db.session.add(snapshot)
+        db.session.flush()
+    return snapshot, examples
+
+
+def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evaluation:
+    names = services().class_names
+    net = services().server.net_for(version) or services().registry.load(version)
+    if not examples:
+        return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {})
+    probabilities = score_pool(net, [example.path for example in examples]).probabilities
+    truth = np.array([names.index(example.label) for example in examples])
+    predicted = {example.image_id: names[int(i)] for example, i in zip(examples, probabilities.argmax(axis=1))}
+    return Evaluation(evaluate(truth, probabilities, names).to_dict(), predicted)
+
+
+def recent_agreement() -> float | None:
+    rows = db.session.execute(db.select(Label.agreed).where(Label.agreed.is_not(None))
+                              .order_by(Label.id.desc()).limit(RECENT_LABELS)).scalars().all()
+    return float(np.mean(rows)) if rows else None
+
+
+# --- the gate ----------------------------------------------------------------------------------
+
+def on_candidate(version: int) -> GateReport:
+    """Evaluate a new candidate and the champion on one frozen gold snapshot and store the verdict."""
+    settings, registry = services().settings, services().registry
+    snapshot, examples = freeze_gold()
+    champion = registry.version_for(CHAMPION)
+    mine = evaluate_version(version, examples)
+    theirs = evaluate_version(champion, examples) if champion is not None else None
+    result = check(mine.report, theirs.report if theirs else None, GatePolicy.from_config(settings["gate"]),
+                   snapshot.size)
+    flipped = []
+    if theirs is not None:
+        gold = dict(map(tuple, snapshot.items))
+        flipped = [{"image_id": image_id, "gold": gold[image_id], "champion": theirs.predicted[image_id],
+                    "candidate": label} for image_id, label in mine.predicted.items()
+                   if theirs.predicted.get(image_id) != label]
+    report = GateReport(model_version=version, champion_version=champion, snapshot=snapshot,
+                        passed=result.passed, result=result.to_dict(), candidate_metrics=mine.report,
+                        champion_metrics=theirs.report if theirs else None, flipped=flipped)
+    db.session.add(report)
+    db.session.add(AuditEvent(kind="gate", actor_name="system", model_version=version, from_version=champion,
+                              reason="passed" if result.passed else "; ".join(result.failures),
+                              details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size}))
+    delta = _auc_delta(mine.report, theirs.report if theirs else None)
+    run = db.session.execute(db.select(TrainingRun).filter_by(model_version=version)).scalar_one_or_none()
+    if run is not None and delta is not None:
+        run.metrics = dict(run.metrics or {}, gold_macro_auc_delta=delta)  # read by the plateau rule
+    db.session.commit()
+    _record_in_registry(version, report, mine)
+    if settings["gate"].get("auto_promote", {}).get("enabled"):
+        allowed, why = auto_promotion_allowed(result, mine.report, theirs.report if theirs else None,
+                                              settings["gate"]["auto_promote"], recent_agreement())
+        if allowed:
+            decide(version, None, approve=True, reason=f"Automatic: {why}", automatic=True)
+    return report
+
+
+def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
+    if theirs is None or mine.get("macro_auc") is None or theirs.get("macro_auc") is None:
+        return None
+    return float(mine["macro_auc"] - theirs["macro_auc"])
+
+
+def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation) -> None:
+    registry, names = services().registry, services().class_names
+    flat = {"accuracy": evaluation.report["accuracy"], "ece": evaluation.report["ece"]}
+    if evaluation.report.get("macro_auc") is not None:
+        flat["macro_auc"] = evaluation.report["macro_auc"]
+    for name, values in evaluation.report["per_class"].items():
+        for key in ("sensitivity", "specificity", "precision", "f1"):
+            flat[f"{key}_{name}"] = values[key]
+    registry.log_version_metrics(version, flat, prefix="gold_")
+    registry.set_tags(version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash,
+                                "gate_report": report.id})
+    figure = confusion_matrix_figure(evaluation.report, names, title=f"v{version} on gold set")
+    registry.log_version_figure(version, figure, f"gate/confusion_v{version}_report{report.id}.png")
+
+
+def latest_report(version: int) -> GateReport | None:
+    return db.session.execute(db.select(GateReport).filter_by(model_version=version)
+                              .order_by(GateReport.id.desc()).limit(1)).scalar_one_or_none()
+
+
+# --- decisions, promotion, rollback --------------------------------------------------------------
+
+def decide(version: int, user: User | None, *, approve: bool, reason: str, override: bool = False,
+           automatic: bool = False) -> AuditEvent:
+    """Approve (and promote) or reject a candidate. Only the first decision on a gate report
+    counts: two engineers approving at once produce one promotion."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DecisionError("A written reason is required.")
+    if services().registry.version_for(CANDIDATE) != version:
+        raise DecisionError(f"Version {version} is not the current candidate.", 409)
+    report = latest_report(version)
+    if report is None:
+        raise DecisionError(f"Version {version} has not been through the gate yet.", 409)
+    if approve and not report.passed and not override:
+        raise DecisionError("The gate failed: approving needs an explicit override with its reason.")
+    decision = "approved" if approve else "rejected"
+    claimed = db.session.execute(update(GateReport).where(GateReport.id == report.id,
+                                                          GateReport.decision.is_(None))
+                                 .values(decision=decision)).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise DecisionError(f"Version {version} was already decided.", 409)
+    actor = user.username if user else "system"
+    event = AuditEvent(kind="approval" if approve else "rejection", actor_id=user.id if user else None,
+                       actor_name=actor, model_version=version, from_version=report.champion_version,
+                       reason=reason, override=bool(approve and override and not report.passed),
+                       automatic=automatic, details={"gate_passed": report.passed, "gate_report": report.id})
+    db.session.add(event)
+    db.session.commit()
+    if approve:
+        _change(aliases.plan_promotion(services().registry.aliases(), version), actor,
+                user.id if user else None, reason, automatic=automatic)
+    else:
+        services().registry.clear_alias(CANDIDATE)
+        services().registry.set_tags(version, {"rejected": True})
+    return event
+
+
+def rollback(user: User | None, reason: str) -> AuditEvent:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DecisionError("A written reason is required.")
+    reconcile()
+    try:
+        change = aliases.plan_rollback(services().registry.aliases())
+    except aliases.PromotionError as error:
+        raise DecisionError(str(error), 409) from None
+    return _change(change, user.username if user else "system", user.id if user else None, reason)
+
+
+def _change(change: aliases.AliasChange, actor: str, actor_id: int | None, reason: str,
+            automatic: bool = False, after_step=None) -> AuditEvent:
+    """Intent first, then the aliases, then the completion: `reconcile()` finishes what a crash cut."""
+    operation = uuid.uuid4().hex
+    kind = "promotion" if change.action == "promote" else "rollback"
+    common = dict(kind=kind, actor_id=actor_id, actor_name=actor, model_version=change.champion_after,
+                  from_version=change.champion_before, reason=reason, automatic=automatic)
+    db.session.add(AuditEvent(**common, details={"phase": "started", "operation": operation,
+                                                 "change": change.to_dict()}))
+    db.session.commit()
+    aliases.apply(services().registry, change, after_step=after_step)
+    done = AuditEvent(**common, details={"phase": "completed", "operation": operation,
+                                         "change": change.to_dict()})
+    db.session.add(done)
+    db.session.commit()
+    services().server.refresh()
+    return done
+
+
+def reconcile() -> list[str]:
+    """Finish alias changes that a crash interrupted, so one champion stands and the history
+    says so. Safe to call at any start."""
+    events = db.session.execute(db.select(AuditEvent).where(AuditEvent.kind.in_(("promotion", "rollback")))
+                                .order_by(AuditEvent.id)).scalars().all()
+    started = {e.details["operation"]: e for e in events if (e.details or {}).get("phase") == "started"}
+    completed = {e.details["operation"] for e in events if (e.details or {}).get("phase") == "completed"}
+    finished = []
+    for operation, event in started.items():
+        if operation in completed:
+            continue
+        change = aliases.AliasChange.from_dict(event.details["change"])
+        aliases.apply(services().registry, change)
+        db.session.add(AuditEvent(kind=event.kind, actor_id=event.actor_id, actor_name=event.actor_name,
+                                  model_version=event.model_version, from_version=event.from_version,
+                                  reason=event.reason, automatic=event.automatic,
+                                  details={"phase": "completed", "operation": operation,
+                                           "change": change.to_dict(), "recovered": True}))
+        db.session.commit()
+        finished.append(operation)
+        log.warning("finished an interrupted %s of version %s", event.kind, event.model_version)
+    return finished
+
+
+def history(limit: int = 500) -> list[AuditEvent]:
+    """What the history page and API show: every event but the internal 'started' markers."""
+    events = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).scalars()
+    return [e for e in events if (e.details or {}).get("phase") != "started"]
+
+
+def event_to_dict(event: AuditEvent) -> dict:
+    return {"id": event.id, "kind": event.kind, "actor": event.actor_name,
+            "model_version": event.model_version, "from_version": event.from_version,
+            "reason": event.reason, "override": event.override, "automatic": event.automatic,
+            "created_at": event.created_at.isoformat() + "Z",
+            "recovered": bool((event.details or {}).get("recovered"))}
+
+
+def gate_verdicts() -> dict[int, dict]:
+    """The latest gate verdict and decision per model version."""
+    latest = db.select(func.max(GateReport.id)).group_by(GateReport.model_version)
+    reports = db.session.execute(db.select(GateReport).where(GateReport.id.in_(latest))).scalars()
+    return {r.model_version: {"passed": r.passed, "decision": r.decision, "failures": r.result["failures"],
+                              "gold_snapshot": r.snapshot.content_hash, "report_id": r.id} for r in reports}

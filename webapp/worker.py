@@ -46,6 +46,9 @@ def run(app: Flask) -> None:
     lock = hold_lock(app.config["MEDAL_HOME"])
     jobs.bind(app)
     with app.app_context():
+        from webapp import promotion
+
+        promotion.reconcile()  # finish an alias change a crash interrupted
         recovered = jobs.recover_interrupted()
         if recovered:
             log.warning("marked %d interrupted training run(s) failed", recovered)

@@ -1,8 +1,9 @@
-"""Model versions over the API (the registry issue adds approval, rejection and rollback)."""
+"""Model versions, the gate verdicts, decisions, rollback and history over the API."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify, request
 
+from webapp import promotion
 from webapp.api import bp
 from webapp.auth import token_required
 from webapp.services import services
@@ -12,6 +13,44 @@ from webapp.services import services
 @token_required()
 def list_models():
     registry = services().registry
+    verdicts = promotion.gate_verdicts()
     versions = [{"version": info.version, "aliases": info.aliases, "run_id": info.run_id,
-                 "tags": info.tags} for info in registry.versions()]
+                 "gate": verdicts.get(info.version), "tags": info.tags} for info in registry.versions()]
     return jsonify(model=registry.model_name, aliases=registry.aliases(), versions=versions)
+
+
+@bp.get("/models/history")
+@token_required("engineer")
+def model_history():
+    return jsonify(events=[promotion.event_to_dict(event) for event in promotion.history()])
+
+
+def _reason() -> tuple[str, bool]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("reason"), str) or not body["reason"].strip():
+        raise promotion.DecisionError('Send JSON like {"reason": "why"}.')
+    return body["reason"], bool(body.get("override", False))
+
+
+@bp.post("/models/<int:version>/approve")
+@token_required("engineer")
+def approve(version: int):
+    reason, override = _reason()
+    event = promotion.decide(version, g.api_user, approve=True, reason=reason, override=override)
+    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+
+
+@bp.post("/models/<int:version>/reject")
+@token_required("engineer")
+def reject(version: int):
+    reason, _ = _reason()
+    event = promotion.decide(version, g.api_user, approve=False, reason=reason)
+    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+
+
+@bp.post("/models/rollback")
+@token_required("engineer")
+def rollback():
+    reason, _ = _reason()
+    event = promotion.rollback(g.api_user, reason)
+    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())

@@ -1,0 +1,78 @@
+"""Promotion and rollback: move the aliases in a crash-safe order and say what changed."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from registry.client import Registry
+from registry.uris import CANDIDATE, CHAMPION, PREVIOUS
+
+
+class PromotionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    action: str                    # promote | rollback
+    champion_before: int | None
+    champion_after: int
+    previous_after: int | None
+    clear_candidate: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AliasChange":
+        return cls(**data)
+
+
+def plan_promotion(aliases: dict[str, int], version: int) -> AliasChange:
+    if aliases.get(CHAMPION) == version:
+        raise PromotionError(f"Version {version} is already the champion.")
+    return AliasChange("promote", aliases.get(CHAMPION), version, aliases.get(CHAMPION),
+                       clear_candidate=aliases.get(CANDIDATE) == version)
+
+
+def plan_rollback(aliases: dict[str, int]) -> AliasChange:
+    if PREVIOUS not in aliases:
+        raise PromotionError("There is no previous model to roll back to.")
+    # the rolled-back model becomes `previous`, so a second rollback undoes the first
+    return AliasChange("rollback", aliases.get(CHAMPION), aliases[PREVIOUS], aliases.get(CHAMPION),
+                       clear_candidate=False)
+
+
+Step = Callable[[str], None]
+
+
+def apply(registry: Registry, change: AliasChange, after_step: Step | None = None) -> None:
+    """Idempotent steps, ordered so that a crash between any two leaves exactly one champion:
+    `previous` first (the champion still serves), then the one write that switches serving,
+    then the clean-up. Re-running a half-done change finishes it."""
+    steps: list[tuple[str, Callable[[], None]]] = []
+    if change.previous_after is not None:
+        steps.append(("previous", lambda: registry.set_alias(PREVIOUS, change.previous_after)))
+    steps.append(("champion", lambda: registry.set_alias(CHAMPION, change.champion_after)))
+    if change.clear_candidate:
+        steps.append(("candidate", lambda: _clear_if(registry, CANDIDATE, change.champion_after)))
+    steps.append(("tags", lambda: registry.set_tags(change.champion_after, {"serving_since_action": change.action})))
+    for name, step in steps:
+        step()
+        if after_step is not None:
+            after_step(name)
+
+
+def _clear_if(registry: Registry, alias: str, version: int) -> None:
+    if registry.version_for(alias) == version:
+        registry.clear_alias(alias)
+
+
+def is_applied(registry: Registry, change: AliasChange) -> bool:
+    aliases = registry.aliases()
+    done = aliases.get(CHAMPION) == change.champion_after
+    if change.previous_after is not None:
+        done = done and aliases.get(PREVIOUS) == change.previous_after
+    if change.clear_candidate:
+        done = done and aliases.get(CANDIDATE) != change.champion_after
+    return done
