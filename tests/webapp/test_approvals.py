@@ -1,0 +1,98 @@
+"""Approvals pages and API: roles, decisions, rollback, history, and the hot swap."""
+import io
+
+from tests import synthetic
+from tests.conftest import api_token, csrf_token, login
+
+
+def test_doctors_get_403_on_pages_and_api(candidate_app):
+    client = candidate_app.test_client()
+    login(client, "doctor")
+    for path in ("/approvals", "/history", "/gold", "/training"):
+        assert client.get(path).status_code == 403, path
+    headers = api_token(candidate_app, "doctor")
+    for path in ("/api/v1/models/2/approve", "/api/v1/models/2/reject", "/api/v1/models/rollback"):
+        assert client.post(path, headers=headers, json={"reason": "x"}).status_code == 403, path
+    assert client.get("/api/v1/models/history", headers=headers).status_code == 403
+
+
+def test_approvals_page_compares_candidate_and_champion(candidate_app):
+    client = candidate_app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "Candidate v2 against champion v1" in page
+    assert "macro AUC" in page and "normal: sensitivity" in page and "confusion matrix" in page
+    assert "gate passed" in page or "gate failed" in page
+
+
+def test_approve_through_the_page_with_csrf(candidate_app):
+    client = candidate_app.test_client()
+    login(client, "engineer")
+    token = csrf_token(client, "/approvals")
+    response = client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "approve",
+                                                        "reason": "", "override": "y"})
+    assert response.status_code == 302
+    assert candidate_app.extensions["medal"].registry.aliases()["champion"] == 1  # no reason, no promotion
+    client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "approve",
+                                             "reason": "better on gold", "override": "y"})
+    assert candidate_app.extensions["medal"].registry.aliases() == {"champion": 2, "previous": 1}
+    history = client.get("/history").get_data(as_text=True)
+    assert "better on gold" in history and "engineer" in history
+
+
+def test_api_approve_history_models_and_rollback(candidate_app):
+    client = candidate_app.test_client()
+    headers = api_token(candidate_app, "engineer")
+    assert client.post("/api/v1/models/2/approve", headers=headers, json={}).status_code == 400
+    response = client.post("/api/v1/models/2/approve", headers=headers,
+                           json={"reason": "gold set improved", "override": True})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["aliases"] == {"champion": 2, "previous": 1}
+    again = client.post("/api/v1/models/2/approve", headers=headers, json={"reason": "twice", "override": True})
+    assert again.status_code == 409
+    models = client.get("/api/v1/models", headers=headers).get_json()
+    v2 = next(v for v in models["versions"] if v["version"] == 2)
+    assert v2["aliases"] == ["champion"] and v2["gate"]["decision"] == "approved"
+    rolled = client.post("/api/v1/models/rollback", headers=headers, json={"reason": "misses on ward 3"})
+    assert rolled.get_json()["aliases"] == {"champion": 1, "previous": 2}
+    events = client.get("/api/v1/models/history", headers=headers).get_json()["events"]
+    assert [e["kind"] for e in events[:3]] == ["rollback", "promotion", "approval"]
+    assert events[0]["actor"] == "engineer" and events[0]["reason"] == "misses on ward 3"
+
+
+def test_rollback_cli(candidate_app, runner):
+    from webapp import promotion
+    from webapp.extensions import db
+    from webapp.models import User
+
+    engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
+    promotion.decide(2, engineer, approve=True, reason="ok", override=True)
+    result = runner.invoke(args=["rollback", "--reason", "night shift saw misses", "--user", "admin"])
+    assert result.exit_code == 0, result.output
+    assert "version 1 is champion" in result.output
+    assert promotion.history()[0].actor_name == "admin"
+    assert runner.invoke(args=["rollback"]).exit_code != 0  # a reason is required
+
+
+def test_running_app_serves_the_new_champion_without_restart(candidate_app):
+    from webapp import promotion
+    from webapp.extensions import db
+    from webapp.models import User
+
+    client = candidate_app.test_client()
+    headers = api_token(candidate_app, "doctor")
+
+    def upload(seed):
+        data = synthetic.png_bytes(synthetic.radiograph(1, seed=seed))
+        return client.post("/api/v1/images", headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "x.png")}).get_json()["prediction"]
+
+    assert upload(501)["model_version"] == 1
+    engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
+    promotion.decide(2, engineer, approve=True, reason="ok", override=True)
+    assert upload(502)["model_version"] == 2
+    # another process would see the alias by polling: a fresh server on the same registry
+    from webapp.serving import ModelServer
+
+    other = ModelServer(candidate_app.extensions["medal"].registry, poll_seconds=0)
+    assert other.current().version == 2
