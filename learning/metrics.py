@@ -65,6 +65,11 @@ def evaluate(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[st
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     k = len(class_names)
+    if len(y_true) == 0:
+        empty = ClassMetrics(0.0, 0.0, 0.0, 0.0, 0)
+        return EvaluationReport(n=0, accuracy=0.0, macro_auc=None, ece=0.0,
+                                per_class={name: empty for name in class_names},
+                                confusion=[[0] * k for _ in range(k)], notes=["No examples to evaluate."])
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_true, predicted, labels=list(range(k)))
     total = int(matrix.sum())

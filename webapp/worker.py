@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import signal
+from datetime import datetime, timezone
 from pathlib import Path
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -33,12 +34,13 @@ def hold_lock(home: str):
 def build_scheduler(app: Flask) -> BlockingScheduler:
     cfg = app.config["MEDAL"]["scheduler"]
     store = SQLAlchemyJobStore(url=app.config["SQLALCHEMY_DATABASE_URI"], tablename="scheduler_jobs")
-    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC",
-                                  job_defaults={"coalesce": True, "max_instances": 1,
-                                                "misfire_grace_time": 300})
+    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC")
+    # one run of a job at a time, and missed runs collapse into one: a long fine-tune never
+    # stacks up ticks behind it
+    once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300, "replace_existing": True}
     scheduler.add_job("webapp.jobs:tick", "interval", seconds=int(cfg["check_seconds"]), id="tick",
-                      replace_existing=True, next_run_time=None)
-    scheduler.add_job("webapp.jobs:cleanup", "interval", hours=6, id="cleanup", replace_existing=True)
+                      next_run_time=datetime.now(timezone.utc), **once)  # first pass at once
+    scheduler.add_job("webapp.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
     return scheduler
 
 
@@ -54,15 +56,8 @@ def run(app: Flask) -> None:
             log.warning("marked %d interrupted training run(s) failed", recovered)
     scheduler = build_scheduler(app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    scheduler.get_job("tick").modify(next_run_time=_now())  # first pass at once
     log.info("worker started; checking every %s s", app.config["MEDAL"]["scheduler"]["check_seconds"])
     try:
         scheduler.start()
     finally:
         lock.close()
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

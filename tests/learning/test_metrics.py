@@ -43,3 +43,8 @@ def test_ece_of_overconfident_wrong_model_is_large():
     y = np.array([0] * 10)
     p = np.tile([0.05, 0.95], (10, 1))
     assert expected_calibration_error(y, p) == pytest.approx(0.95)
+
+
+def test_no_examples_is_a_report_not_a_crash():
+    report = evaluate(np.zeros(0), np.zeros((0, 2)), NAMES)
+    assert report.n == 0 and report.macro_auc is None and report.notes

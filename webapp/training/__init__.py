@@ -1,12 +1,59 @@
-"""Training page: running job, triggers, past runs."""
-from flask import Blueprint, render_template
+"""Training page: the running job with live progress, triggers, past runs, Train now, strategy."""
+from __future__ import annotations
 
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from learning.strategies import available
+from webapp import finetune, jobs, reviewqueue
 from webapp.auth import roles_required
+from webapp.extensions import db
+from webapp.models import TrainingRun
 
 bp = Blueprint("training", __name__)
+
+
+def run_to_dict(run: TrainingRun) -> dict:
+    return {"id": run.id, "status": run.status, "trigger": run.trigger,
+            "requested_by": run.requested_by.username if run.requested_by else None,
+            "progress": run.progress, "error": run.error, "model_version": run.model_version,
+            "parent_version": run.parent_version, "num_labels": run.num_labels, "num_train": run.num_train,
+            "mlflow_run_id": run.mlflow_run_id, "metrics": run.metrics,
+            "created_at": run.created_at.isoformat() + "Z",
+            "duration_s": run.duration_s}
 
 
 @bp.get("/training")
 @roles_required("engineer")
 def page():
-    return render_template("error.html", message="Training page coming.", status=200)
+    runs = db.session.execute(db.select(TrainingRun).order_by(TrainingRun.id.desc()).limit(50)).scalars().all()
+    return render_template("training/training.html", runs=runs, state=jobs.current_trigger_state(),
+                           scheduler=current_app.config["MEDAL"]["scheduler"],
+                           tracking_uri=current_app.config["MLFLOW_TRACKING_URI"],
+                           strategies=available(), strategy=reviewqueue.current_strategy())
+
+
+@bp.get("/training/status")
+@roles_required("engineer")
+def status():
+    """Polled by the page every two seconds for the live progress bar."""
+    active = db.session.execute(db.select(TrainingRun).where(TrainingRun.status.in_(("queued", "running")))
+                                .order_by(TrainingRun.id)).scalars().all()
+    return jsonify(active=[run_to_dict(run) for run in active])
+
+
+@bp.post("/training/run")
+@roles_required("engineer")
+def train_now():
+    run = finetune.enqueue("manual", current_user)
+    flash(f"Training run {run.id} is {run.status}; the worker starts it within "
+          f"{current_app.config['MEDAL']['scheduler']['check_seconds']} s.", "success")
+    return redirect(url_for("training.page"))
+
+
+@bp.post("/training/strategy")
+@roles_required("engineer")
+def strategy():
+    reviewqueue.set_strategy(request.form.get("strategy", ""), current_user)
+    flash(f"The review queue now asks by {reviewqueue.current_strategy().replace('_', ' ')}.", "success")
+    return redirect(url_for("training.page"))
