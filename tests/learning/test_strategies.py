@@ -1,0 +1,65 @@
+"""Query strategies on hand-made probability arrays."""
+import numpy as np
+import pytest
+
+from learning.strategies import PoolScores, available, score, select
+
+PROBS = np.array([[0.95, 0.05], [0.55, 0.45], [0.70, 0.30], [0.51, 0.49], [0.99, 0.01]])
+
+
+def test_least_confident_row_is_picked_first():
+    picked, scores = select("least_confidence", PoolScores(PROBS), 2)
+    assert picked.tolist() == [3, 1]
+    assert scores[0] == pytest.approx(0.49)
+
+
+def test_margin_and_entropy_order_three_classes():
+    probs = np.array([[0.5, 0.45, 0.05], [0.4, 0.3, 0.3], [0.9, 0.05, 0.05]])
+    assert select("margin", PoolScores(probs), 3)[0].tolist() == [0, 1, 2]   # margins .05 .10 .85
+    assert select("entropy", PoolScores(probs), 1)[0].tolist() == [1]       # the flattest row
+
+
+def test_mc_dropout_picks_where_passes_disagree():
+    # rows 0 and 1 have the same mean (0.5, 0.5); the passes agree on row 0 and disagree on row 1
+    mc = np.array([[[0.5, 0.5], [0.9, 0.1], [0.8, 0.2]],
+                   [[0.5, 0.5], [0.1, 0.9], [0.8, 0.2]]])
+    scores = PoolScores(mc.mean(axis=0), mc_probabilities=mc)
+    assert select("mc_dropout", scores, 1)[0].tolist() == [1]
+    with pytest.raises(ValueError, match="MC-dropout"):
+        select("mc_dropout", PoolScores(PROBS), 1)
+
+
+def test_batch_diverse_skips_near_copies_and_balances_classes():
+    rng = np.random.default_rng(0)
+    n = 40
+    probs = np.column_stack([np.linspace(0.45, 0.55, n), 1 - np.linspace(0.45, 0.55, n)])
+    embeddings = rng.normal(size=(n, 8))
+    embeddings[1:10] = embeddings[0]          # nine exact copies of the most uncertain-looking image
+    picked, _ = select("batch_diverse", PoolScores(probs, embeddings=embeddings), 6)
+    assert len(set(picked.tolist())) == 6
+    assert len(set(picked.tolist()) & set(range(10))) <= 1
+    predicted = probs[picked].argmax(axis=1)
+    assert abs(int((predicted == 0).sum()) - int((predicted == 1).sum())) <= 1
+
+
+def test_random_is_reproducible_with_a_seed():
+    scores = PoolScores(np.tile([0.5, 0.5], (100, 1)))
+    first = select("random", scores, 10, seed=7)[0]
+    assert np.array_equal(first, select("random", scores, 10, seed=7)[0])
+    assert not np.array_equal(first, select("random", scores, 10, seed=8)[0])
+
+
+def test_random_share_keeps_an_unbiased_part():
+    probs = np.column_stack([np.linspace(0.5, 1.0, 200), 1 - np.linspace(0.5, 1.0, 200)])
+    picked, _ = select("least_confidence", PoolScores(probs), 20, random_share=0.25, seed=1)
+    assert len(set(picked.tolist())) == 20
+    assert picked[:15].tolist() == list(range(15))        # the 15 least confident
+    assert (picked[15:] >= 15).all()                      # 5 drawn from the rest
+
+
+def test_k_larger_than_pool_and_unknown_names():
+    assert len(select("entropy", PoolScores(PROBS), 50)[0]) == 5
+    with pytest.raises(ValueError, match="choose one of"):
+        select("oracle", PoolScores(PROBS), 1)
+    assert {"random", "least_confidence", "margin", "entropy", "mc_dropout", "batch_diverse"} == set(available())
+    assert score("least_confidence", PoolScores(PROBS)).argmax() == 3
