@@ -1,8 +1,46 @@
 """`medal simulate`: the active-learning loop offline with an oracle doctor."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import click
+from flask import current_app
 
 
 @click.command()
-def simulate() -> None:
-    """Run active-learning rounds offline against labels from an npz (oracle doctor)."""
-    raise click.ClickException("not built yet")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="labeled npz in the MedMNIST layout (default: the demo data)")
+@click.option("--strategies", default="random,least_confidence,margin,entropy,mc_dropout,batch_diverse",
+              show_default=True)
+@click.option("--seeds", default="0,1,2", show_default=True)
+@click.option("--rounds", default=8, show_default=True)
+@click.option("--batch", default=50, show_default=True, help="labels per round")
+@click.option("--seed-size", default=50, show_default=True, help="labels before the first query")
+@click.option("--pool-size", default=None, type=int, help="cap the pool (stratified sample of train)")
+@click.option("--epochs", default=3, show_default=True, help="fine-tune epochs per round")
+@click.option("--reference-epochs", default=0, show_default=True,
+              help="also train on every label for this many epochs, as the ceiling (0: skip)")
+@click.option("--backbone", default=None, help="default: model.backbone from config")
+@click.option("--size", default=None, type=int, help="default: images.size from config")
+@click.option("--random-share", default=0.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("simulation"), show_default=True)
+def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, epochs, reference_epochs,
+             backbone, size, random_share, out) -> None:
+    """Run active-learning rounds offline against labels from an npz (an oracle doctor); writes a
+    CSV and a learning-curve plot."""
+    from learning.simulate import SimulationSpec
+    from learning.simulate import simulate as run
+    from webapp.config import ROOT
+
+    settings = current_app.config["MEDAL"]
+    spec = SimulationSpec(
+        data=data or ROOT / settings["demo"]["data"], class_names=list(settings["classes"]),
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
+        seeds=[int(s) for s in seeds.split(",")], rounds=rounds, batch=batch, seed_size=seed_size,
+        pool_size=pool_size, epochs=epochs, backbone=backbone or settings["model"]["backbone"],
+        size=size or int(settings["images"]["size"]), random_share=random_share)
+    result = run(spec, out, report=lambda row: click.echo(json.dumps(row)),
+                 reference_epochs=reference_epochs or None)
+    click.echo(f"wrote {out / 'learning_curves.csv'} and {out / 'learning_curves.png'} "
+               f"({len(result['rows'])} rows, pool of {result['pool']})")
