@@ -156,8 +156,14 @@ class Registry:
             if _is_number(value):
                 self.client.log_metric(run_id, f"{prefix}{key}", float(value))
 
-    def run_url(self, run_id: str) -> str:
-        return f"#/experiments/{self.experiment_id()}/runs/{run_id}"
+    def version_metrics(self, version: int, prefix: str = "") -> dict[str, float]:
+        """The latest value of each metric logged on the version's run, prefix stripped."""
+        try:
+            run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        except MlflowException:
+            return {}
+        metrics = self.client.get_run(run_id).data.metrics
+        return {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
 
     # --- loading ------------------------------------------------------------------------------
     def model_dir(self, version: int) -> Path:

