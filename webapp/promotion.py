@@ -122,6 +122,10 @@ def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
 
 def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation) -> None:
     registry, names = services().registry, services().class_names
+    registry.set_tags(version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash,
+                                "gate_report": report.id})
+    if evaluation.report["n"] == 0:
+        return  # an empty gold set measures nothing: log no numbers that look like measurements
     flat = {"accuracy": evaluation.report["accuracy"], "ece": evaluation.report["ece"],
             "n": evaluation.report["n"]}
     if evaluation.report.get("macro_auc") is not None:
@@ -130,8 +134,6 @@ def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation
         for key in ("sensitivity", "specificity", "precision", "f1"):
             flat[f"{key}_{name}"] = values[key]
     registry.log_version_metrics(version, flat, prefix="gold_")
-    registry.set_tags(version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash,
-                                "gate_report": report.id})
     figure = confusion_matrix_figure(evaluation.report, names, title=f"v{version} on gold set")
     registry.log_version_figure(version, figure, f"gate/confusion_v{version}_report{report.id}.png")
 

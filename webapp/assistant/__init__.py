@@ -1,4 +1,30 @@
-"""The chat assistant beside each prediction."""
-from flask import Blueprint
+"""The chat assistant beside each prediction (the page side; the API has its own route)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user, login_required
+
+from webapp import chat
+from webapp.extensions import db
+from webapp.models import Prediction
 
 bp = Blueprint("assistant", __name__)
+
+
+@bp.post("/predictions/<int:prediction_id>/chat")
+@login_required
+def ask(prediction_id: int):
+    prediction = db.get_or_404(Prediction, prediction_id)
+    body = request.get_json(silent=True) or {}
+    try:
+        thread, answer = chat.ask(prediction, current_user, str(body.get("message", "")))
+    except ValueError as error:
+        return jsonify(error=str(error), status=400), 400
+    return jsonify(chat.answer_to_dict(thread, answer))
+
+
+@bp.get("/predictions/<int:prediction_id>/chat")
+@login_required
+def thread(prediction_id: int):
+    prediction = db.get_or_404(Prediction, prediction_id)
+    return jsonify(messages=chat.history(prediction, current_user))

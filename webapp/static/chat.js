@@ -1,0 +1,38 @@
+// The chat panel: loads the thread, sends questions, shows answers with the facts they used.
+(function () {
+  const panel = document.getElementById("chat-panel");
+  if (!panel) return;
+  const url = panel.dataset.url;
+  const log = document.getElementById("chat-log");
+  const form = document.getElementById("chat-form");
+  const input = document.getElementById("chat-input");
+  const csrf = document.querySelector("meta[name=csrf-token]").content;
+
+  function show(message) {
+    const div = document.createElement("div");
+    div.className = "msg " + message.role;
+    div.textContent = message.text;
+    if (message.role === "assistant" && message.facts && message.facts.length) {
+      const details = document.createElement("details");
+      const summary = document.createElement("summary"); summary.textContent = "facts used";
+      details.appendChild(summary);
+      const list = document.createElement("ul");
+      message.facts.forEach(f => { const li = document.createElement("li"); li.textContent = f; list.appendChild(li); });
+      details.appendChild(list); div.appendChild(details);
+    }
+    log.appendChild(div); log.scrollTop = log.scrollHeight;
+  }
+
+  fetch(url).then(r => r.json()).then(data => (data.messages || []).forEach(show));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const message = input.value.trim();
+    if (!message) return;
+    input.value = ""; show({ role: "user", text: message });
+    const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+                                        body: JSON.stringify({ message }) });
+    const data = await response.json();
+    show(response.ok ? { role: "assistant", text: data.answer, facts: data.facts } : { role: "assistant", text: data.error });
+  });
+  input.addEventListener("keydown", e => e.stopPropagation());  // typing never triggers review shortcuts
+})();
