@@ -10,7 +10,7 @@ from webapp.services import services
 
 
 @bp.get("/models")
-@token_required()
+@token_required("engineer")
 def list_models():
     registry = services().registry
     verdicts = promotion.gate_verdicts()
@@ -25,11 +25,21 @@ def model_history():
     return jsonify(events=[promotion.event_to_dict(event) for event in promotion.history()])
 
 
-def _reason() -> tuple[str, bool]:
+def _body() -> dict:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("reason"), str) or not body["reason"].strip():
         raise promotion.DecisionError('Send JSON like {"reason": "why"}.')
-    return body["reason"], bool(body.get("override", False))
+    if not isinstance(body.get("override", False), bool):
+        raise promotion.DecisionError('"override" is true or false.')
+    expected = body.get("expected_champion")
+    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
+        raise promotion.DecisionError('"expected_champion" is a version number.')
+    return body
+
+
+def _reason() -> tuple[str, bool]:
+    body = _body()
+    return body["reason"], body.get("override", False)
 
 
 @bp.post("/models/<int:version>/approve")
@@ -51,6 +61,6 @@ def reject(version: int):
 @bp.post("/models/rollback")
 @token_required("engineer")
 def rollback():
-    reason, _ = _reason()
-    event = promotion.rollback(g.api_user, reason)
+    body = _body()
+    event = promotion.rollback(g.api_user, body["reason"], expected_champion=body.get("expected_champion"))
     return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())

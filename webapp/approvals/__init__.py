@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, StringField, TextAreaField
-from wtforms.validators import AnyOf, DataRequired, Length
+from wtforms import BooleanField, HiddenField, IntegerField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from registry.uris import CANDIDATE, CHAMPION
 from webapp import gold as goldset
@@ -26,6 +26,7 @@ class DecisionForm(FlaskForm):
 
 class RollbackForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+    champion = IntegerField(validators=[Optional()])   # the champion the engineer saw
 
 
 class MarkForm(FlaskForm):
@@ -71,7 +72,7 @@ def decide(version: int):
         return redirect(url_for("approvals.page"))
     try:
         promotion.decide(version, current_user, approve=form.decision.data == "approve",
-                         reason=form.reason.data, override=form.override.data)
+                         reason=form.reason.data, override=bool(form.override.data))
     except promotion.DecisionError as error:
         flash(str(error), "error")
     else:
@@ -88,11 +89,23 @@ def rollback():
         flash("Write a reason for the rollback.", "error")
         return redirect(url_for("approvals.page"))
     try:
-        event = promotion.rollback(current_user, form.reason.data)
+        event = promotion.rollback(current_user, form.reason.data, expected_champion=form.champion.data)
     except promotion.DecisionError as error:
         flash(str(error), "error")
     else:
         flash(f"Rolled back: version {event.model_version} is champion again.", "success")
+    return redirect(url_for("approvals.page"))
+
+
+@bp.post("/approvals/<int:version>/gate")
+@roles_required("engineer")
+def rerun_gate(version: int):
+    """Run the gate again, e.g. after a rollback changed the champion it compared with."""
+    if services().registry.version_for(CANDIDATE) != version:
+        flash(f"Version {version} is not the current candidate.", "error")
+    else:
+        report = promotion.run_gate(version)
+        flash(f"Gate run again for v{version}: {'passed' if report.passed else 'failed'}.", "success")
     return redirect(url_for("approvals.page"))
 
 
@@ -110,6 +123,7 @@ def gold():
     return render_template("approvals/gold.html", items=items, counts=goldset.counts(), form=MarkForm(),
                            reads={item.image_id: goldset.reads(item.image_id) for item in items
                                   if item.status == "disputed"},
+                           settles={item.image_id for item in goldset.disputed_for(current_user)},
                            classes=services().class_names)
 
 
@@ -124,11 +138,8 @@ def mark():
     if not ids:
         flash("Give image ids as numbers separated by spaces or commas.", "error")
         return redirect(url_for("approvals.gold"))
-    try:
-        marked = goldset.mark(ids, current_user)
-        flash(f"{marked} image(s) added to the gold set; each now needs two doctor reads.", "success")
-    except goldset.GoldError as error:
-        flash(str(error), "error")
+    marked = goldset.mark(ids, current_user)
+    flash(marked.summary(), "success" if marked.added else "error")
     return redirect(url_for("approvals.gold"))
 
 
@@ -142,21 +153,26 @@ def adjudicate(image_id: int):
         if error.status == 403:
             abort(403)
         flash(str(error), "error")
-    return redirect(url_for("approvals.gold"))
+    back = "approvals.read" if request.form.get("next") == "read" else "approvals.gold"
+    return redirect(url_for(back))
 
 
 @bp.get("/gold/read")
-@login_required
+@roles_required("doctor")
 def read():
-    item = goldset.next_read(current_user)
-    return render_template("approvals/read.html", item=item, classes=services().class_names)
+    """Blind gold reads for doctors, and for adjudicators the disputed images to settle."""
+    disputed = goldset.disputed_for(current_user)
+    return render_template("approvals/read.html", item=goldset.next_read(current_user),
+                           classes=services().class_names, disputed=disputed,
+                           reads={item.image_id: goldset.reads(item.image_id) for item in disputed})
 
 
 @bp.post("/gold/read/<int:image_id>")
-@login_required
+@roles_required("doctor")
 def record_read(image_id: int):
     try:
-        goldset.record_read(current_user, image_id, request.form.get("label", ""))
+        goldset.record_read(current_user, image_id, request.form.get("label", ""), services().class_names,
+                            time_spent_ms=request.form.get("time_spent_ms", type=int))
         flash(f"Read of gold image {image_id} saved.", "success")
     except goldset.GoldError as error:
         flash(str(error), "error")
