@@ -3,6 +3,14 @@ import io
 
 from tests import synthetic
 from tests.conftest import api_token, csrf_token, login
+from tests.registry.test_promotion import gated, tiny  # noqa: F401  (fixtures: tiny registered models)
+from webapp import promotion
+from webapp.extensions import db
+from webapp.models import User
+
+
+def _user(name):
+    return db.session.execute(db.select(User).filter_by(username=name)).scalar_one()
 
 
 def test_doctors_get_403_on_pages_and_api(candidate_app):
@@ -14,6 +22,7 @@ def test_doctors_get_403_on_pages_and_api(candidate_app):
     for path in ("/api/v1/models/2/approve", "/api/v1/models/2/reject", "/api/v1/models/rollback"):
         assert client.post(path, headers=headers, json={"reason": "x"}).status_code == 403, path
     assert client.get("/api/v1/models/history", headers=headers).status_code == 403
+    assert client.get("/api/v1/models", headers=headers).status_code == 403
 
 
 def test_approvals_page_compares_candidate_and_champion(candidate_app):
@@ -96,3 +105,54 @@ def test_running_app_serves_the_new_champion_without_restart(candidate_app):
 
     other = ModelServer(candidate_app.extensions["medal"].registry, poll_seconds=0)
     assert other.current().version == 2
+
+
+def test_second_rollback_click_does_not_undo_the_first(app, gated):
+    promotion.decide(2, _user("engineer"), approve=True, reason="ok", override=True)
+    client = app.test_client()
+    headers = api_token(app, "engineer")
+    body = {"reason": "misses", "expected_champion": 2}
+    assert client.post("/api/v1/models/rollback", headers=headers, json=body).status_code == 200
+    again = client.post("/api/v1/models/rollback", headers=headers, json=body)
+    assert again.status_code == 409 and "v1 is champion now" in again.get_json()["error"]
+    assert gated.aliases() == {"champion": 1, "previous": 2}
+    login(client, "engineer")
+    token = csrf_token(client, "/approvals")
+    client.post("/approvals/rollback", data={"csrf_token": token, "reason": "stale page", "champion": "2"})
+    assert gated.aliases() == {"champion": 1, "previous": 2}
+    client.post("/approvals/rollback", data={"csrf_token": token, "reason": "fresh page", "champion": "1"})
+    assert gated.aliases() == {"champion": 2, "previous": 1}
+
+
+def test_page_reject_and_history_flags(app, gated):
+    client = app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "Candidate v2 against champion v1" in page and "Reject v2" in page
+    flipped = promotion.latest_report(2).flipped
+    for flip in flipped:
+        assert f'alt="gold image {flip["image_id"]}"' in page
+    assert ("No gold prediction changed" in page) == (not flipped)
+    token = csrf_token(client, "/approvals")
+    client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "reject", "reason": "misses normals"})
+    assert gated.aliases() == {"champion": 1}
+    assert promotion.latest_report(2).decision == "rejected"
+    gated.set_alias("candidate", 3)
+    promotion.on_candidate(3)
+    report = promotion.latest_report(3)
+    report.passed = False
+    db.session.commit()
+    client.post("/approvals/3/decide", data={"csrf_token": token, "decision": "approve", "reason": "no override"})
+    assert gated.aliases()["champion"] == 1  # a failed gate needs the override box
+    client.post("/approvals/3/decide", data={"csrf_token": token, "decision": "approve",
+                                             "reason": "label noise in gold", "override": "y"})
+    assert gated.aliases() == {"champion": 3, "previous": 1}
+    history = client.get("/history").get_data(as_text=True)
+    assert "gate overridden" in history and "misses normals" in history and "rejection" in history
+    events = client.get("/api/v1/models/history", headers=api_token(app, "engineer")).get_json()["events"]
+    approval = next(e for e in events if e["kind"] == "approval")
+    assert approval["override"] is True and approval["model_version"] == 3
+    models = client.get("/api/v1/models", headers=api_token(app, "engineer")).get_json()
+    by_version = {v["version"]: v for v in models["versions"]}
+    assert by_version[2]["gate"]["decision"] == "rejected" and by_version[3]["aliases"] == ["champion"]
+    assert by_version[1]["aliases"] == ["previous"]
