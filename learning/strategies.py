@@ -110,6 +110,32 @@ def select(strategy: str, scores: PoolScores, k: int, *, random_share: float = 0
     return chosen.astype(int), values[chosen]
 
 
+def rank(strategy: str, scores: PoolScores, *, batch: int = 20, random_share: float = 0.0,
+         seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The whole pool in asking order. Every consecutive batch keeps its random share, so a queue
+    read one image at a time still holds an unbiased sample in each batch of labels."""
+    n = len(scores.probabilities)
+    if strategy == "batch_diverse":
+        order, values = select(strategy, scores, n, seed=seed)
+    else:
+        values_all = score(strategy, scores, seed)
+        order = np.argsort(-values_all, kind="stable")
+        values = values_all[order]
+    per_batch = int(round(batch * min(max(random_share, 0.0), 1.0))) if strategy != "random" else 0
+    if per_batch == 0 or n == 0:
+        return order, values
+    rng = np.random.default_rng(seed)
+    position = {int(index): value for index, value in zip(order, values)}
+    remaining, out = [int(i) for i in order], []
+    while remaining:
+        head, rest = remaining[:batch - per_batch], remaining[batch - per_batch:]
+        drawn = sorted(rng.choice(len(rest), size=min(per_batch, len(rest)), replace=False).tolist()) if rest else []
+        out.extend(head + [rest[i] for i in drawn])
+        remaining = [item for i, item in enumerate(rest) if i not in set(drawn)]
+    ordered = np.asarray(out, dtype=int)
+    return ordered, np.asarray([position[i] for i in ordered])
+
+
 def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
     """Uncertain first, then farthest-first in embedding space, with quotas per predicted class,
     so a batch is not k near-copies of one hard case."""

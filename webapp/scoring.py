@@ -16,10 +16,6 @@ from webapp.services import services
 
 log = logging.getLogger(__name__)
 
-# Strategies whose order is a batch selection rather than a per-image score.
-BATCH_STRATEGIES = {"batch_diverse"}
-
-
 def score(version: int | None = None) -> dict:
     """Predict every open pool image with `version` (the champion by default) and store, for
     every strategy, each image's score and rank, so a strategy switch needs no recompute."""
@@ -37,27 +33,17 @@ def score(version: int | None = None) -> dict:
     _store_predictions(ids, version, scores.probabilities)
     rows = []
     for name in strategies.available():
-        ranked = _ranking(name, scores, len(ids), al)
+        order, values = strategies.rank(name, scores, batch=int(al["batch_size"]),
+                                        random_share=float(al["random_share"]), seed=version)
         rows.extend({"image_id": ids[index], "model_version": version, "strategy": name,
-                     "score": float(value), "rank": rank} for rank, (index, value) in enumerate(ranked))
+                     "score": float(value), "rank": position}
+                    for position, (index, value) in enumerate(zip(order.tolist(), values.tolist())))
     if rows:
         db.session.execute(db.insert(QueryScore), rows)
     db.session.commit()
     elapsed = time.perf_counter() - started
     log.info("scored %d pool images with version %s in %.1f s", len(ids), version, elapsed)
     return {"version": version, "images": len(ids), "seconds": round(elapsed, 2)}
-
-
-def _ranking(name: str, scores: strategies.PoolScores, n: int, al: dict) -> list[tuple[int, float]]:
-    if n == 0:
-        return []
-    if name in BATCH_STRATEGIES:
-        indices, values = strategies.select(name, scores, n, seed=0)
-    else:
-        values_all = strategies.score(name, scores, seed=0) if name == "random" else strategies.score(name, scores)
-        indices = np.argsort(-values_all, kind="stable")
-        values = values_all[indices]
-    return list(zip(indices.tolist(), np.asarray(values).tolist()))
 
 
 def _store_predictions(ids: list[int], version: int, probabilities: np.ndarray) -> None:

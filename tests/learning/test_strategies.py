@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from learning.strategies import PoolScores, available, score, select
+from learning.strategies import PoolScores, available, rank, score, select
 
 PROBS = np.array([[0.95, 0.05], [0.55, 0.45], [0.70, 0.30], [0.51, 0.49], [0.99, 0.01]])
 
@@ -63,3 +63,14 @@ def test_k_larger_than_pool_and_unknown_names():
         select("oracle", PoolScores(PROBS), 1)
     assert {"random", "least_confidence", "margin", "entropy", "mc_dropout", "batch_diverse"} == set(available())
     assert score("least_confidence", PoolScores(PROBS)).argmax() == 3
+
+
+def test_rank_keeps_a_random_share_in_every_batch():
+    probs = np.column_stack([np.linspace(0.5, 1.0, 100), 1 - np.linspace(0.5, 1.0, 100)])
+    order, _ = rank("least_confidence", PoolScores(probs), batch=10, random_share=0.2, seed=3)
+    assert sorted(order.tolist()) == list(range(100))            # every image once
+    first = order[:10].tolist()
+    assert first[:8] == list(range(8))                           # eight by uncertainty
+    assert all(i >= 8 for i in first[8:])                        # two drawn from the rest
+    plain, _ = rank("least_confidence", PoolScores(probs), batch=10, random_share=0.0)
+    assert plain.tolist() == list(range(100))
