@@ -54,7 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                    "object-src 'none'; "
                                     "frame-ancestors 'none'")
         return response
 

@@ -48,11 +48,15 @@ def freeze_gold() -> tuple[GoldSnapshot, list[labelstore.Example]]:
     examples = labelstore.gold_examples(services().store)
     items = sorted([example.image_id, example.label] for example in examples)
     digest = hashlib.sha256(json.dumps(items).encode()).hexdigest()
-    snapshot = db.session.execute(db.select(GoldSnapshot).filter_by(content_hash=digest)).scalar_one_or_none()
+    find = db.select(GoldSnapshot).filter_by(content_hash=digest)
+    snapshot = db.session.execute(find).scalar_one_or_none()
     if snapshot is None:
-        snapshot = GoldSnapshot(content_hash=digest, items=items, size=len(items))
-        db.session.add(snapshot)
-        db.session.flush()
+        db.session.add(GoldSnapshot(content_hash=digest, items=items, size=len(items)))
+        try:
+            db.session.commit()
+        except IntegrityError:  # another gate run froze the same set a moment ago
+            db.session.rollback()
+        snapshot = db.session.execute(find).scalar_one()
     return snapshot, examples
 
 
@@ -325,6 +329,16 @@ def _change(change: aliases.AliasChange, actor: str, actor_id: int | None, reaso
     db.session.add(done)
     db.session.commit()
     return done
+
+
+def unfinished() -> bool:
+    """Whether an alias change was started and never completed (cheap, read-only)."""
+    events = db.session.execute(db.select(AuditEvent.details).where(
+        AuditEvent.kind.in_(("promotion", "rollback"))).order_by(AuditEvent.id.desc()).limit(50)).scalars()
+    started, closed = set(), set()
+    for details in events:
+        (started if (details or {}).get("phase") == "started" else closed).add((details or {}).get("operation"))
+    return bool(started - closed)
 
 
 def reconcile(stale_after: timedelta = LOCK_LEASE) -> list[str]:

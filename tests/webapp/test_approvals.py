@@ -156,3 +156,43 @@ def test_page_reject_and_history_flags(app, gated):
     by_version = {v["version"]: v for v in models["versions"]}
     assert by_version[2]["gate"]["decision"] == "rejected" and by_version[3]["aliases"] == ["champion"]
     assert by_version[1]["aliases"] == ["previous"]
+
+
+def test_a_web_process_killed_mid_promotion_is_finished_when_the_page_opens(app, gated):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.registry.test_promotion import PowerCut
+    from webapp.models import Setting
+
+    def kill(step):
+        if step == "previous":
+            raise PowerCut
+
+    with pytest.raises(PowerCut):
+        promotion.decide(2, _user("engineer"), approve=True, reason="better", override=True, after_step=kill)
+    db.session.rollback()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    lock = db.session.get(Setting, promotion.LOCK_KEY)
+    lock.value = dict(lock.value, pid=int(dead))   # the lock's holder is gone
+    db.session.commit()
+    assert gated.aliases()["champion"] == 1 and promotion.unfinished()
+    client = app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "champion <strong>v2</strong>" in page
+    assert gated.aliases() == {"champion": 2, "previous": 1} and not promotion.unfinished()
+    assert "finished after a crash" in client.get("/history").get_data(as_text=True)
+
+
+def test_api_reruns_the_gate_for_the_candidate_only(app, gated):
+    client = app.test_client()
+    headers = api_token(app, "engineer")
+    response = client.post("/api/v1/models/2/gate", headers=headers)
+    assert response.status_code == 200 and response.get_json()["champion_version"] == 1
+    assert len([e for e in promotion.history() if e.kind == "gate"]) == 2
+    assert client.post("/api/v1/models/3/gate", headers=headers).status_code == 409
+    assert client.post("/api/v1/models/2/gate", headers=api_token(app, "doctor")).status_code == 403

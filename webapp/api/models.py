@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
+from registry.uris import CANDIDATE
 from webapp import promotion
 from webapp.api import bp
 from webapp.auth import token_required
@@ -56,6 +57,17 @@ def reject(version: int):
     reason, _ = _reason()
     event = promotion.decide(version, g.api_user, approve=False, reason=reason)
     return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+
+
+@bp.post("/models/<int:version>/gate")
+@token_required("engineer")
+def rerun_gate(version: int):
+    """Run the gate again for the current candidate (e.g. after the champion changed)."""
+    if services().registry.version_for(CANDIDATE) != version:
+        raise promotion.DecisionError(f"Version {version} is not the current candidate.", 409)
+    report = promotion.run_gate(version)
+    return jsonify(version=version, champion_version=report.champion_version, passed=report.passed,
+                   failures=report.result["failures"], gold_snapshot=report.snapshot.content_hash)
 
 
 @bp.post("/models/rollback")

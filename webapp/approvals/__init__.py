@@ -53,6 +53,8 @@ def metric_rows(candidate: dict, champion: dict | None) -> list[dict]:
 @bp.get("/approvals")
 @roles_required("engineer")
 def page():
+    if promotion.unfinished():
+        promotion.reconcile()  # a process died mid-change: finish it before showing the aliases
     registry = services().registry
     candidate, champion = registry.version_for(CANDIDATE), registry.version_for(CHAMPION)
     report = promotion.latest_report(candidate) if candidate is not None else None
