@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from learning.metrics import confusion_matrix_figure, evaluate
@@ -184,10 +184,11 @@ def _alias_lock(stale_after: timedelta = LOCK_LEASE):
 
 
 def _take_lock(stale_after: timedelta) -> bool:
+    holder = {"pid": os.getpid(), "host": socket.gethostname()}
     for attempt in range(2):
-        db.session.add(Setting(key=LOCK_KEY, value={"pid": os.getpid(), "host": socket.gethostname()},
-                               updated_at=utcnow()))
         try:
+            # a plain INSERT: the primary key makes it a compare-and-set across processes
+            db.session.execute(insert(Setting).values(key=LOCK_KEY, value=holder, updated_at=utcnow()))
             db.session.commit()
             return True
         except IntegrityError:
@@ -198,7 +199,8 @@ def _take_lock(stale_after: timedelta) -> bool:
 
 
 def _break_stale_lock(stale_after: timedelta) -> bool:
-    held = db.session.get(Setting, LOCK_KEY)
+    held = db.session.execute(db.select(Setting.value, Setting.updated_at)
+                              .where(Setting.key == LOCK_KEY)).one_or_none()
     if held is None:
         return True
     value = held.value or {}
