@@ -196,3 +196,13 @@ def test_api_reruns_the_gate_for_the_candidate_only(app, gated):
     assert len([e for e in promotion.history() if e.kind == "gate"]) == 2
     assert client.post("/api/v1/models/3/gate", headers=headers).status_code == 409
     assert client.post("/api/v1/models/2/gate", headers=api_token(app, "doctor")).status_code == 403
+
+
+def test_rollback_cli_refuses_when_the_champion_is_not_the_one_expected(app, gated, runner):
+    promotion.decide(2, _user("engineer"), approve=True, reason="ok", override=True)
+    stale = runner.invoke(args=["rollback", "--reason", "x", "--expected-champion", "1"])
+    assert stale.exit_code != 0 and "v2 is champion now" in stale.output
+    done = runner.invoke(args=["rollback", "--reason", "misses", "--expected-champion", "2"])
+    assert done.exit_code == 0, done.output
+    assert gated.aliases() == {"champion": 1, "previous": 2}
+    assert promotion.history()[0].actor_name == "system"

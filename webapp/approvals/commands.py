@@ -5,7 +5,9 @@ import click
 @click.command()
 @click.option("--reason", required=True, help="why, for the history")
 @click.option("--user", "username", default=None, help="who (default: system)")
-def rollback(reason: str, username: str | None) -> None:
+@click.option("--expected-champion", type=int, default=None,
+              help="refuse unless this version is champion now (guards against a double rollback)")
+def rollback(reason: str, username: str | None, expected_champion: int | None) -> None:
     """Put `champion` back on `previous`, recorded like a promotion."""
     from webapp import promotion
     from webapp.extensions import db
@@ -17,7 +19,7 @@ def rollback(reason: str, username: str | None) -> None:
         if user is None:
             raise click.ClickException(f"No user {username!r}.")
     try:
-        event = promotion.rollback(user, reason)
+        event = promotion.rollback(user, reason, expected_champion=expected_champion)
     except promotion.DecisionError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Rolled back: version {event.model_version} is champion, "
