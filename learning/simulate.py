@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import csv
+import json
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
 from learning.data import LabeledImage
@@ -29,6 +33,7 @@ class SimulationSpec:
     batch: int = 50          # labels the oracle doctor gives per round
     seed_size: int = 50      # labels before the first query
     pool_size: int | None = None   # cap the unlabeled pool (a stratified sample of train)
+    val_size: int | None = None    # cap the validation split used for early stopping
     epochs: int = 3
     backbone: str = "efficientnet_lite0"
     size: int = 64
@@ -36,6 +41,8 @@ class SimulationSpec:
     mc_passes: int = 8
     batch_size: int = 64
     learning_rate: float = 1e-3
+    threads: int = 1       # torch threads per process: on a shared CPU one thread per process
+                           # trains several times faster than two threads fighting for cores
 
 
 @dataclass(frozen=True)
@@ -56,20 +63,26 @@ def _write_split(directory: Path, images: np.ndarray, labels: np.ndarray, name: 
     return Split(items, labels.astype(int))
 
 
-def load_splits(data: Path, directory: Path, pool_size: int | None, seed: int = 0) -> dict[str, Split]:
+def _stratified(images: np.ndarray, labels: np.ndarray, size: int | None, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A sample that keeps the class mix of the full split."""
+    if size is None or size >= len(labels):
+        return images, labels
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([rng.choice(np.where(labels == c)[0],
+                                              int(round(size * np.mean(labels == c))), replace=False)
+                                   for c in np.unique(labels)]))
+    return images[keep], labels[keep]
+
+
+def load_splits(data: Path, directory: Path, pool_size: int | None, seed: int = 0,
+                val_size: int | None = None) -> dict[str, Split]:
     with np.load(data) as arrays:
         parts = {part: (arrays[f"{part}_images"], arrays[f"{part}_labels"].reshape(-1))
                  for part in ("train", "val", "test")}
-    images, labels = parts["train"]
-    if pool_size is not None and pool_size < len(labels):
-        # stratified: keep the class mix of the full split
-        rng = np.random.default_rng(seed)
-        keep = np.concatenate([rng.choice(np.where(labels == c)[0],
-                                          int(round(pool_size * np.mean(labels == c))), replace=False)
-                               for c in np.unique(labels)])
-        images, labels = images[np.sort(keep)], labels[np.sort(keep)]
-    return {"train": _write_split(directory, images, labels, "train"),
-            **{part: _write_split(directory, *parts[part], part) for part in ("val", "test")}}
+    return {"train": _write_split(directory, *_stratified(*parts["train"], pool_size, seed), "train"),
+            "val": _write_split(directory, *_stratified(*parts["val"], val_size, seed), "val"),
+            "test": _write_split(directory, *parts["test"], "test")}
 
 
 def _evaluate(net: XrayNet, split: Split, names: list[str]) -> dict:
@@ -79,17 +92,22 @@ def _evaluate(net: XrayNet, split: Split, names: list[str]) -> dict:
 
 
 def _train(spec: SimulationSpec, items: list[LabeledImage], val: Split, init: XrayNet | None,
-           epochs: int, seed: int) -> XrayNet:
+           epochs: int, seed: int, patience: int | None = None) -> XrayNet:
+    """fine_tune from the previous round's weights (ImageNet for the first); the best
+    validation-loss epoch is kept, so validation selects and the test split only reports."""
     model = ModelSpec(spec.backbone, spec.class_names, spec.size)
     return fine_tune(TrainSpec(model=model, train=items, val=val.items, init_from=init,
                                max_epochs=epochs, batch_size=spec.batch_size,
-                               learning_rate=spec.learning_rate, seed=seed, patience=epochs)).net
+                               learning_rate=spec.learning_rate, seed=seed,
+                               patience=patience or epochs)).net
 
 
 def reference(spec: SimulationSpec, splits: dict[str, Split], epochs: int, seed: int = 0) -> dict:
-    """Every training label at once: the ceiling the learning curves are measured against."""
+    """Every training label at once: the ceiling the learning curves are measured against.
+
+    Early stopping gets a patience of two epochs here (the curves' short rounds use none)."""
     started = time.monotonic()
-    net = _train(spec, splits["train"].items, splits["val"], None, epochs, seed)
+    net = _train(spec, splits["train"].items, splits["val"], None, epochs, seed, patience=2)
     return {"labels": len(splits["train"].items), "seconds": round(time.monotonic() - started, 1),
             **_evaluate(net, splits["test"], spec.class_names)}
 
@@ -121,22 +139,80 @@ def run_curve(spec: SimulationSpec, splits: dict[str, Split], strategy: str, see
     return rows
 
 
-def simulate(spec: SimulationSpec, out: Path, report: Callable[[dict], None] = print,
-             reference_epochs: int | None = None) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
+def _log(progress: Path | None, row: dict) -> None:
+    if progress is not None:
+        with progress.open("a") as handle:   # one short appended line per row: safe across processes
+            handle.write(json.dumps(row) + "\n")
+
+
+def _task(spec: SimulationSpec, kind: str, strategy: str, seed: int, reference_epochs: int,
+          progress: Path | None) -> tuple[str, object]:
+    """One curve (or the reference) in its own process with its own copy of the splits."""
+    torch.set_num_threads(max(1, spec.threads))
     with tempfile.TemporaryDirectory() as tmp:
-        splits = load_splits(spec.data, Path(tmp), spec.pool_size)
-        ceiling = reference(spec, splits, reference_epochs) if reference_epochs else None
-        if ceiling:
-            report({"reference": ceiling})
-        rows = []
-        for strategy in spec.strategies:
-            for seed in spec.seeds:
-                rows.extend(run_curve(spec, splits, strategy, seed, report))
+        if kind == "reference":
+            full = load_splits(spec.data, Path(tmp), None, val_size=spec.val_size)
+            ceiling = reference(spec, full, reference_epochs)
+            _log(progress, {"reference": ceiling})
+            return kind, ceiling
+        splits = load_splits(spec.data, Path(tmp), spec.pool_size, val_size=spec.val_size)
+        return kind, run_curve(spec, splits, strategy, seed, lambda row: _log(progress, row))
+
+
+def simulate(spec: SimulationSpec, out: Path, report: Callable[[dict], None] = print,
+             reference_epochs: int | None = None, jobs: int = 1, progress: Path | None = None) -> dict:
+    """Every strategy and seed (and, if asked, the full-data reference on every train label).
+
+    With jobs > 1 the curves run in that many processes, `spec.threads` torch threads each; the
+    reference trains on the whole train split, the curves on the (optionally capped) pool.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = ([("reference", "", 0)] if reference_epochs else []) + \
+        [("curve", strategy, seed) for strategy in spec.strategies for seed in spec.seeds]
+    ceiling, rows = None, []
+    if jobs <= 1:
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, spec.threads))
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                if reference_epochs:
+                    full = load_splits(spec.data, Path(tmp) / "full", None, val_size=spec.val_size)
+                    ceiling = reference(spec, full, reference_epochs)
+                    report({"reference": ceiling})
+                    _log(progress, {"reference": ceiling})
+                splits = load_splits(spec.data, Path(tmp) / "pool", spec.pool_size, val_size=spec.val_size)
+                for strategy in spec.strategies:
+                    for seed in spec.seeds:
+                        rows.extend(run_curve(spec, splits, strategy, seed,
+                                              lambda row: (report(row), _log(progress, row))))
+                        write_csv(rows, out / "learning_curves.csv")
+        finally:
+            torch.set_num_threads(torch_threads)
+    else:
+        # spawn: a forked child would inherit the parent's torch thread pool and locks
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_task, spec, kind, strategy, seed, reference_epochs or 0, progress)
+                       for kind, strategy, seed in tasks]
+            for future in futures:
+                kind, value = future.result()
+                if kind == "reference":
+                    ceiling = value
+                    report({"reference": ceiling})
+                else:
+                    rows.extend(value)
+                    for row in value:
+                        report(row)
+                    write_csv(rows, out / "learning_curves.csv")
     write_csv(rows, out / "learning_curves.csv")
     plot(rows, out / "learning_curves.png", ceiling)
     return {"rows": rows, "reference": ceiling, "spec": {k: str(v) for k, v in asdict(spec).items()},
-            "pool": len(splits["train"].items)}
+            "pool": pool_count(spec)}
+
+
+def pool_count(spec: SimulationSpec) -> int:
+    with np.load(spec.data) as arrays:
+        labels = arrays["train_labels"].reshape(-1)
+    return len(_stratified(labels, labels, spec.pool_size, 0)[1])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
