@@ -39,8 +39,10 @@ class SimulationSpec:
     size: int = 64
     random_share: float = 0.0
     mc_passes: int = 8
-    batch_size: int = 64
+    batch_size: int = 32
     learning_rate: float = 1e-3
+    min_epoch_samples: int = 256   # small label sets are repeated (each copy augmented afresh) up
+                                   # to this many per epoch: 20 labels would otherwise be one step
     threads: int = 1       # torch threads per process: on a shared CPU one thread per process
                            # trains several times faster than two threads fighting for cores
 
@@ -124,6 +126,7 @@ def run_curve(spec: SimulationSpec, splits: dict[str, Split], strategy: str, see
     for round_index in range(spec.rounds + 1):
         started = time.monotonic()
         items = [pool.items[i] for i in labeled]
+        items = items * max(1, -(-spec.min_epoch_samples // len(items)))
         net = _train(spec, items, splits["val"], net, spec.epochs, seed)
         row = {"strategy": strategy, "seed": seed, "round": round_index, "n_labels": len(labeled),
                **_evaluate(net, splits["test"], spec.class_names)}

@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     spec = SimulationSpec(data=ROOT / "data/pneumoniamnist/pneumoniamnist_varun19424.npz",
                           class_names=["normal", "pneumonia"], strategies=STRATEGIES, seeds=[0, 1, 2],
-                          rounds=6, batch=40, seed_size=20, pool_size=1000, val_size=150, epochs=2,
+                          rounds=5, batch=70, seed_size=20, pool_size=1000, val_size=150, epochs=2,
                           size=64, threads=args.threads)
     reference_epochs = args.reference_epochs
     if args.quick:

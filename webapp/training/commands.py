@@ -18,18 +18,22 @@ from flask import current_app
 @click.option("--batch", default=50, show_default=True, help="labels per round")
 @click.option("--seed-size", default=50, show_default=True, help="labels before the first query")
 @click.option("--pool-size", default=None, type=int, help="cap the pool (stratified sample of train)")
+@click.option("--val-size", default=None, type=int, help="cap the validation split (stratified)")
 @click.option("--epochs", default=3, show_default=True, help="fine-tune epochs per round")
 @click.option("--reference-epochs", default=0, show_default=True,
               help="also train on every label for this many epochs, as the ceiling (0: skip)")
 @click.option("--backbone", default=None, help="default: model.backbone from config")
 @click.option("--size", default=None, type=int, help="default: images.size from config")
 @click.option("--random-share", default=0.0, show_default=True)
+@click.option("--jobs", default=1, show_default=True, help="curves run in this many processes")
+@click.option("--threads", default=1, show_default=True, help="torch threads per process")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("simulation"), show_default=True)
-def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, epochs, reference_epochs,
-             backbone, size, random_share, out) -> None:
+def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, val_size, epochs,
+             reference_epochs, backbone, size, random_share, jobs, threads, out) -> None:
     """Run active-learning rounds offline against labels from an npz (an oracle doctor); writes a
     CSV and a learning-curve plot."""
     from learning.simulate import SimulationSpec
+    from learning.strategies import available
     from learning.simulate import simulate as run
     from webapp.config import ROOT
 
@@ -38,9 +42,14 @@ def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, epoch
         data=data or ROOT / settings["demo"]["data"], class_names=list(settings["classes"]),
         strategies=[s.strip() for s in strategies.split(",") if s.strip()],
         seeds=[int(s) for s in seeds.split(",")], rounds=rounds, batch=batch, seed_size=seed_size,
-        pool_size=pool_size, epochs=epochs, backbone=backbone or settings["model"]["backbone"],
+        pool_size=pool_size, val_size=val_size, epochs=epochs, threads=threads,
+        backbone=backbone or settings["model"]["backbone"],
         size=size or int(settings["images"]["size"]), random_share=random_share)
+    unknown = [name for name in spec.strategies if name not in available()]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(available())}",
+                                 param_hint="--strategies")
     result = run(spec, out, report=lambda row: click.echo(json.dumps(row)),
-                 reference_epochs=reference_epochs or None)
+                 reference_epochs=reference_epochs or None, jobs=jobs)
     click.echo(f"wrote {out / 'learning_curves.csv'} and {out / 'learning_curves.png'} "
                f"({len(result['rows'])} rows, pool of {result['pool']})")
