@@ -58,6 +58,8 @@ def test_progress_endpoint_reports_the_running_epoch(trained_app):
         [(run.id, "running", 2, 0.41)]
     page = client.get("/training").get_data(as_text=True)
     assert "training.js" in page and trained_app.config["MLFLOW_TRACKING_URI"] in page
+    succeeded = db.session.execute(db.select(TrainingRun).filter_by(status="succeeded")).scalars().first()
+    assert f"/#/runs/{succeeded.mlflow_run_id}" in page
 
 
 def test_medal_simulate_writes_curves(app, tmp_path):

@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import TrainingRun
 
 bp = Blueprint("training", __name__)
+MLFLOW_UI_LOCAL = "http://127.0.0.1:5001"
 
 
 def run_to_dict(run: TrainingRun) -> dict:
@@ -27,9 +28,13 @@ def run_to_dict(run: TrainingRun) -> dict:
 @roles_required("engineer")
 def page():
     runs = db.session.execute(db.select(TrainingRun).order_by(TrainingRun.id.desc()).limit(50)).scalars().all()
+    tracking_uri = current_app.config["MLFLOW_TRACKING_URI"]
+    # a tracking server serves its own UI; a local store needs `mlflow ui` started beside the app
+    mlflow_ui = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else MLFLOW_UI_LOCAL
     return render_template("training/training.html", runs=runs, state=jobs.current_trigger_state(),
                            scheduler=current_app.config["MEDAL"]["scheduler"],
-                           tracking_uri=current_app.config["MLFLOW_TRACKING_URI"],
+                           tracking_uri=tracking_uri, mlflow_ui=mlflow_ui,
+                           local_store=mlflow_ui == MLFLOW_UI_LOCAL,
                            strategies=available(), strategy=reviewqueue.current_strategy())
 
 
