@@ -115,34 +115,31 @@ def csrf_off(app):
     return app
 
 
-def seed_labeled(n: int = 40, split: str = "train") -> list[int]:
-    """Import n labeled synthetic images (inside an app context)."""
+def _seed(n: int, seed: int, split: str, labeled: bool) -> list[tuple[int, str]]:
+    """Import n synthetic images (inside an app context); returns (image id, true class)."""
     from webapp.extensions import db
     from webapp.ingest import ingest
 
-    images, labels = synthetic.dataset(n, seed=1)
-    ids = []
+    images, labels = synthetic.dataset(n, seed=seed)
+    rows = []
     for image, label in zip(images, labels):
+        name = synthetic.CLASSES[label]
         row, _ = ingest(synthetic.png_bytes(image), origin="import", split=split,
-                        reference_label=synthetic.CLASSES[label])
+                        reference_label=name if labeled else None)
         db.session.flush()
-        ids.append(row.id)
+        rows.append((row.id, name))
     db.session.commit()
-    return ids
+    return rows
+
+
+def seed_labeled(n: int = 40, split: str = "train") -> list[int]:
+    """n labeled synthetic images, as an import brings the first training set."""
+    return [image_id for image_id, _ in _seed(n, 1, split, labeled=True)]
 
 
 def seed_pool(n: int = 12, seed: int = 7) -> list[int]:
-    from webapp.extensions import db
-    from webapp.ingest import ingest
-
-    images, _ = synthetic.dataset(n, seed=seed)
-    ids = []
-    for image in images:
-        row, _ = ingest(synthetic.png_bytes(image), origin="import", split="pool")
-        db.session.flush()
-        ids.append(row.id)
-    db.session.commit()
-    return ids
+    """n unlabeled synthetic images awaiting review."""
+    return [image_id for image_id, _ in _seed(n, seed, "pool", labeled=False)]
 
 
 @pytest.fixture
@@ -175,19 +172,14 @@ def api_token(app, username: str) -> dict:
 def seed_gold(n: int = 8, seed: int = 3) -> list[int]:
     """Adjudicated gold images (final labels), inside an app context."""
     from webapp.extensions import db
-    from webapp.ingest import ingest
-    from webapp.models import GoldItem
+    from webapp.models import GoldItem, Image
 
-    images, labels = synthetic.dataset(n, seed=seed)
-    ids = []
-    for image, label in zip(images, labels):
-        row, _ = ingest(synthetic.png_bytes(image), origin="import", split="pool")
-        row.is_gold = True
-        db.session.flush()
-        db.session.add(GoldItem(image_id=row.id, status="final", final_label=synthetic.CLASSES[label]))
-        ids.append(row.id)
+    rows = _seed(n, seed, "pool", labeled=False)
+    for image_id, name in rows:
+        db.session.get(Image, image_id).is_gold = True
+        db.session.add(GoldItem(image_id=image_id, status="final", final_label=name))
     db.session.commit()
-    return ids
+    return [image_id for image_id, _ in rows]
 
 
 @pytest.fixture
