@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export MEDAL_HOME ?= $(CURDIR)/instance
 
-.PHONY: venv demo test test-slow test-postgres worker web stop bench clean
+.PHONY: venv demo test test-slow test-browser worker web stop bench clean
 
 $(BIN)/medal: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: venv
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
+
+# Debian's Chromium and its driver, then the browser tests (also part of `make test`, skipped without them)
+test-browser: venv
+	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(BIN)/python -m pytest -q -m browser
 
 worker: venv
 	$(BIN)/medal worker
