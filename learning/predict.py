@@ -7,20 +7,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from learning.data import TensorImages, to_tensor
+from learning.data import TensorImages
 from learning.model import XrayNet
 from learning.strategies import PoolScores
 
 
 def _device(net: XrayNet) -> torch.device:
     return next(net.parameters()).device
-
-
-@torch.inference_mode()
-def predict_image(net: XrayNet, image: np.ndarray) -> np.ndarray:
-    """Class probabilities for one decoded grayscale image."""
-    x = to_tensor(image, net.spec.image_size).unsqueeze(0).to(_device(net))
-    return net.eval()(x).float().softmax(dim=1)[0].cpu().numpy()
 
 
 @torch.inference_mode()

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from registry.uris import artifact_root_for, tracking_uri_for
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
 ENV_PREFIX = "MEDAL_"
@@ -37,7 +39,7 @@ def flask_config(settings: dict, environ: Mapping[str, str] | None = None) -> di
     environ = os.environ if environ is None else environ
     home = Path(settings["home"])
     home.mkdir(parents=True, exist_ok=True)
-    tracking = environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home}/mlruns.db"
+    tracking = environ.get("MLFLOW_TRACKING_URI") or tracking_uri_for(str(home))
     database = environ.get("DATABASE_URL") or f"sqlite:///{home}/medal.db"
     if database.startswith("postgres://"):
         database = "postgresql+psycopg://" + database[len("postgres://"):]
@@ -50,7 +52,7 @@ def flask_config(settings: dict, environ: Mapping[str, str] | None = None) -> di
         "SQLALCHEMY_DATABASE_URI": database,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MLFLOW_TRACKING_URI": tracking,
-        "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or f"file://{home}/mlartifacts",
+        "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or artifact_root_for(str(home)),
         "IMAGE_STORE": str(home / "images"),
         "MODEL_CACHE": str(home / "model-cache"),
         "MAX_CONTENT_LENGTH": int(settings["images"]["max_upload_mb"]) * 1024 * 1024,
