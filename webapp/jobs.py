@@ -85,10 +85,10 @@ def current_trigger_state(now: datetime | None = None) -> TriggerState:
 
 def recover_interrupted() -> int:
     """Runs left 'running' by a worker that died are marked failed; the next run goes on."""
-    stale = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "running")).scalars().all()
+    running = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "running")).scalars().all()
+    stale = [run for run in running
+             if not (run.worker_pid and run.worker_pid != os.getpid() and _alive(run.worker_pid))]
     for run in stale:
-        if run.worker_pid and run.worker_pid != os.getpid() and _alive(run.worker_pid):
-            continue
         run.status, run.finished_at = "failed", utcnow()
         run.error = "The worker stopped during this run (killed or crashed); nothing was registered."
         if run.mlflow_run_id:
