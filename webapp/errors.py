@@ -7,10 +7,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
-from webapp.gold import GoldError
-from webapp.ingest import IngestError
-from webapp.promotion import DecisionError
-from webapp.reviewqueue import LabelError
+from webapp.problems import Problem
 from webapp.serving import NoChampion
 
 log = logging.getLogger(__name__)
@@ -28,20 +25,8 @@ def problem(message: str, status: int):
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(IngestError)
-    def bad_image(error: IngestError):
-        return problem(str(error), error.status)
-
-    @app.errorhandler(LabelError)
-    def bad_label(error: LabelError):
-        return problem(str(error), error.status)
-
-    @app.errorhandler(DecisionError)
-    def bad_decision(error: DecisionError):
-        return problem(str(error), error.status)
-
-    @app.errorhandler(GoldError)
-    def bad_gold(error: GoldError):
+    @app.errorhandler(Problem)
+    def bad_request(error: Problem):
         return problem(str(error), error.status)
 
     @app.errorhandler(NoChampion)

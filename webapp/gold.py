@@ -7,15 +7,14 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Image, Label, User, utcnow
+from webapp.problems import Problem
 
 READS_NEEDED = 2
 READ_CHANNEL = "gold"   # Label.channel of a gold read: made blind, outside the review queue
 
 
-class GoldError(ValueError):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class GoldError(Problem):
+    """A gold-set action that cannot be done as asked."""
 
 
 @dataclass

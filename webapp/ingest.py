@@ -9,17 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from learning.data import ImageDecodeError, decode_image, encode_png, is_dicom
 from webapp.extensions import db
 from webapp.models import Image, User
+from webapp.problems import Problem
 from webapp.services import services
 
 SEXES = {"M", "F", "O"}
 
 
-class IngestError(ValueError):
-    """Bad input: `status` is the HTTP status the caller should answer with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class IngestError(Problem):
+    """An upload or import that cannot be stored."""
 
 
 STATUS_BY_KIND = {"unsupported": 415, "too_large": 413, "corrupt": 400}

@@ -23,16 +23,15 @@ from registry.uris import CANDIDATE, CHAMPION
 from webapp import labelstore
 from webapp.extensions import db
 from webapp.models import AuditEvent, GateReport, GoldSnapshot, Image, Label, Setting, TrainingRun, User, utcnow
+from webapp.problems import Problem
 from webapp.services import services
 
 log = logging.getLogger(__name__)
 RECENT_LABELS = 200   # labels that define "recent model-doctor agreement"
 
 
-class DecisionError(ValueError):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class DecisionError(Problem):
+    """An approval, rejection or rollback that cannot be done as asked."""
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from webapp import predictions
 from webapp.extensions import db
 from webapp.models import Claim, Image, Label, Prediction, QueryScore, Setting, User, utcnow
+from webapp.problems import Problem
 from webapp.services import services
 
 STRATEGY_KEY = "active_learning.strategy"
 
 
-class LabelError(ValueError):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class LabelError(Problem):
+    """A label that cannot be stored."""
 
 
 @dataclass(frozen=True)
