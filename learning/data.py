@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pydicom
@@ -13,7 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 DICOM_MAGIC_OFFSET = 128
@@ -33,10 +33,12 @@ class ImageDecodeError(ValueError):
 
 @dataclass(frozen=True)
 class LabeledImage:
-    """One training or evaluation example: where its pixels are and its class index."""
+    """One training or evaluation example: where its pixels are, its class index and, when
+    known, the patient it belongs to (a pseudonym, never a name) so that splits never leak."""
 
     path: str
     class_index: int
+    group: str | None = None
 
 
 def is_dicom(data: bytes) -> bool:
@@ -124,10 +126,45 @@ def load_grayscale(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
+def letterbox_box(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where an image of height x width lands in the size x size model input:
+    (top, left, content height, content width). The longer side becomes `size`, the shorter
+    one keeps the aspect ratio and is centred between bands of padding."""
+    if height <= 0 or width <= 0:
+        raise ValueError("The image has no pixels.")
+    scale = size / max(height, width)
+    content_h = min(size, max(1, int(round(height * scale))))
+    content_w = min(size, max(1, int(round(width * scale))))
+    return (size - content_h) // 2, (size - content_w) // 2, content_h, content_w
+
+
+def letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    """The image as a size x size uint8 array: aspect ratio kept, padded with 0, never squashed."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    height, width = image.shape
+    top, left, content_h, content_w = letterbox_box(height, width, size)
+    if (content_h, content_w) == (height, width):
+        resized = image
+    else:
+        resized = np.asarray(Image.fromarray(image, mode="L").resize(
+            (content_w, content_h), Image.Resampling.BILINEAR), dtype=np.uint8)
+    if (content_h, content_w) == (size, size):
+        return resized.copy() if resized is image else resized
+    out = np.zeros((size, size), dtype=np.uint8)
+    out[top:top + content_h, left:left + content_w] = resized
+    return out
+
+
+def pixels_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """A letterboxed uint8 array (size x size) as the (1, size, size) float tensor in [0, 1]."""
+    return torch.from_numpy(pixels.astype(np.float32) / 255.0).unsqueeze(0)
+
+
 def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """A (1, size, size) float tensor in [0, 1]; the model normalises for its backbone."""
-    resized = Image.fromarray(image, mode="L").resize((size, size), Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).unsqueeze(0)
+    """THE transform of training, scoring, serving and Grad-CAM: a grayscale uint8 image of any
+    shape to a (1, size, size) float tensor in [0, 1], letterboxed (see `letterbox`).
+    The model normalises for its backbone."""
+    return pixels_to_tensor(letterbox(image, size))
 
 
 def augmentation() -> v2.Transform:
@@ -139,23 +176,94 @@ def augmentation() -> v2.Transform:
     ])
 
 
-class XrayDataset(Dataset):
-    """Images resized once into memory (radiographs are read from disk only at start)."""
+def patient_split(groups: Sequence[str], fractions: Mapping[str, float], seed: int,
+                  stratify: Sequence | None = None) -> dict[str, list[int]]:
+    """Split items into named parts by patient: the indices of each part, sorted.
 
-    def __init__(self, items: Sequence[LabeledImage], size: int, augment: bool = False):
+    `groups[i]` is item i's patient; every image of a patient lands in the same part, so no
+    patient is ever in two parts. (An image without a patient id is its own patient: pass a
+    unique id for it.) `fractions` are the parts' shares of the images (normalised to sum 1).
+    With `stratify` (a label per item) the split is approximately stratified: the patients of
+    each label (a patient's most frequent label) are dealt out separately, each to the part
+    furthest below its target, so a rare class gets into the larger parts first.
+    Deterministic for a given seed.
+    """
+    names = list(fractions)
+    if not names:
+        raise ValueError("patient_split needs at least one part.")
+    shares = np.array([float(fractions[name]) for name in names])
+    if np.any(shares < 0) or not np.isfinite(shares).all() or shares.sum() <= 0:
+        raise ValueError("Split fractions must be non-negative and not all zero.")
+    shares = shares / shares.sum()
+    if stratify is not None and len(stratify) != len(groups):
+        raise ValueError("stratify needs one label per item.")
+
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(str(group), []).append(index)
+    strata: dict[str, list[str]] = {}
+    for group, indices in members.items():
+        if stratify is None:
+            key = ""
+        else:
+            labels = [str(stratify[i]) for i in indices]
+            key = max(sorted(set(labels)), key=labels.count)   # most frequent, ties by name
+        strata.setdefault(key, []).append(group)
+
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[int]] = {name: [] for name in names}
+    for key in sorted(strata):
+        stratum = sorted(strata[key])
+        rng.shuffle(stratum)
+        total = sum(len(members[group]) for group in stratum)
+        targets = shares * total
+        filled = np.zeros(len(names))
+        for group in stratum:
+            part = int(np.argmax(targets - filled))      # the part furthest below its target
+            parts[names[part]].extend(members[group])
+            filled[part] += len(members[group])
+    return {name: sorted(indices) for name, indices in parts.items()}
+
+
+class XrayDataset(Dataset):
+    """Labeled images for training and validation.
+
+    With `cache` (the default) each image is decoded once and kept letterboxed as uint8 in one
+    array: 50 KB per image at 224 px (a float tensor would be four times that), so 5,000
+    radiographs take about 250 MB. Without it every item is read from disk when asked for,
+    which keeps memory flat however many images there are. Both give the tensors `to_tensor`
+    gives, so training sees exactly what serving sees.
+    """
+
+    def __init__(self, items: Sequence[LabeledImage], size: int, augment: bool = False,
+                 cache: bool = True):
         self.items = list(items)
         self.size = size
         self.transform = augmentation() if augment else None
-        self._tensors = [to_tensor(load_grayscale(item.path), size) for item in self.items]
+        self._pixels: np.ndarray | None = None
+        if cache:
+            self._pixels = np.empty((len(self.items), size, size), dtype=np.uint8)
+            for index, item in enumerate(self.items):
+                self._pixels[index] = letterbox(load_grayscale(item.path), size)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def pixels(self, index: int) -> np.ndarray:
+        """The letterboxed uint8 image the model sees (before augmentation)."""
+        if self._pixels is not None:
+            return self._pixels[index]
+        return letterbox(load_grayscale(self.items[index].path), self.size)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self._tensors[index]
+        image = pixels_to_tensor(self.pixels(index))
         if self.transform is not None:
             image = self.transform(image).clamp(0.0, 1.0)
         return image, self.items[index].class_index
+
+    @property
+    def labels(self) -> list[int]:
+        return [item.class_index for item in self.items]
 
 
 class TensorImages(Dataset):
@@ -173,23 +281,41 @@ class TensorImages(Dataset):
 
 
 class XrayDataModule(pl.LightningDataModule):
+    """Training and validation loaders. `balanced` draws training images with class-balanced
+    weights (with replacement, one epoch = as many draws as there are images), so a class with
+    five images is seen as often as one with five thousand; `epoch_size` sets a minimum
+    number of draws per epoch (small label sets are repeated, each copy augmented afresh)."""
+
     def __init__(self, train: Sequence[LabeledImage], val: Sequence[LabeledImage], size: int,
-                 batch_size: int, augment: bool = True, num_workers: int = 0, seed: int = 0):
+                 batch_size: int, augment: bool = True, num_workers: int = 0, seed: int = 0,
+                 balanced: bool = False, cache: bool = True, epoch_size: int = 0):
         super().__init__()
         self.train_items, self.val_items = list(train), list(val)
         self.size, self.batch_size, self.augment = size, batch_size, augment
         self.num_workers, self.seed = num_workers, seed
+        self.balanced, self.cache, self.epoch_size = balanced, cache, epoch_size
 
     def setup(self, stage: str | None = None) -> None:
         if not hasattr(self, "train_set"):
-            self.train_set = XrayDataset(self.train_items, self.size, augment=self.augment)
-            self.val_set = XrayDataset(self.val_items, self.size, augment=False)
+            self.train_set = XrayDataset(self.train_items, self.size, augment=self.augment,
+                                         cache=self.cache)
+            self.val_set = XrayDataset(self.val_items, self.size, augment=False, cache=self.cache)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                          num_workers=self.num_workers, generator=generator,
-                          persistent_workers=self.num_workers > 0)
+        draws = max(len(self.train_set), self.epoch_size)
+        if self.balanced:
+            labels = np.array(self.train_set.labels)
+            counts = np.bincount(labels)
+            weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+            sampler = WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
+        elif draws > len(self.train_set):
+            sampler = RandomSampler(self.train_set, replacement=True, num_samples=draws,
+                                    generator=generator)
+        else:
+            sampler = RandomSampler(self.train_set, generator=generator)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size * 2, num_workers=self.num_workers,

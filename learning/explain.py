@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 
-from learning.data import to_tensor
+from learning.data import letterbox_box, to_tensor
 from learning.model import XrayNet
 
 CONVENTION = ("the patient's right is on the left of the image, as on a frontal film viewed in "
@@ -41,7 +41,10 @@ def explain(net: XrayNet, image: np.ndarray, size: int) -> Explanation:
         # the probabilities, so the model runs once per explained prediction
         grayscale = cam(input_tensor=x, targets=None)[0]
         probabilities = cam.outputs.detach().float().softmax(dim=1)[0].cpu().numpy()
-    heatmap = _resize(grayscale, image.shape)
+    # the model saw the image letterboxed: cut the padding off the map before scaling it back,
+    # so the heat stays registered to the radiograph
+    top, left, height, width = letterbox_box(image.shape[0], image.shape[1], size)
+    heatmap = _resize(grayscale[top:top + height, left:left + width], image.shape)
     return Explanation(probabilities, int(np.argmax(probabilities)), heatmap, locate(heatmap))
 
 

@@ -197,11 +197,18 @@ class XrayClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
-def save_model(net: XrayNet, directory: str | Path) -> Path:
-    """Write weights and spec; a state dict, not a pickle, so any code version can read it."""
+def save_model(net: XrayNet, directory: str | Path, half: bool = False) -> Path:
+    """Write weights and spec; a state dict, not a pickle, so any code version can read it.
+
+    `half` stores floating-point tensors as float16 (half the size, for weights shipped in the
+    repository); `load_model` reads either back into a float32 network."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), directory / WEIGHTS_FILE)
+    state = net.state_dict()
+    if half:
+        state = {key: value.half() if value.is_floating_point() else value
+                 for key, value in state.items()}
+    torch.save(state, directory / WEIGHTS_FILE)
     (directory / SPEC_FILE).write_text(net.spec.to_json())
     return directory
 
@@ -210,5 +217,8 @@ def load_model(directory: str | Path) -> XrayNet:
     directory = Path(directory)
     spec = ModelSpec.from_json((directory / SPEC_FILE).read_text())
     net = XrayNet(spec, pretrained=False)
-    net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    # float16 weights (see save_model) are copied into the float32 parameters
+    net.load_state_dict({key: value.float() if value.is_floating_point() else value
+                         for key, value in state.items()})
     return net.eval()

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
-from learning.data import LabeledImage, XrayDataModule
+from learning.data import LabeledImage, XrayDataModule, patient_split
 from learning.model import ModelSpec, XrayClassifier, XrayNet
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,16 @@ class TrainSpec:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    # class balance: "loss" weights the loss by inverse class frequency, "sampler" draws
+    # training images class-balanced (WeightedRandomSampler), "none" does neither
+    balance: str = "loss"
+    # head-first: train only the new head on a frozen backbone (BatchNorm statistics kept) for
+    # this many epochs, then unfreeze everything; a class with five images is learned without
+    # the backbone drifting on it
+    freeze_backbone_epochs: int = 0
+    epoch_size: int = 0                  # at least this many training draws per epoch
+    max_time_s: float | None = None      # stop training after this long (the best epoch is kept)
+    cache: bool = True                   # images decoded once and kept as uint8 (else streamed)
     val_fraction: float = 0.15
     patience: int = 3
     seed: int = 0
@@ -69,7 +79,16 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 def split_validation(items: Sequence[LabeledImage], fraction: float, seed: int
                      ) -> tuple[list[LabeledImage], list[LabeledImage]]:
-    """Stratified split, so a rare class is present in both parts."""
+    """The validation split of a fine-tune, stratified by class so a rare class is present in
+    both parts. When the images carry patient ids the split is by patient (an image without
+    one is its own patient), so validation never sees a patient that training saw."""
+    items = list(items)
+    if any(item.group is not None for item in items):
+        groups = [item.group if item.group is not None else f"\x00image:{index}"
+                  for index, item in enumerate(items)]
+        parts = patient_split(groups, {"train": 1.0 - fraction, "val": fraction}, seed,
+                              stratify=[item.class_index for item in items])
+        return [items[i] for i in parts["train"]], [items[i] for i in parts["val"]]
     rng = random.Random(seed)
     train, val = [], []
     by_class: dict[int, list[LabeledImage]] = {}
@@ -121,6 +140,30 @@ class _Progress(Callback):
                      "val_auc": round(metrics.get("val_auc", float("nan")), 4)})
 
 
+class _FreezeBackbone(Callback):
+    """Head-first training: the backbone is frozen (no gradients, BatchNorm in eval mode) for the
+    first `epochs` epochs, then everything trains."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def _frozen(self, trainer) -> bool:
+        return trainer.current_epoch < self.epochs
+
+    def on_train_epoch_start(self, trainer, module):
+        frozen = self._frozen(trainer)
+        for parameter in module.net.features.parameters():
+            parameter.requires_grad_(not frozen)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if self._frozen(trainer):
+            module.net.features.eval()   # Lightning puts the module back in train mode each epoch
+
+    def on_train_end(self, trainer, module):
+        for parameter in module.net.features.parameters():
+            parameter.requires_grad_(True)
+
+
 class _KeepBest(Callback):
     """Keeps the lowest-validation-loss epoch's weights in memory (no checkpoint files).
 
@@ -143,6 +186,8 @@ class _KeepBest(Callback):
 
 
 def fine_tune(spec: TrainSpec) -> TrainResult:
+    if spec.balance not in ("loss", "sampler", "none"):
+        raise ValueError(f"Unknown class balance {spec.balance!r}; use loss, sampler or none.")
     started = time.monotonic()
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     train_items, val_items = list(spec.train), list(spec.val)
@@ -150,20 +195,26 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         train_items, val_items = split_validation(train_items, spec.val_fraction, spec.seed)
     if not train_items or not val_items:
         raise ValueError("Training needs labeled images for both training and validation.")
+    weights = class_weights(train_items, spec.model.num_classes) if spec.balance == "loss" else None
     module = XrayClassifier(spec.model, learning_rate=spec.learning_rate, weight_decay=spec.weight_decay,
-                            class_weights=class_weights(train_items, spec.model.num_classes),
-                            weights_path=spec.weights_path,
+                            class_weights=weights, weights_path=spec.weights_path,
                             pretrained=spec.pretrained and spec.init_from is None)
     if spec.init_from is not None:
         module.net.load_state_dict(spec.init_from.state_dict())
     data = XrayDataModule(train_items, val_items, spec.model.image_size, spec.batch_size,
-                          augment=spec.augment, num_workers=spec.num_workers, seed=spec.seed)
+                          augment=spec.augment, num_workers=spec.num_workers, seed=spec.seed,
+                          balanced=spec.balance == "sampler", cache=spec.cache,
+                          epoch_size=spec.epoch_size)
     progress = _Progress(spec.progress or (lambda _: None))
     keep_best = _KeepBest()
+    callbacks = [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress]
+    if spec.freeze_backbone_epochs > 0:
+        callbacks.append(_FreezeBackbone(spec.freeze_backbone_epochs))
     precision = resolve_precision(spec.precision, spec.accelerator)
     trainer = pl.Trainer(
         max_epochs=spec.max_epochs, accelerator=spec.accelerator, devices=1, precision=precision,
-        callbacks=[EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress],
+        max_time=None if spec.max_time_s is None else {"seconds": int(spec.max_time_s)},
+        callbacks=callbacks,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
         log_every_n_steps=1,

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from learning.data import to_tensor
 from learning.explain import explain, locate, overlay_png
 from learning.model import ModelSpec, XrayNet
 
@@ -23,8 +24,9 @@ def trained_net():
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(60):
         labels = rng.integers(0, 2, 32)
-        images = torch.tensor(np.stack([lesion_image(rng, bool(l)) for l in labels]) / 255.0,
-                              dtype=torch.float32).unsqueeze(1)
+        # trained as served: films of varied width, letterboxed by the one transform
+        images = torch.stack([to_tensor(lesion_image(rng, bool(l))[:, :rng.integers(20, 33)], 32)
+                              for l in labels])
         loss = torch.nn.functional.cross_entropy(net(images), torch.tensor(labels))
         optimizer.zero_grad()
         loss.backward()
@@ -35,8 +37,8 @@ def trained_net():
 def test_heatmap_has_the_image_shape_and_peaks_at_the_lesion(trained_net):
     rng = np.random.default_rng(5)
     image = lesion_image(rng, True)
-    big = np.kron(image, np.ones((3, 2), dtype=np.uint8))       # 96 x 64: not square, not 32
-    explanation = explain(trained_net, big, 32)
+    big = np.kron(image, np.ones((3, 3), dtype=np.uint8))[:, :72]   # 96 x 72: not square, not 32
+    explanation = explain(trained_net, big, 32)                  # letterboxed, padding cut off
     assert explanation.heatmap.shape == big.shape
     assert 0.0 <= explanation.heatmap.min() and explanation.heatmap.max() <= 1.0
     assert explanation.predicted_index == 1 and explanation.probabilities[1] > 0.5
