@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export MEDAL_HOME ?= $(CURDIR)/instance
 
-.PHONY: venv demo test test-slow test-browser worker web stop bench clean
+.PHONY: venv demo test test-slow test-browser lint system-deps worker web stop bench clean
 
 $(BIN)/medal: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,28 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+# ruff (lint and format), mypy on registry/ and learning/, and the import contract
+lint: venv
+	$(BIN)/ruff check webapp registry learning tests scripts migrations
+	$(BIN)/ruff format --check webapp registry learning tests scripts migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-# Debian's Chromium and its driver, then the browser tests (also part of `make test`, skipped without them)
-test-browser: venv
-	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver (needs root;
+# without them those tests are skipped with the reason)
+system-deps:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
+	  command -v chromedriver >/dev/null || missing="$$missing chromium chromium-driver"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	else echo "system-deps: not root or no apt-get; PostgreSQL and browser tests will be skipped"; fi
+
+# the browser tests alone (also part of `make test`)
+test-browser: venv system-deps
 	$(BIN)/python -m pytest -q -m browser
 
 worker: venv

@@ -31,15 +31,26 @@ class EvaluationReport:
         """JSON-safe, nested: what the gate compares and the database stores."""
         return asdict(self)
 
-    def flat(self) -> dict[str, float]:
-        """Flat numeric keys for MLflow: accuracy, macro_auc, ece, sensitivity_<class>, ..."""
-        out = {"accuracy": self.accuracy, "ece": self.ece, "n": float(self.n)}
-        if self.macro_auc is not None:
-            out["macro_auc"] = self.macro_auc
-        for name, metrics in self.per_class.items():
-            for key in ("sensitivity", "specificity", "precision", "f1"):
-                out[f"{key}_{name.replace(' ', '_')}"] = getattr(metrics, key)
-        return out
+
+PER_CLASS_METRICS = ("sensitivity", "specificity", "precision", "f1")
+
+
+def metric_key(metric: str, class_name: str) -> str:
+    """The one spelling of a per-class metric's flat key (MLflow, gate checks, the assistant)."""
+    return f"{metric}_{class_name.replace(' ', '_')}"
+
+
+def flat_metrics(report: EvaluationReport | dict) -> dict[str, float]:
+    """Flat numeric keys for MLflow: accuracy, macro_auc (when defined), ece, n, and
+    metric_key(metric, class) for every per-class metric."""
+    data = report.to_dict() if isinstance(report, EvaluationReport) else report
+    out = {"accuracy": float(data["accuracy"]), "ece": float(data["ece"]), "n": float(data["n"])}
+    if data.get("macro_auc") is not None:
+        out["macro_auc"] = float(data["macro_auc"])
+    for name, values in data["per_class"].items():
+        for metric in PER_CLASS_METRICS:
+            out[metric_key(metric, name)] = float(values[metric])
+    return out
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -222,3 +222,24 @@ def load_model(directory: str | Path) -> XrayNet:
     net.load_state_dict({key: value.float() if value.is_floating_point() else value
                          for key, value in state.items()})
     return net.eval()
+
+
+def adapt_head(net: XrayNet, class_names: list[str], renamed: dict[str, str] | None = None) -> XrayNet:
+    """A copy of `net` that outputs `class_names`. Rows of the classes it knew (also under a name
+    since renamed) are copied, so their logits stay exactly as they were; a new class starts with
+    zero weights and the lowest old bias, so predictions do not move until a fine-tune teaches it."""
+    renamed = renamed or {}
+    old_index = {renamed.get(name, name): i for i, name in enumerate(net.spec.class_names)}
+    spec = ModelSpec(net.spec.backbone, list(class_names), net.spec.image_size, net.spec.dropout,
+                     dict(net.spec.extra))
+    grown = XrayNet(spec, pretrained=False)
+    state = {key: value for key, value in net.state_dict().items() if not key.startswith("head.")}
+    grown.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        grown.head.weight.zero_()
+        grown.head.bias.fill_(float(net.head.bias.min()))
+        for row, name in enumerate(class_names):
+            if name in old_index:
+                grown.head.weight[row] = net.head.weight[old_index[name]]
+                grown.head.bias[row] = net.head.bias[old_index[name]]
+    return grown.eval()

@@ -1,7 +1,7 @@
 """Batched inference: probabilities, embeddings and MC-dropout passes over many images."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -44,3 +44,16 @@ def score_pool(net: XrayNet, paths: Sequence[str], batch_size: int = 256, mc_pas
         mc = np.stack(samples)
     return PoolScores(probabilities=probabilities, embeddings=features.float().cpu().numpy(),
                       mc_probabilities=mc)
+
+
+def align_probabilities(probabilities: np.ndarray, model_names: list[str], names: list[str],
+                        renamed: dict[str, str] | None = None) -> np.ndarray:
+    """Columns in the order of `names`; a class the model does not know gets probability 0, so an
+    older model is judged on the classes it never learnt as never predicting them."""
+    renamed = renamed or {}
+    index = {renamed.get(name, name): i for i, name in enumerate(model_names)}
+    aligned = np.zeros((len(probabilities), len(names)), dtype=np.float64)
+    for column, name in enumerate(names):
+        if name in index:
+            aligned[:, column] = probabilities[:, index[name]]
+    return aligned

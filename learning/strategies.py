@@ -5,7 +5,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_uncertainty
+from modAL.uncertainty import (
+    classifier_entropy,
+    classifier_margin,
+    classifier_uncertainty,
+)
 
 
 @dataclass(frozen=True)
@@ -171,3 +175,33 @@ def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
         quota[predicted[best]] -= 1
         distance = np.minimum(distance, np.linalg.norm(features - features[best], axis=1))
     return candidates[np.asarray(picked, dtype=int)]
+
+
+def prioritise_classes(order: np.ndarray, probabilities: np.ndarray, classes: list[int], *, batch: int,
+                       share: float) -> np.ndarray:
+    """The asking order with a share of every batch given to the images most likely to belong to
+    `classes` (classes still being learned), so doctors see candidates of a new class early. The
+    rest of each batch keeps the strategy's order; no image is asked twice."""
+    per_batch = int(round(batch * min(max(share, 0.0), 1.0)))
+    if not classes or per_batch == 0 or len(order) == 0:
+        return order
+    likely = np.argsort(-probabilities[:, classes].max(axis=1), kind="stable")
+    picks, rest = [int(i) for i in likely], [int(i) for i in order]
+    taken: set[int] = set()
+    out: list[int] = []
+    while len(out) < len(order):
+        added = 0
+        while picks and added < per_batch:
+            candidate = picks.pop(0)
+            if candidate not in taken:
+                out.append(candidate)
+                taken.add(candidate)
+                added += 1
+        filled = 0
+        while rest and filled < batch - added:
+            candidate = rest.pop(0)
+            if candidate not in taken:
+                out.append(candidate)
+                taken.add(candidate)
+                filled += 1
+    return np.asarray(out, dtype=int)

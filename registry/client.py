@@ -60,7 +60,10 @@ class Registry:
         try:
             return self.client.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
         except MlflowException:  # another process created it first
-            return self.client.get_experiment_by_name(EXPERIMENT).experiment_id
+            created = self.client.get_experiment_by_name(EXPERIMENT)
+            if created is None:
+                raise
+            return created.experiment_id
 
     def log_run(self, net: XrayNet, record: RunRecord, run_name: str) -> str:
         """Log params, metrics, manifest and the model's weights; returns the run id."""
@@ -143,15 +146,17 @@ class Registry:
                              v.description or "") for v in found]
         return sorted(infos, key=lambda info: info.version, reverse=True)
 
-    def version(self, version: int) -> VersionInfo | None:
-        return next((info for info in self.versions() if info.version == int(version)), None)
+    def run_id_of(self, version: int) -> str:
+        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        if run_id is None:
+            raise MlflowException(f"Model version {version} has no run.")
+        return run_id
 
     def log_version_figure(self, version: int, figure, name: str) -> None:
-        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
-        self.client.log_figure(run_id, figure, name)
+        self.client.log_figure(self.run_id_of(version), figure, name)
 
     def log_version_metrics(self, version: int, metrics: dict, prefix: str) -> None:
-        run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+        run_id = self.run_id_of(version)
         for key, value in metrics.items():
             if _is_number(value):
                 self.client.log_metric(run_id, f"{prefix}{key}", float(value))
@@ -159,7 +164,7 @@ class Registry:
     def version_metrics(self, version: int, prefix: str = "") -> dict[str, float]:
         """The latest value of each metric logged on the version's run, prefix stripped."""
         try:
-            run_id = self.client.get_model_version(self.model_name, str(version)).run_id
+            run_id = self.run_id_of(version)
         except MlflowException:
             return {}
         metrics = self.client.get_run(run_id).data.metrics

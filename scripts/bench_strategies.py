@@ -19,7 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from learning.simulate import SimulationSpec, _mean_curve, labels_to_reach, plot, simulate  # noqa: E402
+from learning.simulate import (  # noqa: E402
+    SimulationSpec,
+    _mean_curve,
+    labels_to_reach,
+    plot,
+    simulate,
+)
 
 STRATEGIES = ["random", "least_confidence", "margin", "entropy", "mc_dropout", "batch_diverse"]
 

@@ -10,6 +10,8 @@ from tests import synthetic
 
 # Small and fast: a tiny CNN on 32 px synthetic images.
 TEST_ENV = {
+    "MEDAL_CLASSES": "[normal, pneumonia]",
+    "MEDAL_GATE__MIN_SENSITIVITY": "{normal: 0.80, pneumonia: 0.85}",
     "MEDAL_MODEL__BACKBONE": "small_cnn",
     "MEDAL_IMAGES__SIZE": "32",
     "MEDAL_TRAINING__MAX_EPOCHS": "2",
@@ -18,6 +20,7 @@ TEST_ENV = {
     "MEDAL_TRAINING__REPLAY_SAMPLES": "20",
     "MEDAL_ACTIVE_LEARNING__MC_DROPOUT_PASSES": "4",
     "MEDAL_GATE__MIN_GOLD_SIZE": "4",
+    "MEDAL_GATE__MIN_CLASS_GOLD": "0",
     "MEDAL_SERVING__POLL_SECONDS": "0",
 }
 PASSWORDS = {"doctor": "doctor-pass", "doctor2": "doctor2-pass", "engineer": "engineer-pass",
@@ -98,6 +101,11 @@ def runner(app):
 
 
 def csrf_token(client, path: str = "/login") -> str:
+    from flask import g
+
+    # tests hold one app context, so Flask-WTF's per-context token cache would hand one client's
+    # token to another: each client gets its own
+    g.pop("csrf_token", None)
     page = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
@@ -118,7 +126,7 @@ def csrf_off(app):
 def _seed(n: int, seed: int, split: str, labeled: bool) -> list[tuple[int, str]]:
     """Import n synthetic images (inside an app context); returns (image id, true class)."""
     from webapp.extensions import db
-    from webapp.ingest import ingest
+    from webapp.upload.ingest import ingest
 
     images, labels = synthetic.dataset(n, seed=seed)
     rows = []
@@ -145,11 +153,12 @@ def seed_pool(n: int = 12, seed: int = 7) -> list[int]:
 @pytest.fixture
 def trained_app(app):
     """The app with a tiny champion trained on synthetic images and a scored pool."""
-    from webapp import finetune, scoring
+    from webapp.inference import scoring
+    from webapp.training import runs
 
     seed_labeled(40)
     seed_pool(12)
-    run = finetune.run(finetune.enqueue("test"))
+    run = runs.run(runs.enqueue("test"))
     assert run.status == "succeeded", run.error
     scoring.score()
     return app
@@ -161,7 +170,7 @@ def trained_client(trained_app):
 
 
 def api_token(app, username: str) -> dict:
-    from webapp.auth import create_token
+    from webapp.auth.tokens import create_token
     from webapp.extensions import db
     from webapp.models import User
 
@@ -185,10 +194,109 @@ def seed_gold(n: int = 8, seed: int = 3) -> list[int]:
 @pytest.fixture
 def candidate_app(trained_app):
     """Champion v1, a gold set, and candidate v2 that has been through the gate."""
-    from webapp import finetune
+    from webapp.training import runs
 
     seed_gold(8)
-    run = finetune.run(finetune.enqueue("test"))
+    run = runs.run(runs.enqueue("test"))
     assert run.status == "succeeded", run.error
     assert trained_app.extensions["medal"].registry.aliases() == {"champion": 1, "candidate": 2}
     return trained_app
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+def user(name: str):
+    """A seeded user by name (inside an app context)."""
+    from webapp.extensions import db
+    from webapp.models import User
+
+    return db.session.execute(db.select(User).filter_by(username=name)).scalar_one()
+
+
+def registry_of(app):
+    return app.extensions["medal"].registry
+
+
+def change_settings(app, changes: dict) -> None:
+    """Replace the app's settings with a validated copy holding `changes` ({"section": {...}})."""
+    services = app.extensions["medal"]
+    services.settings = services.settings.with_changes(changes)
+
+
+class PowerCut(BaseException):
+    """Not an Exception: nothing in the code under test catches it, like a killed process."""
+
+
+def race(app, action, arguments) -> list:
+    """Run `action(argument)` in one thread per argument, each in its own app context, all at
+    once; returns what each returned (or the exception it raised), in completion order."""
+    import threading
+
+    outcomes, start = [], threading.Barrier(len(arguments))
+
+    def run(argument):
+        with app.app_context():
+            start.wait()
+            try:
+                outcomes.append(action(argument))
+            except Exception as error:  # the caller asserts on the errors too
+                outcomes.append(error)
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def aliases_applied(registry, change) -> bool:
+    """Whether the registry's aliases are where `change` leaves them."""
+    found = registry.aliases()
+    done = found.get("champion") == change.champion_after
+    if change.previous_after is not None:
+        done = done and found.get("previous") == change.previous_after
+    else:
+        done = done and found.get("previous") != change.champion_after
+    if change.clear_candidate:
+        done = done and found.get("candidate") != change.champion_after
+    return done
+
+
+def _register_tiny(registry, seed: int) -> int:
+    import torch
+
+    from learning.model import ModelSpec, XrayNet
+    from registry.client import RunRecord
+
+    torch.manual_seed(seed)
+    net = XrayNet(ModelSpec("small_cnn", ["normal", "pneumonia"], 32), pretrained=False).eval()
+    run_id = registry.log_run(net, RunRecord(params={"seed": seed}), run_name=f"tiny-{seed}")
+    return registry.register(run_id)
+
+
+@pytest.fixture
+def tiny(app):
+    """Tiny untrained models registered straight into the real temp MLflow store: versions 1-3,
+    v1 champion, nothing gated yet."""
+    registry = registry_of(app)
+    versions = [_register_tiny(registry, seed) for seed in (1, 2, 3)]
+    assert versions == [1, 2, 3]
+    registry.set_alias("champion", 1)
+    return registry
+
+
+@pytest.fixture
+def gated(app, tiny):
+    """A gold set, champion v1, candidate v2 through the real gate."""
+    from webapp.approvals import decisions
+
+    seed_gold(8)
+    tiny.set_alias("candidate", 2)
+    decisions.on_candidate(2)
+    return tiny
+
+
+def version_info(registry, version: int):
+    """The registered model version's info (tags, run id)."""
+    return next(info for info in registry.versions() if info.version == version)

@@ -19,14 +19,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _binary(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts the server programs."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
 def _as_postgres(args: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root; CI runs as root, so drop to the postgres user there.
+    args = [_binary(args[0]) or args[0], *args[1:]]
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
 class TemporaryPostgres:
     def __init__(self):
-        if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        if not _binary("initdb") or not _binary("pg_ctl"):
             raise PostgresUnavailable("PostgreSQL server binaries (initdb, pg_ctl) are not installed.")
         self.dir = Path(tempfile.mkdtemp(prefix="medal-pg-"))
         self.data = self.dir / "data"
@@ -36,7 +46,9 @@ class TemporaryPostgres:
         self.dir.chmod(0o777)
 
     def start(self) -> "TemporaryPostgres":
-        run = lambda args: subprocess.run(_as_postgres(args), check=True, capture_output=True, text=True)
+        def run(args: list[str]) -> None:
+            subprocess.run(_as_postgres(args), check=True, capture_output=True, text=True)
+
         try:
             run(["initdb", "-D", str(self.data), "-A", "trust", "-U", "medal", "--no-sync"])
             run(["pg_ctl", "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o",

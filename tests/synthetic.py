@@ -45,7 +45,11 @@ def dicom_bytes(image: np.ndarray, photometric: str = "MONOCHROME2", bits: int =
                 patient_name: str = "Doe^Jane") -> bytes:
     """A minimal valid DICOM file (Secondary Capture) holding `image` scaled to `bits` bits."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        SecondaryCaptureImageStorage,
+        generate_uid,
+    )
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage

@@ -8,7 +8,8 @@ from PIL import Image
 from tests.conftest import api_token
 from webapp.config import ROOT
 from webapp.extensions import db
-from webapp.models import GoldItem, Image as ImageRow, QueryScore
+from webapp.models import GoldItem, QueryScore
+from webapp.models import Image as ImageRow
 
 pytestmark = pytest.mark.slow
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. `config` overrides keys after config.yaml and the environment."""
+    """Build the app. `config` overrides Flask keys after config.yaml and the environment; the
+    settings are read and validated here, once."""
     from webapp.config import flask_config, load_settings
     from webapp.extensions import csrf, db, login, migrate
     from webapp.services import init_services
@@ -28,22 +30,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     login.init_app(app)
     csrf.init_app(app)
-    init_services(app)
+    init_services(app, settings)
 
-    from webapp import auth, errors
+    from webapp import errors
     from webapp.api import bp as api_bp
-    from webapp.approvals import bp as approvals_bp
-    from webapp.assistant import bp as assistant_bp
-    from webapp.review import bp as review_bp
-    from webapp.training import bp as training_bp
-    from webapp.upload import bp as upload_bp
+    from webapp.approvals.views import bp as approvals_bp
+    from webapp.assistant.views import bp as assistant_bp
+    from webapp.auth.views import bp as auth_bp
+    from webapp.classes.views import bp as classes_bp
+    from webapp.gold.views import bp as gold_bp
+    from webapp.inference.views import bp as inference_bp
+    from webapp.review.views import bp as review_bp
+    from webapp.training.views import bp as training_bp
+    from webapp.upload.views import bp as upload_bp
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(upload_bp)
-    app.register_blueprint(review_bp)
-    app.register_blueprint(training_bp)
-    app.register_blueprint(approvals_bp)
-    app.register_blueprint(assistant_bp)
+    for blueprint in (auth_bp, upload_bp, inference_bp, review_bp, gold_bp, training_bp, approvals_bp,
+                      assistant_bp, classes_bp):
+        app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens only, never cookies
     errors.register(app)

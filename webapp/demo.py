@@ -1,64 +1,80 @@
-"""The demo: real PneumoniaMNIST images, one user per role, a seeded gold set, a first model."""
+"""The demo: real pediatric chest X-rays (Kermany et al. 2018), one user per role, a seeded gold set
+and the first model, all split by patient so the pool and the gold set are patients the first
+model never saw."""
 from __future__ import annotations
 
+import csv
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from flask import current_app
-
-from webapp import finetune, importers, scoring
-from webapp.config import ROOT
+from learning.model import load_model
+from registry.client import RunRecord
+from registry.uris import CHAMPION
+from webapp.config import ROOT, DemoUser
 from webapp.extensions import db
+from webapp.inference import scoring
 from webapp.models import GoldItem, Image, User, utcnow
+from webapp.services import services
+from webapp.training import runs
+from webapp.upload import importers
 
 
 def load(train: bool = True) -> Iterator[str]:
-    settings = current_app.config["MEDAL"]
-    cfg, names = settings["demo"], list(settings["classes"])
-    data = Path(cfg["data"]) if Path(cfg["data"]).is_absolute() else ROOT / cfg["data"]
-    yield from _users(cfg["users"])
-    # The official test split stays out of the app: it is for benchmarks only.
-    seed = int(cfg["seed"])
-    report = importers.from_npz(data, "train", "train", names, 0, int(cfg["train_images"]), origin="demo",
-                                shuffle_seed=seed)
-    yield f"labeled training images: {report.line()}"
-    report = importers.from_npz(data, "train", "pool", names, int(cfg["train_images"]),
-                                int(cfg["pool_images"]), origin="demo", keep_labels=False,
-                                shuffle_seed=seed)
-    yield f"review pool: {report.line()}"
+    settings = services().settings
+    cfg = settings.demo
+    data = cfg.data_path()
+    yield from _users(cfg.users)
+    parts = _parts(_resolve(cfg.split), cfg.seed, cfg.gold_images, cfg.pool_images)
+    manifest = importers.default_manifest(data)
+    report = importers.from_image_folder(data, "train", origin="demo", manifest=manifest, site=cfg.site,
+                                         only=parts["train"])
+    yield f"labeled training images (the first model's training patients): {report.line()}"
+    report = importers.from_image_folder(data, "pool", origin="demo", manifest=manifest, site=cfg.site,
+                                         only=parts["pool"])
+    yield f"review pool (patients the first model never saw): {report.line()}"
     gold_ids: list[int] = []
-    report = importers.from_npz(data, "val", "pool", names, 0, int(cfg["gold_images"]), origin="demo",
-                                gold_ids=gold_ids, shuffle_seed=seed)
-    yield f"gold set: {report.line()}; {_seed_gold(gold_ids)} adjudicated"
+    gold = importers.from_image_folder(data, "pool", origin="demo", manifest=manifest, site=cfg.site,
+                                       only=parts["gold"], keep_labels=True, ids=gold_ids)
+    yield f"gold set (other unseen patients): {gold.line()}; {_seed_gold(gold_ids)} adjudicated"
     if not train:
         return
-    if current_app.extensions["medal"].registry.version_for("champion") is None:
-        run = finetune.run(finetune.enqueue("demo"))
-        if run.status != "succeeded":
-            raise RuntimeError(f"Demo training failed: {run.error}")
-        yield f"first model: version {run.model_version} is champion (best validation AUC " \
-              f"{run.metrics['best_val_auc']:.4f}, {run.metrics['duration_s']} s)"
+    if services().registry.version_for(CHAMPION) is None:
+        yield _first_model(_resolve(cfg.model), data, parts["train"])
     result = scoring.score()
     yield f"scored {result['images']} pool images with version {result['version']}"
 
 
-def logins() -> Iterator[str]:
-    for name, spec in current_app.config["MEDAL"]["demo"]["users"].items():
-        yield f"  log in as {name} / {spec['password']}  ({spec['role']})"
+def _resolve(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
-def _users(users: dict) -> Iterator[str]:
-    for name, spec in users.items():
-        if db.session.execute(db.select(User).filter_by(username=name)).scalar_one_or_none() is None:
-            user = User(username=name, role=spec["role"], can_adjudicate=spec["role"] == "admin")
-            user.set_password(spec["password"])
-            db.session.add(user)
-            yield f"user {name} ({spec['role']}) created"
-    db.session.commit()
+def _parts(split_csv: Path, seed: int, gold_images: int, pool_images: int) -> dict[str, set[str]]:
+    """The first model's own patient split (train and val parts trained it); its unseen test
+    patients are divided, whole patients at a time, into the gold set and the review pool."""
+    by_part: dict[str, list[dict]] = defaultdict(list)
+    with split_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_part[row["part"]].append(row)
+    patients: dict[str, list[str]] = defaultdict(list)
+    for row in by_part["test"]:
+        patients[row["patient_id"]].append(row["filename"])
+    order = sorted(patients)
+    random.Random(seed).shuffle(order)
+    gold, pool = set(), set()
+    for patient in order:
+        target = gold if len(gold) < gold_images else pool if len(pool) < pool_images else None
+        if target is None:
+            break
+        target.update(patients[patient])
+    train = {row["filename"] for part in ("train", "val") for row in by_part[part]}
+    return {"train": train, "gold": gold, "pool": pool}
 
 
 def _seed_gold(image_ids: list[int]) -> int:
-    """Dataset labels were set by expert graders, so the demo's gold items start adjudicated."""
+    """The dataset's labels were set by expert graders, so the demo's gold items start adjudicated."""
     seeded = 0
     for image in db.session.execute(db.select(Image).where(Image.id.in_(image_ids))).scalars():
         image.is_gold = True
@@ -68,3 +84,51 @@ def _seed_gold(image_ids: list[int]) -> int:
             seeded += 1
     db.session.commit()
     return seeded
+
+
+def _first_model(directory: Path, data: Path, trained_on: set[str]) -> str:
+    """Register the shipped first model (trained by scripts/train_first_model.py on the train
+    patients) as version 1 with its metrics and data manifest; the gate measures it on gold."""
+    if not (directory / "spec.json").exists():   # no shipped weights: train one here instead
+        run = runs.run(runs.enqueue("demo"))
+        if run.status != "succeeded":
+            raise RuntimeError(f"Demo training failed: {run.error}")
+        return f"first model: version {run.model_version} trained here and is champion"
+    net = load_model(directory)
+    metrics = json.loads((directory / "metrics.json").read_text()) if (directory / "metrics.json").exists() else {}
+    flat = {key: value for key, value in _flatten(metrics).items() if isinstance(value, (int, float))}
+    record = RunRecord(params={"backbone": net.spec.backbone, "image_size": net.spec.image_size,
+                               "classes": ",".join(net.spec.class_names), "trained_by": "scripts/train_first_model.py",
+                               "train_size": len(trained_on)},
+                       final_metrics=flat, manifest=[{"filename": name} for name in sorted(trained_on)],
+                       tags={"source": "shipped", "training_log": "models/medal-cxr-v1/train.log"})
+    registry = services().registry
+    version = registry.register(registry.log_run(net, record, run_name="first-model"),
+                                tags={"source": "shipped"})
+    runs.bootstrap_champion(version)
+    return f"first model: version {version} (shipped, trained on {len(trained_on)} images) is champion"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}_"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def logins() -> Iterator[str]:
+    for name, spec in services().settings.demo.users.items():
+        yield f"  log in as {name} / {spec.password}  ({spec.role})"
+
+
+def _users(users: dict[str, DemoUser]) -> Iterator[str]:
+    for name, spec in users.items():
+        if db.session.execute(db.select(User).filter_by(username=name)).scalar_one_or_none() is None:
+            user = User(username=name, role=spec.role, can_adjudicate=spec.role == "admin")
+            user.set_password(spec.password)
+            db.session.add(user)
+            yield f"user {name} ({spec.role}) created"
+    db.session.commit()

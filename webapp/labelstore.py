@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func
 
 from learning.data import LabeledImage
+from webapp.classes import catalog
 from webapp.extensions import db
 from webapp.models import GoldItem, Image, Label
 
@@ -20,10 +21,12 @@ class Example:
     label: str
     sha256: str
     label_id: int | None     # None for labels that came with an import
-    source: str              # doctor | import
+    source: str              # doctor | import | gold
+    group: str = ""          # the patient: their pseudonym, or the image itself when unknown
+    site: str | None = None
 
     def labeled(self, class_names: list[str]) -> LabeledImage:
-        return LabeledImage(self.path, class_names.index(self.label))
+        return LabeledImage(self.path, class_names.index(self.label), group=self.group)
 
 
 @dataclass(frozen=True)
@@ -36,25 +39,32 @@ def _abs(store, relative: str) -> str:
     return str(store.path(relative))
 
 
+def patient_group(image: Image) -> str:
+    """Images of one patient share a group, so no split puts that patient on both sides."""
+    return image.patient_key or f"image:{image.id}"
+
+
 def doctor_examples(store, class_names: list[str]) -> list[Example]:
-    """The newest doctor label of every non-gold image (gold never trains)."""
+    """The newest doctor label of every non-gold image (gold never trains), renamed classes mapped."""
+    renamed = catalog.aliases()
     newest = (db.select(Label.image_id, func.max(Label.id).label("label_id"))
               .group_by(Label.image_id).subquery())
     rows = db.session.execute(
         db.select(Label, Image).join(newest, Label.id == newest.c.label_id)
         .join(Image, Image.id == Label.image_id).where(Image.is_gold.is_(False))
         .order_by(Label.id)).all()
-    return [Example(image.id, _abs(store, image.path), label.label, image.sha256, label.id, "doctor")
-            for label, image in rows if label.label in class_names]
+    return [Example(image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image))
+            for label, image in rows if (name := catalog.canonical(label.label, renamed)) in class_names]
 
 
 def imported_examples(store, class_names: list[str]) -> list[Example]:
     """Images that arrived labeled (the initial training set), gold excluded."""
+    renamed = catalog.aliases()
     rows = db.session.execute(
         db.select(Image).where(Image.split == "train", Image.is_gold.is_(False),
                                Image.reference_label.is_not(None)).order_by(Image.id)).scalars()
-    return [Example(image.id, _abs(store, image.path), image.reference_label, image.sha256, None, "import")
-            for image in rows if image.reference_label in class_names]
+    return [Example(image.id, _abs(store, image.path), name, image.sha256, None, "import", patient_group(image))
+            for image in rows if (name := catalog.canonical(image.reference_label, renamed)) in class_names]
 
 
 def pool_images(store) -> list[PoolImage]:
@@ -67,11 +77,13 @@ def pool_images(store) -> list[PoolImage]:
 
 
 def gold_examples(store) -> list[Example]:
-    """The adjudicated gold set: final labels only."""
+    """The adjudicated gold set: final labels only, renamed classes mapped."""
+    renamed = catalog.aliases()
     rows = db.session.execute(
         db.select(GoldItem, Image).join(Image, Image.id == GoldItem.image_id)
         .where(GoldItem.status == "final").order_by(GoldItem.image_id)).all()
-    return [Example(image.id, _abs(store, image.path), item.final_label, image.sha256, None, "gold")
+    return [Example(image.id, _abs(store, image.path), catalog.canonical(item.final_label, renamed), image.sha256,
+                    None, "gold", patient_group(image), image.site)
             for item, image in rows]
 
 

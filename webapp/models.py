@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, UniqueConstraint, event
@@ -14,7 +14,7 @@ ROLES = ("doctor", "engineer", "admin")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class User(UserMixin, db.Model):
@@ -77,6 +77,7 @@ class Image(db.Model):
     site = db.Column(db.String(80))
     patient_age = db.Column(db.Integer)
     patient_sex = db.Column(db.String(1))
+    patient_key = db.Column(db.String(40), index=True)              # keyed pseudonym, never the id
     uploaded_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     uploaded_by = db.relationship(User)
@@ -209,6 +210,24 @@ class GateReport(db.Model):
     decision = db.Column(db.String(10))                    # approved | rejected | None (pending)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     snapshot = db.relationship(GoldSnapshot)
+
+
+class LabelClass(db.Model):
+    """A class doctors can label with. config.yaml seeds the first ones; more are added at run time."""
+
+    name = db.Column(db.String(60), primary_key=True)
+    display = db.Column(db.String(80), nullable=False)
+    position = db.Column(db.Integer, nullable=False)      # the model's output index order
+    created_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class ClassAlias(db.Model):
+    """An explicit rename: labels and predictions keep the old name; training reads the new one."""
+
+    old_name = db.Column(db.String(60), primary_key=True)
+    new_name = db.Column(db.String(60), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
 class AuditEvent(db.Model):

@@ -4,8 +4,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning.assistant import (NUMBER, REMINDER, Assistant, Facts, KnowledgeBase, Rephraser, classify,
-                                compose, grounded)
+from learning.assistant import (
+    NUMBER,
+    REMINDER,
+    Assistant,
+    Facts,
+    KnowledgeBase,
+    Rephraser,
+    classify,
+    compose,
+    grounded,
+)
 
 CLASSES = ["normal", "bacterial pneumonia", "viral pneumonia", "COVID-19", "tuberculosis", "emphysema"]
 

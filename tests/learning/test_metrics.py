@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from learning.metrics import evaluate, expected_calibration_error
+from learning.metrics import evaluate, expected_calibration_error, flat_metrics, metric_key
 
 NAMES = ["normal", "pneumonia"]
 
@@ -31,12 +31,20 @@ def test_perfect_confident_classifier():
 def test_missing_class_gives_no_auc_and_a_note():
     report = evaluate(np.array([1, 1]), np.array([[0.2, 0.8], [0.4, 0.6]]), NAMES)
     assert report.macro_auc is None and "normal" in report.notes[0]
-    assert "macro_auc" not in report.flat()
+    assert "macro_auc" not in flat_metrics(report)
 
 
 def test_flat_keys_for_mlflow():
-    flat = evaluate(np.array([0, 1]), np.array([[0.7, 0.3], [0.2, 0.8]]), NAMES).flat()
+    flat = flat_metrics(evaluate(np.array([0, 1]), np.array([[0.7, 0.3], [0.2, 0.8]]), NAMES))
     assert {"accuracy", "macro_auc", "ece", "sensitivity_pneumonia", "specificity_normal", "f1_normal"} <= set(flat)
+
+
+def test_one_spelling_of_per_class_keys_even_with_spaces_in_class_names():
+    names = ["normal", "viral pneumonia"]
+    report = evaluate(np.array([0, 1]), np.array([[0.7, 0.3], [0.2, 0.8]]), names)
+    assert metric_key("sensitivity", "viral pneumonia") == "sensitivity_viral_pneumonia"
+    assert flat_metrics(report) == flat_metrics(report.to_dict())      # the gate's dict, the same keys
+    assert "sensitivity_viral_pneumonia" in flat_metrics(report)
 
 
 def test_ece_of_overconfident_wrong_model_is_large():

@@ -74,3 +74,16 @@ def test_rank_keeps_a_random_share_in_every_batch():
     assert all(i >= 8 for i in first[8:])                        # two drawn from the rest
     plain, _ = rank("least_confidence", PoolScores(probs), batch=10, random_share=0.0)
     assert plain.tolist() == list(range(100))
+
+
+def test_a_share_of_each_batch_goes_to_the_likeliest_images_of_a_class_still_learned():
+    from learning.strategies import prioritise_classes
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=40)
+    order = np.arange(40)                                   # the strategy's own order
+    out = prioritise_classes(order, probabilities, [2], batch=10, share=0.3)
+    assert sorted(out.tolist()) == list(range(40))          # every image once
+    likeliest = np.argsort(-probabilities[:, 2], kind="stable")[:3].tolist()
+    assert set(likeliest) <= set(out[:10].tolist())          # the first batch holds the 3 likeliest
+    assert prioritise_classes(order, probabilities, [], batch=10, share=0.3).tolist() == order.tolist()

@@ -77,3 +77,38 @@ def test_train_then_score(runner, app):
 def test_train_with_too_few_labels_fails_clearly(runner):
     result = runner.invoke(args=["train"])
     assert result.exit_code != 0 and "at least 10" in result.output
+
+
+def test_import_with_a_manifest_keeps_patients_as_pseudonyms(runner, tmp_path, monkeypatch):
+    folder = tmp_path / "site-b"
+    rows = ["filename,label,patient_id"]
+    for index, (label, patient) in enumerate([(0, "MRN-0001"), (0, "MRN-0001"), (1, "MRN-0002"), (1, "")]):
+        name = ["normal", "pneumonia"][label]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / f"{index}.png").write_bytes(synthetic.png_bytes(synthetic.radiograph(label, seed=40 + index)))
+        rows.append(f"{name}/{index}.png,{name},{patient}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(args=["import", str(folder), "--split", "train", "--site", "site-b"])
+    assert result.exit_code == 0, result.output
+    assert "4 imported" in result.output
+    images = db.session.execute(db.select(Image).order_by(Image.id)).scalars().all()
+    keys = [image.patient_key for image in images]
+    assert keys[0] == keys[1] and keys[0] != keys[2] and keys[3] is None   # no id: its own patient
+    assert all(image.site == "site-b" for image in images)
+    stored = " ".join(str(vars(image)) for image in images)
+    assert "MRN-0001" not in stored and "MRN-0002" not in stored
+    from webapp import labelstore
+
+    groups = {e.image_id: e.group for e in labelstore.imported_examples(
+        runner.app.extensions["medal"].store, ["normal", "pneumonia"])}
+    assert groups[images[0].id] == groups[images[1].id] != groups[images[2].id]
+    assert groups[images[3].id] == f"image:{images[3].id}"
+
+
+def test_pseudonyms_are_stable_and_depend_on_the_key(app, monkeypatch):
+    from webapp.upload.pseudonyms import pseudonym
+
+    first = pseudonym("MRN-0001")
+    assert pseudonym("MRN-0001") == first and pseudonym("MRN-0002") != first and "0001" not in first
+    monkeypatch.setenv("MEDAL_PSEUDONYM_KEY", "another-installation")
+    assert pseudonym("MRN-0001") != first

@@ -2,9 +2,11 @@
 import pytest
 
 from tests.conftest import seed_labeled, seed_pool
-from webapp import finetune, reviewqueue, scoring
 from webapp.extensions import db
+from webapp.inference import scoring
 from webapp.models import AuditEvent, Label, User
+from webapp.review import queue
+from webapp.training import runs
 
 pytestmark = pytest.mark.postgres
 
@@ -17,14 +19,14 @@ def test_review_loop_on_postgres(pg_app):
     assert db.engine.dialect.name == "postgresql"
     seed_labeled(30)
     seed_pool(6)
-    run = finetune.run(finetune.enqueue("test"))
+    run = runs.run(runs.enqueue("test"))
     assert run.status == "succeeded", run.error
     assert scoring.score()["images"] == 6
-    first = reviewqueue.next_for(_user("doctor"))
-    second = reviewqueue.next_for(_user("doctor2"))
+    first = queue.next_for(_user("doctor"))
+    second = queue.next_for(_user("doctor2"))
     assert first.id != second.id
-    assert reviewqueue.submit(_user("doctor"), first.id, "normal").created
-    assert not reviewqueue.submit(_user("doctor"), first.id, "pneumonia").created
+    assert queue.submit(_user("doctor"), first.id, "normal").created
+    assert not queue.submit(_user("doctor"), first.id, "pneumonia").created
     assert db.session.execute(db.select(db.func.count(Label.id))).scalar_one() == 1
 
 

@@ -1,26 +1,23 @@
 """The assistant over the API."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 
-from webapp import chat
 from webapp.api import bp
-from webapp.auth import token_required
+from webapp.assistant import chat
+from webapp.auth.roles import token_required
+from webapp.errors import Problem
 from webapp.extensions import db
+from webapp.jsonbody import json_object
 from webapp.models import Prediction
 
 
 @bp.post("/predictions/<int:prediction_id>/chat")
 @token_required()
 def ask(prediction_id: int):
-    prediction = db.session.get(Prediction, prediction_id)
-    if prediction is None:
-        return jsonify(error=f"No prediction with id {prediction_id}.", status=404), 404
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-        return jsonify(error='Send JSON like {"message": "why?"}.', status=400), 400
-    try:
-        thread, answer = chat.ask(prediction, g.api_user, body["message"])
-    except ValueError as error:
-        return jsonify(error=str(error), status=400), 400
+    prediction = db.get_or_404(Prediction, prediction_id, description=f"No prediction with id {prediction_id}.")
+    body = json_object('{"message": "why?"}', message=str)
+    if not isinstance(body.get("message"), str):
+        raise Problem('Send JSON like {"message": "why?"}.')
+    thread, answer = chat.ask(prediction, g.api_user, body["message"])
     return jsonify(chat.answer_to_dict(thread, answer))

@@ -1,12 +1,13 @@
 """Model versions, the gate verdicts, decisions, rollback and history over the API."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import g, jsonify
 
 from registry.uris import CANDIDATE
-from webapp import promotion
 from webapp.api import bp
-from webapp.auth import token_required
+from webapp.approvals import DecisionError, decisions, gate_run, history
+from webapp.auth.roles import token_required
+from webapp.jsonbody import json_object
 from webapp.services import services
 
 
@@ -14,7 +15,7 @@ from webapp.services import services
 @token_required("engineer")
 def list_models():
     registry = services().registry
-    verdicts = promotion.gate_verdicts()
+    verdicts = gate_run.gate_verdicts()
     versions = [{"version": info.version, "aliases": info.aliases, "run_id": info.run_id,
                  "gate": verdicts.get(info.version), "tags": info.tags} for info in registry.versions()]
     return jsonify(model=registry.model_name, aliases=registry.aliases(), versions=versions)
@@ -23,18 +24,13 @@ def list_models():
 @bp.get("/models/history")
 @token_required("engineer")
 def model_history():
-    return jsonify(events=[promotion.event_to_dict(event) for event in promotion.history()])
+    return jsonify(events=[history.event_to_dict(event) for event in history.history()])
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("reason"), str) or not body["reason"].strip():
-        raise promotion.DecisionError('Send JSON like {"reason": "why"}.')
-    if not isinstance(body.get("override", False), bool):
-        raise promotion.DecisionError('"override" is true or false.')
-    expected = body.get("expected_champion")
-    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
-        raise promotion.DecisionError('"expected_champion" is a version number.')
+    body = json_object('{"reason": "why"}', reason=str, override=bool, expected_champion=int)
+    if not isinstance(body.get("reason"), str) or not body["reason"].strip():
+        raise DecisionError('Send JSON like {"reason": "why"}.')
     return body
 
 
@@ -47,16 +43,16 @@ def _reason() -> tuple[str, bool]:
 @token_required("engineer")
 def approve(version: int):
     reason, override = _reason()
-    event = promotion.decide(version, g.api_user, approve=True, reason=reason, override=override)
-    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+    event = decisions.decide(version, g.api_user, approve=True, reason=reason, override=override)
+    return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 
 @bp.post("/models/<int:version>/reject")
 @token_required("engineer")
 def reject(version: int):
     reason, _ = _reason()
-    event = promotion.decide(version, g.api_user, approve=False, reason=reason)
-    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+    event = decisions.decide(version, g.api_user, approve=False, reason=reason)
+    return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 
 @bp.post("/models/<int:version>/gate")
@@ -64,8 +60,8 @@ def reject(version: int):
 def rerun_gate(version: int):
     """Run the gate again for the current candidate (e.g. after the champion changed)."""
     if services().registry.version_for(CANDIDATE) != version:
-        raise promotion.DecisionError(f"Version {version} is not the current candidate.", 409)
-    report = promotion.run_gate(version)
+        raise DecisionError(f"Version {version} is not the current candidate.", 409)
+    report = gate_run.run_gate(version)
     return jsonify(version=version, champion_version=report.champion_version, passed=report.passed,
                    failures=report.result["failures"], gold_snapshot=report.snapshot.content_hash)
 
@@ -74,5 +70,5 @@ def rerun_gate(version: int):
 @token_required("engineer")
 def rollback():
     body = _body()
-    event = promotion.rollback(g.api_user, body["reason"], expected_champion=body.get("expected_champion"))
-    return jsonify(event=promotion.event_to_dict(event), aliases=services().registry.aliases())
+    event = decisions.rollback(g.api_user, body["reason"], expected_champion=body.get("expected_champion"))
+    return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())

@@ -1,4 +1,6 @@
 """`medal rollback`: put the previous model back as champion."""
+from __future__ import annotations
+
 import click
 
 
@@ -9,7 +11,7 @@ import click
               help="refuse unless this version is champion now (guards against a double rollback)")
 def rollback(reason: str, username: str | None, expected_champion: int | None) -> None:
     """Put `champion` back on `previous`, recorded like a promotion."""
-    from webapp import promotion
+    from webapp.approvals import DecisionError, decisions
     from webapp.extensions import db
     from webapp.models import User
 
@@ -19,8 +21,8 @@ def rollback(reason: str, username: str | None, expected_champion: int | None) -
         if user is None:
             raise click.ClickException(f"No user {username!r}.")
     try:
-        event = promotion.rollback(user, reason, expected_champion=expected_champion)
-    except promotion.DecisionError as error:
+        event = decisions.rollback(user, reason, expected_champion=expected_champion)
+    except DecisionError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Rolled back: version {event.model_version} is champion, "
                f"version {event.from_version} is previous.")

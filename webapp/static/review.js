@@ -1,15 +1,8 @@
-// Keyboard shortcuts, time spent, heat-map toggle, and a guard against double submits.
+// Confirm or correct from the keyboard (Enter confirms, 1..n picks a class), time spent on the
+// image, and a guard against double submits. The viewer's own keys live in viewer.js.
 (function () {
   const shown = performance.now();
   const form = document.getElementById("label-form");
-  const heat = document.getElementById("heat");
-  const toggle = document.getElementById("heat-toggle");
-  const opacity = document.getElementById("heat-opacity");
-  if (heat && toggle && opacity) {
-    const apply = () => { heat.style.display = toggle.checked ? "" : "none"; heat.style.opacity = opacity.value / 100; };
-    toggle.addEventListener("change", apply); opacity.addEventListener("input", apply);
-    heat.addEventListener("error", () => { heat.style.display = "none"; toggle.disabled = true; });
-  }
   if (!form) return;
   let sent = false;
   form.addEventListener("submit", (event) => {
@@ -18,9 +11,15 @@
     document.getElementById("time_spent_ms").value = Math.round(performance.now() - shown);
   });
   function press(button) { if (button && !sent) { button.click(); } }
+  // a slider or toggle keeps focus after use: the label keys still work there, not while typing
+  const NOT_TYPING = new Set(["range", "checkbox", "radio", "button", "submit", "reset"]);
+  function typing(target) {
+    if (!target) return false;
+    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+    return target.tagName === "INPUT" && !NOT_TYPING.has(target.type);
+  }
   document.addEventListener("keydown", (event) => {
-    const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     if (event.key === "Enter") { event.preventDefault(); press(document.getElementById("confirm")); }
     const choice = form.querySelector(`button[data-key="${event.key}"]`);
     if (choice) { event.preventDefault(); press(choice); }

@@ -1,4 +1,4 @@
-"""`medal simulate`: the active-learning loop offline with an oracle doctor."""
+"""`medal train`, `medal worker` and `medal simulate` (the loop offline with an oracle doctor)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 from flask import current_app
+
+from webapp.services import services
 
 
 @click.command()
@@ -33,18 +35,17 @@ def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, val_s
     """Run active-learning rounds offline against labels from an npz (an oracle doctor); writes a
     CSV and a learning-curve plot."""
     from learning.simulate import SimulationSpec
-    from learning.strategies import available
     from learning.simulate import simulate as run
-    from webapp.config import ROOT
+    from learning.strategies import available
 
-    settings = current_app.config["MEDAL"]
+    settings = services().settings
     spec = SimulationSpec(
-        data=data or ROOT / settings["demo"]["data"], class_names=list(settings["classes"]),
+        data=data or settings.demo.data_path(), class_names=settings.class_names,
         strategies=[s.strip() for s in strategies.split(",") if s.strip()],
         seeds=[int(s) for s in seeds.split(",")], rounds=rounds, batch=batch, seed_size=seed_size,
         pool_size=pool_size, val_size=val_size, epochs=epochs, threads=threads,
-        backbone=backbone or settings["model"]["backbone"],
-        size=size or int(settings["images"]["size"]), random_share=random_share)
+        backbone=backbone or settings.model.backbone,
+        size=size or settings.images.size, random_share=random_share)
     unknown = [name for name in spec.strategies if name not in available()]
     if unknown:
         raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(available())}",
@@ -53,3 +54,27 @@ def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, val_s
                  reference_epochs=reference_epochs or None, jobs=jobs)
     click.echo(f"wrote {out / 'learning_curves.csv'} and {out / 'learning_curves.png'} "
                f"({len(result['rows'])} rows, pool of {result['pool']})")
+
+
+@click.command()
+@click.option("--trigger", default="cli", hidden=True)
+def train(trigger: str) -> None:
+    """Fine-tune now, in this process (the worker does this on its schedule)."""
+    from webapp.training import runs
+
+    run = runs.run(runs.enqueue(trigger))
+    if run.status != "succeeded":
+        raise click.ClickException(f"Training run {run.id} failed: {run.error}")
+    click.echo(f"Training run {run.id} registered model version {run.model_version} "
+               f"(best validation AUC {run.metrics['best_val_auc']:.4f}).")
+
+
+@click.command()
+def worker() -> None:
+    """Run the scheduler: training triggers, queued runs, pool scoring, clean-up."""
+    from webapp.training import worker as background
+
+    try:
+        background.run(current_app._get_current_object())
+    except background.WorkerAlreadyRunning as error:
+        raise click.ClickException(str(error)) from None

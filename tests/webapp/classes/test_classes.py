@@ -1,0 +1,110 @@
+"""Classes at run time: add, rename, refuse to remove one in use; labels, training and the gate follow."""
+import pytest
+
+from tests.conftest import api_token, csrf_token, login, registry_of, seed_gold, user
+from webapp.classes import catalog
+from webapp.extensions import db
+from webapp.models import AuditEvent, Label
+from webapp.review import queue
+from webapp.training import runs
+
+
+def test_classes_add_on_the_command_line_and_doctors_label_with_it_at_once(trained_app):
+    runner = trained_app.test_cli_runner()
+    result = runner.invoke(args=["classes", "add", "covid_19", "--display", "COVID-19"])
+    assert result.exit_code == 0, result.output
+    assert trained_app.extensions["medal"].class_names == ["normal", "pneumonia", "covid_19"]
+    listed = runner.invoke(args=["classes", "list"]).output
+    assert "covid_19\tCOVID-19" in listed
+    client = trained_app.test_client()
+    login(client, "doctor")
+    page = client.get("/review").get_data(as_text=True)
+    assert "covid_19" in page or "COVID-19" in page                  # a button for the new class
+    image = queue.next_for(user("doctor2"))
+    response = client.post(f"/api/v1/images/{image.id}/labels", json={"label": "covid_19"},
+                           headers=api_token(trained_app, "doctor2"))
+    assert response.status_code == 201, response.get_json()
+    event = db.session.execute(db.select(AuditEvent).filter_by(kind="class")).scalar_one()
+    assert event.details == {"action": "add", "class": "covid_19", "display": "COVID-19"}
+
+
+@pytest.mark.parametrize("name, words", [("Covid 19", "not a class name"), ("normal", "already a class")])
+def test_bad_or_duplicate_names_are_refused(app, name, words):
+    result = app.test_cli_runner().invoke(args=["classes", "add", name])
+    assert result.exit_code != 0 and words in result.output
+
+
+def test_engineers_add_and_rename_on_the_settings_page_doctors_cannot(app):
+    client = app.test_client()
+    login(client, "doctor")
+    assert client.get("/settings/classes").status_code == 403
+    client = app.test_client()
+    login(client, "engineer")
+    token = csrf_token(client, "/settings/classes")
+    client.post("/settings/classes", data={"csrf_token": token, "name": "tuberculosis", "display": "TB"})
+    assert "tuberculosis" in app.extensions["medal"].class_names
+    client.post("/settings/classes/rename", data={"csrf_token": token, "old": "tuberculosis", "new": "tb"})
+    assert app.extensions["medal"].class_names == ["normal", "pneumonia", "tb"]
+    assert "TB" in client.get("/settings/classes").get_data(as_text=True)
+
+
+def test_a_renamed_class_maps_old_labels_and_keeps_their_text(trained_app):
+    image = queue.next_for(user("doctor"))
+    queue.submit(user("doctor"), image.id, "pneumonia")
+    catalog.rename("pneumonia", "pneumonia_any", ["normal", "pneumonia"])
+    label = db.session.execute(db.select(Label).filter_by(image_id=image.id)).scalar_one()
+    assert label.label == "pneumonia"                                    # history keeps its words
+    examples, _ = runs.training_set(trained_app.extensions["medal"].settings)
+    mapped = {e.image_id: e.label for e in examples}
+    assert mapped[image.id] == "pneumonia_any"
+    assert {e.label for e in examples} == {"normal", "pneumonia_any"}     # imported labels map too
+
+
+def test_removing_a_class_that_labels_use_is_refused_with_a_message(trained_app):
+    runner = trained_app.test_cli_runner()
+    result = runner.invoke(args=["classes", "remove", "pneumonia"])
+    assert result.exit_code != 0 and "used by" in result.output and "rename" in result.output
+    runner.invoke(args=["classes", "add", "emphysema"])
+    assert runner.invoke(args=["classes", "remove", "emphysema"]).exit_code == 0
+    assert "emphysema" not in trained_app.extensions["medal"].class_names
+
+
+def test_the_next_fine_tune_grows_the_head_and_the_gate_knows_the_new_class(trained_app):
+    seed_gold(8)
+    catalog.add("covid_19", ["normal", "pneumonia"])
+    run = runs.run(runs.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    registry = registry_of(trained_app)
+    assert registry.load(run.model_version).spec.class_names == ["normal", "pneumonia", "covid_19"]
+    assert registry.load(1).spec.class_names == ["normal", "pneumonia"]
+    from webapp.approvals import gate_run
+
+    report = gate_run.latest_report(run.model_version)
+    assert set(report.candidate_metrics["per_class"]) == {"normal", "pneumonia", "covid_19"}
+    assert set(report.champion_metrics["per_class"]) == {"normal", "pneumonia", "covid_19"}
+
+
+def test_a_class_added_while_a_fine_tune_runs_waits_for_the_next_run(trained_app, monkeypatch):
+    from learning import train
+
+    real = train.fine_tune
+
+    def add_meanwhile(spec):
+        catalog.add("covid_19", ["normal", "pneumonia"])     # an engineer adds a class mid-run
+        return real(spec)
+
+    monkeypatch.setattr(runs, "fine_tune", add_meanwhile)
+    first = runs.run(runs.enqueue("test"))
+    assert first.status == "succeeded", first.error
+    registry = registry_of(trained_app)
+    assert registry.load(first.model_version).spec.class_names == ["normal", "pneumonia"]
+    monkeypatch.setattr(runs, "fine_tune", real)
+    second = runs.run(runs.enqueue("test"))
+    assert registry.load(second.model_version).spec.class_names == ["normal", "pneumonia", "covid_19"]
+
+
+@pytest.mark.postgres
+def test_classes_add_on_postgresql(pg_app):
+    result = pg_app.test_cli_runner().invoke(args=["classes", "add", "covid_19"])
+    assert result.exit_code == 0, result.output
+    assert pg_app.extensions["medal"].class_names == ["normal", "pneumonia", "covid_19"]

@@ -1,0 +1,133 @@
+"""The worker: triggers, queued runs, scoring after a change, crash recovery, one per home."""
+import subprocess
+
+import pytest
+
+from tests.conftest import change_settings, seed_pool
+from webapp.config import SchedulerSettings
+from webapp.extensions import db
+from webapp.models import QueryScore, TrainingRun, User
+from webapp.review import queue
+from webapp.training import jobs, runs, worker
+
+
+def _user(name):
+    return db.session.execute(db.select(User).filter_by(username=name)).scalar_one()
+
+
+CFG = SchedulerSettings(min_new_labels=20, train_interval_minutes=60, check_seconds=30, plateau_runs=3,
+                        plateau_min_delta=0.002)
+
+
+@pytest.mark.parametrize("state, reason", [
+    (jobs.TriggerState(0, None, False), None),
+    (jobs.TriggerState(25, 5.0, False), "labels"),
+    (jobs.TriggerState(3, 90.0, False), "interval"),
+    (jobs.TriggerState(3, 10.0, False), None),
+    (jobs.TriggerState(50, 90.0, True), None),
+])
+def test_trigger_reason(state, reason):
+    assert jobs.trigger_reason(state, CFG) == reason
+
+
+def test_plateau_rule():
+    assert not jobs.plateaued([0.01, 0.0005], runs=3, min_delta=0.002)      # too few runs
+    assert jobs.plateaued([0.05, 0.001, -0.01, 0.0], runs=3, min_delta=0.002)
+    assert not jobs.plateaued([0.0, 0.0, 0.01], runs=3, min_delta=0.002)
+
+
+def test_label_count_triggers_a_run_and_the_new_candidate(trained_app, monkeypatch):
+    change_settings(trained_app, {"scheduler": {"min_new_labels": 3}})
+    jobs.bind(trained_app)
+    doctor = _user("doctor")
+    for _ in range(3):
+        image = queue.next_for(doctor)
+        queue.submit(doctor, image.id, "pneumonia")
+    done = jobs.tick()
+    assert done["trained"]["status"] == "succeeded" and done["trained"]["version"] == 2
+    run = db.session.get(TrainingRun, done["trained"]["run"])
+    assert run.trigger == "labels" and run.num_labels == 3 and run.parent_version == 1
+    assert trained_app.extensions["medal"].registry.version_for("candidate") == 2
+    assert jobs.tick() == {}  # nothing new: nothing to do
+
+
+def test_manual_run_is_picked_up_and_scoring_follows_a_new_champion(trained_app):
+    jobs.bind(trained_app)
+    runs.enqueue("manual", _user("engineer"))
+    assert jobs.tick()["trained"]["status"] == "succeeded"
+    trained_app.extensions["medal"].registry.set_alias("champion", 2)
+    seed_pool(2, seed=321)
+    done = jobs.tick()
+    assert done["scored"]["version"] == 2
+    assert db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=2)).scalar_one() > 0
+
+
+def test_killed_worker_leaves_the_run_failed_and_the_next_goes_on(trained_app):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = TrainingRun(trigger="labels", status="running", worker_pid=dead.pid)
+    db.session.add(stale)
+    db.session.commit()
+    assert jobs.recover_interrupted() == 1
+    db.session.refresh(stale)
+    assert stale.status == "failed" and "stopped during this run" in stale.error
+    jobs.bind(trained_app)
+    runs.enqueue("manual")
+    assert jobs.tick()["trained"]["status"] == "succeeded"
+
+
+def test_a_failing_run_is_marked_failed_with_its_error(app):
+    run = runs.run(runs.enqueue("manual"))  # no labeled data at all
+    assert run.status == "failed" and "at least 10" in run.error and run.finished_at
+
+
+def test_one_worker_per_home(app):
+    lock = worker.hold_lock(app.config["MEDAL_HOME"])
+    with pytest.raises(worker.WorkerAlreadyRunning):
+        worker.hold_lock(app.config["MEDAL_HOME"])
+    lock.close()
+    worker.hold_lock(app.config["MEDAL_HOME"]).close()
+
+
+def test_scheduler_jobs_coalesce_and_never_overlap(app):
+    scheduler = worker.build_scheduler(app)
+    jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs_by_id) == {"tick", "cleanup"}
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs_by_id.values())
+
+
+def test_plateau_is_read_from_the_finished_runs_in_the_database(app):
+    for delta in (0.05, 0.001, -0.004, 0.0):
+        db.session.add(TrainingRun(trigger="test", status="succeeded", parent_version=1,
+                                   metrics={"gold_macro_auc_delta": delta}))
+    db.session.commit()
+    assert jobs.run_improvements() == [0.05, 0.001, -0.004, 0.0]
+    assert jobs.current_trigger_state().plateaued          # the last three improved < 0.002
+    db.session.add(TrainingRun(trigger="test", status="succeeded", parent_version=1,
+                               metrics={"gold_macro_auc_delta": 0.03}))
+    db.session.commit()
+    assert not jobs.current_trigger_state().plateaued
+
+
+def test_cleanup_drops_expired_claims_and_old_scores_of_other_versions(trained_app):
+    from datetime import timedelta
+
+    from webapp.models import Claim, utcnow
+
+    jobs.bind(trained_app)
+    pool = seed_pool(3, seed=66)
+    now = utcnow()
+    db.session.add(Claim(image_id=pool[0], user_id=_user("doctor").id, expires_at=now - timedelta(seconds=1)))
+    db.session.add(Claim(image_id=pool[1], user_id=_user("doctor2").id, expires_at=now + timedelta(minutes=5)))
+    old = QueryScore(image_id=pool[2], model_version=99, strategy="margin", score=0.5, rank=0,
+                     created_at=now - timedelta(days=8))
+    recent = QueryScore(image_id=pool[2], model_version=98, strategy="margin", score=0.5, rank=0)
+    db.session.add_all([old, recent])
+    db.session.commit()
+    champion_scores = db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=1)).scalar()
+    assert jobs.cleanup() == {"claims": 1, "old_scores": 1}
+    assert db.session.get(Claim, pool[0]) is None and db.session.get(Claim, pool[1]) is not None
+    assert [s.model_version for s in db.session.execute(db.select(QueryScore).filter(
+        QueryScore.model_version > 1)).scalars()] == [98]
+    assert db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(
+        model_version=1)).scalar() == champion_scores    # the champion's scores stay

@@ -1,0 +1,127 @@
+"""Running the gate: candidate and champion on one frozen gold snapshot, the verdict stored and
+the metrics logged to MLflow."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func
+
+from learning.metrics import confusion_matrix_figure, evaluate, flat_metrics
+from learning.predict import align_probabilities, score_pool
+from registry.gate import check
+from registry.uris import CHAMPION
+from webapp import labelstore
+from webapp.classes import catalog
+from webapp.extensions import db
+from webapp.gold.snapshots import freeze_gold
+from webapp.models import AuditEvent, GateReport, Image, Label, TrainingRun
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+RECENT_LABELS = 200   # labels that define "recent model-doctor agreement"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict                  # EvaluationReport.to_dict()
+    predicted: dict[int, str]     # image id -> predicted class
+
+
+def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evaluation:
+    names = services().class_names
+    net = services().server.net_for(version) or services().registry.load(version)
+    if not examples:
+        return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {})
+    # a model from before a class was added never predicts it: probability 0 for that class
+    probabilities = align_probabilities(score_pool(net, [example.path for example in examples]).probabilities,
+                                        net.spec.class_names, names, catalog.aliases())
+    truth = np.array([names.index(example.label) for example in examples])
+    predicted = {example.image_id: names[int(i)] for example, i in zip(examples, probabilities.argmax(axis=1))}
+    report = evaluate(truth, probabilities, names).to_dict()
+    report["per_site"] = _per_site(examples, truth, probabilities, names)
+    return Evaluation(report, predicted)
+
+
+def _per_site(examples: list[labelstore.Example], truth: np.ndarray, probabilities: np.ndarray,
+              names: list[str]) -> dict[str, dict]:
+    """The same metrics for each site with at least `gate.min_site_gold` gold images (only when the
+    gold set spans two sites or more: with one, the site's numbers are the overall ones)."""
+    least = max(services().settings.gate.min_site_gold, 1)
+    sites = np.array([example.site or "unknown" for example in examples])
+    found = {}
+    for site in sorted(set(sites)):
+        rows = sites == site
+        if rows.sum() >= least:
+            found[str(site)] = evaluate(truth[rows], probabilities[rows], names).to_dict()
+    return found if len(found) > 1 else {}
+
+
+def recent_agreement() -> float | None:
+    """Share of the latest doctor labels (gold reads aside) that confirmed the model."""
+    rows = db.session.execute(db.select(Label.agreed).join(Image, Image.id == Label.image_id)
+                              .where(Label.agreed.is_not(None), Image.is_gold.is_(False))
+                              .order_by(Label.id.desc()).limit(RECENT_LABELS)).scalars().all()
+    return float(np.mean(rows)) if rows else None
+
+
+def run_gate(version: int) -> GateReport:
+    """Evaluate `version` and the champion on one frozen gold snapshot and store the verdict."""
+    settings, registry = services().settings, services().registry
+    snapshot, examples = freeze_gold()
+    champion = registry.version_for(CHAMPION)
+    mine = evaluate_version(version, examples)
+    theirs = evaluate_version(champion, examples) if champion is not None else None
+    result = check(mine.report, theirs.report if theirs else None, settings.gate.policy, snapshot.size)
+    flipped = []
+    if theirs is not None:
+        gold = dict(map(tuple, snapshot.items))
+        flipped = [{"image_id": image_id, "gold": gold[image_id], "champion": theirs.predicted[image_id],
+                    "candidate": label} for image_id, label in mine.predicted.items()
+                   if theirs.predicted.get(image_id) != label]
+    report = GateReport(model_version=version, champion_version=champion, snapshot=snapshot,
+                        passed=result.passed, result=result.to_dict(), candidate_metrics=mine.report,
+                        champion_metrics=theirs.report if theirs else None, flipped=flipped)
+    db.session.add(report)
+    db.session.add(AuditEvent(kind="gate", actor_name="system", model_version=version, from_version=champion,
+                              reason="passed" if result.passed else "; ".join(result.failures),
+                              details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size}))
+    delta = _auc_delta(mine.report, theirs.report if theirs else None)
+    run = db.session.execute(db.select(TrainingRun).filter_by(model_version=version)).scalar_one_or_none()
+    if run is not None and delta is not None:
+        run.metrics = dict(run.metrics or {}, gold_macro_auc_delta=delta)  # read by the plateau rule
+    db.session.commit()
+    _record_in_registry(version, report, mine)
+    return report
+
+
+def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
+    if theirs is None or mine.get("macro_auc") is None or theirs.get("macro_auc") is None:
+        return None
+    return float(mine["macro_auc"] - theirs["macro_auc"])
+
+
+def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation) -> None:
+    registry, names = services().registry, services().class_names
+    registry.set_tags(version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash,
+                                "gate_report": report.id})
+    if evaluation.report["n"] == 0:
+        return  # an empty gold set measures nothing: log no numbers that look like measurements
+    registry.log_version_metrics(version, flat_metrics(evaluation.report), prefix="gold_")
+    figure = confusion_matrix_figure(evaluation.report, names, title=f"v{version} on gold set")
+    registry.log_version_figure(version, figure, f"gate/confusion_v{version}_report{report.id}.png")
+
+
+def latest_report(version: int) -> GateReport | None:
+    return db.session.execute(db.select(GateReport).filter_by(model_version=version)
+                              .order_by(GateReport.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def gate_verdicts() -> dict[int, dict]:
+    """The latest gate verdict and decision per model version."""
+    latest = db.select(func.max(GateReport.id)).group_by(GateReport.model_version)
+    reports = db.session.execute(db.select(GateReport).where(GateReport.id.in_(latest))).scalars()
+    return {r.model_version: {"passed": r.passed, "decision": r.decision, "failures": r.result["failures"],
+                              "champion_version": r.champion_version,
+                              "gold_snapshot": r.snapshot.content_hash, "report_id": r.id} for r in reports}

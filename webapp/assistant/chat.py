@@ -1,0 +1,106 @@
+"""The assistant as a user of the platform: facts from the label store and registry, threads in the DB."""
+from __future__ import annotations
+
+import threading
+
+from flask import current_app
+
+from learning.assistant import (
+    REMINDER,
+    Answer,
+    Assistant,
+    Facts,
+    KnowledgeBase,
+    Rephraser,
+)
+from learning.metrics import PER_CLASS_METRICS, metric_key
+from webapp.errors import Problem
+from webapp.extensions import db
+from webapp.models import ChatMessage, ChatThread, GoldItem, Label, Prediction, User
+from webapp.services import services
+
+_lock = threading.Lock()
+
+
+def assistant() -> Assistant:
+    """One per process; the knowledge base's embeddings and the optional language model load in
+    the background, and answers never wait for them."""
+    with _lock:
+        found = current_app.extensions.get("medal_assistant")
+        if found is None:
+            cfg = services().settings.assistant.language_model
+            rephraser = Rephraser(cfg.package, cfg.max_new_tokens) if cfg.enabled else None
+            found = Assistant(KnowledgeBase(), rephraser)
+            found.kb.start_loading()
+            if rephraser is not None:
+                rephraser.start_loading()
+            current_app.extensions["medal_assistant"] = found
+        return found
+
+
+def facts_for(prediction: Prediction, user: User) -> Facts:
+    """What this user may know about the prediction, gathered as the pages gather it."""
+    metrics = services().registry.version_metrics(prediction.model_version, prefix="gold_")
+    top = prediction.predicted_class
+    gold = {key: metrics[metric_key(key, top)] for key in PER_CLASS_METRICS if metric_key(key, top) in metrics}
+    if "macro_auc" in metrics:
+        gold["macro AUC"] = metrics["macro_auc"]
+    return Facts(prediction_id=prediction.id, model_version=prediction.model_version,
+                 probabilities=dict(prediction.probabilities), location=prediction.location,
+                 gold_metrics=gold if metrics.get("n") else {},
+                 gold_size=int(metrics["n"]) if metrics.get("n") else None,
+                 doctor_labels=_labels_visible_to(prediction, user))
+
+
+def _labels_visible_to(prediction: Prediction, user: User) -> list[str]:
+    labels = db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id)
+                                .order_by(Label.id)).scalars().all()
+    gold = db.session.get(GoldItem, prediction.image_id)
+    lines = []
+    for label in labels:
+        if label.user_id == user.id:
+            lines.append(f"Your label: {label.label}.")
+        elif gold is None or gold.status == "final":
+            # gold reads stay independent until the item is settled
+            lines.append(f"A {label.user.role} labeled it {label.label}.")
+    if gold is not None and gold.status == "final":
+        lines.append(f"Adjudicated gold label: {gold.final_label}.")
+    return lines
+
+
+def thread_for(prediction: Prediction, user: User, create: bool = False) -> ChatThread | None:
+    thread = db.session.execute(db.select(ChatThread).filter_by(prediction_id=prediction.id,
+                                                                user_id=user.id)).scalar_one_or_none()
+    if thread is None and create:
+        thread = ChatThread(prediction_id=prediction.id, user_id=user.id)
+        db.session.add(thread)
+        db.session.flush()
+    return thread
+
+
+def ask(prediction: Prediction, user: User, message: str) -> tuple[ChatThread, Answer]:
+    message = (message or "").strip()
+    if not message:
+        raise Problem("Write a question first.")
+    if len(message) > 2000:
+        raise Problem("Keep questions under 2000 characters.")
+    answer = assistant().answer(message, facts_for(prediction, user))
+    thread = thread_for(prediction, user, create=True)
+    db.session.add(ChatMessage(thread_id=thread.id, role="user", text=message))
+    db.session.add(ChatMessage(thread_id=thread.id, role="assistant", text=answer.text,
+                               facts=answer.facts_used, source=answer.source))
+    db.session.commit()
+    return thread, answer
+
+
+def answer_to_dict(thread: ChatThread, answer: Answer) -> dict:
+    return {"thread_id": thread.id, "answer": answer.text, "facts": answer.facts_used,
+            "intent": answer.intent, "source": answer.source, "reminder": REMINDER}
+
+
+def history(prediction: Prediction, user: User) -> list[dict]:
+    thread = thread_for(prediction, user)
+    if thread is None:
+        return []
+    return [{"role": m.role, "text": m.text, "facts": m.facts or [], "source": m.source}
+            for m in thread.messages]

@@ -1,0 +1,1 @@
+"""The label classes of this deployment: seeded from config.yaml, added and renamed at run time."""

@@ -1,0 +1,1 @@
+"""The gold set: marking images, blind doctor reads, adjudication, frozen snapshots."""

@@ -1,0 +1,1 @@
+"""The served champion (hot swap), predictions, Grad-CAM overlays and pool scoring."""

@@ -1,0 +1,15 @@
+"""`medal score`: score the unlabeled pool with a model version."""
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--version", type=int, default=None, help="model version (default: the champion)")
+def score(version: int | None) -> None:
+    """Score the unlabeled pool for the review queue."""
+    from webapp.inference import scoring
+
+    result = scoring.score(version)
+    click.echo(f"Scored {result['images']} pool images with version {result['version']} "
+               f"in {result['seconds']} s.")

@@ -1,0 +1,67 @@
+"""Scoring the unlabeled pool once per model version; the review queue reads the stored ranks."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from learning import strategies
+from learning.predict import score_pool
+from registry.uris import CHAMPION
+from webapp import labelstore
+from webapp.extensions import db
+from webapp.gold import goldset
+from webapp.inference import predictions
+from webapp.models import Prediction, QueryScore
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+
+def score(version: int | None = None) -> dict:
+    """Predict every open pool image with `version` (the champion by default) and store, for
+    every strategy, each image's score and rank, so a strategy switch needs no recompute."""
+    started = time.perf_counter()
+    registry, settings = services().registry, services().settings
+    version = version if version is not None else registry.version_for(CHAMPION)
+    if version is None:
+        raise RuntimeError("No champion to score with: train a first model (`medal train`).")
+    pool = labelstore.pool_images(services().store)
+    al = settings.active_learning
+    net = services().server.net_for(version) or registry.load(version)
+    scores = score_pool(net, [item.path for item in pool], mc_passes=al.mc_dropout_passes)
+    ids = [item.image_id for item in pool]
+    db.session.execute(db.delete(QueryScore).where(QueryScore.model_version == version))
+    _store_predictions(ids, version, scores.probabilities, net.spec.class_names)
+    # classes still being learned get a share of every batch: images the model thinks may show them
+    model_names = net.spec.class_names
+    learning = [model_names.index(name) for name in goldset.learning_classes(
+        services().class_names, settings.gate.min_class_gold) if name in model_names]
+    rows = []
+    for name in strategies.available():
+        order, values = strategies.rank(name, scores, batch=al.batch_size,
+                                        random_share=al.random_share, seed=version)
+        if learning and al.learning_class_share > 0:
+            by_index = dict(zip(order.tolist(), values.tolist()))
+            order = strategies.prioritise_classes(order, scores.probabilities, learning, batch=al.batch_size,
+                                                  share=al.learning_class_share)
+            values = np.asarray([by_index[i] for i in order.tolist()])
+        rows.extend({"image_id": ids[index], "model_version": version, "strategy": name,
+                     "score": float(value), "rank": position}
+                    for position, (index, value) in enumerate(zip(order.tolist(), values.tolist())))
+    if rows:
+        db.session.execute(db.insert(QueryScore), rows)
+    db.session.commit()
+    elapsed = time.perf_counter() - started
+    log.info("scored %d pool images with version %s in %.1f s", len(ids), version, elapsed)
+    return {"version": version, "images": len(ids), "seconds": round(elapsed, 2)}
+
+
+def _store_predictions(ids: list[int], version: int, probabilities: np.ndarray, names: list[str]) -> None:
+    """A prediction per pool image for this version, so the review page shows it at once."""
+    done = set(db.session.execute(db.select(Prediction.image_id).where(
+        Prediction.model_version == version, Prediction.image_id.in_(ids) if ids else False)).scalars())
+    rows = [{"image_id": image_id, **predictions.prediction_fields(version, probs, names)}
+            for image_id, probs in zip(ids, probabilities) if image_id not in done]
+    if rows:
+        db.session.execute(db.insert(Prediction), rows)

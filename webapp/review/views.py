@@ -1,0 +1,57 @@
+"""Review pages: the next most informative image, the prediction page, confirm or correct."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.auth.redirects import safe_next
+from webapp.extensions import db
+from webapp.inference import predictions
+from webapp.models import Label, Prediction
+from webapp.review import queue
+from webapp.services import services
+
+bp = Blueprint("review", __name__, template_folder="templates")
+
+
+@bp.get("/")
+@login_required
+def home():
+    return redirect(url_for("review.next_image"))
+
+
+@bp.get("/review")
+@login_required
+def next_image():
+    image = queue.next_for(current_user)
+    if image is None:
+        return render_template("review/empty.html")
+    prediction = predictions.predict(image)
+    db.session.commit()
+    return render_template("review/review.html", image=image, prediction=prediction,
+                           classes=services().class_names, strategy=queue.current_strategy())
+
+
+@bp.post("/review/<int:image_id>")
+@login_required
+def submit(image_id: int):
+    label = request.form.get("label", "")
+    prediction_id = request.form.get("prediction_id", type=int)
+    spent = request.form.get("time_spent_ms", type=int)
+    saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id,
+                               time_spent_ms=spent)
+    if saved.created:
+        flash(f"Saved: image {image_id} labeled {saved.label.label}.", "success")
+    else:
+        flash(f"Image {image_id} was already labeled by you ({saved.label.label}); kept the first answer.")
+    return redirect(safe_next(request.form.get("next"), url_for("review.next_image")))
+
+
+@bp.get("/predictions/<int:prediction_id>")
+@login_required
+def prediction_page(prediction_id: int):
+    prediction = db.get_or_404(Prediction, prediction_id)
+    mine = db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id,
+                                                         user_id=current_user.id)).scalar_one_or_none()
+    return render_template("review/prediction.html", prediction=prediction, image=prediction.image,
+                           my_label=mine, classes=services().class_names)

@@ -1,0 +1,137 @@
+"""Background work owned by the worker: training triggers, queued runs, pool scoring, clean-up."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Flask
+
+from registry.uris import CHAMPION
+from webapp import labelstore
+from webapp.config import SchedulerSettings
+from webapp.extensions import db
+from webapp.inference import scoring
+from webapp.models import Claim, QueryScore, TrainingRun, utcnow
+from webapp.processes import alive
+from webapp.services import services
+from webapp.training import runs
+
+log = logging.getLogger(__name__)
+_app: Flask | None = None  # set by the worker; jobs are stored by reference and push its context
+
+
+def bind(app: Flask) -> None:
+    global _app
+    _app = app
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    new_labels: int
+    minutes_since_last_run: float | None
+    plateaued: bool
+
+
+def trigger_reason(state: TriggerState, cfg: SchedulerSettings) -> str | None:
+    """Pure: why a fine-tune should start now, or None."""
+    if state.plateaued or state.new_labels == 0:
+        return None
+    if state.new_labels >= cfg.min_new_labels:
+        return "labels"
+    if state.minutes_since_last_run is None or state.minutes_since_last_run >= cfg.train_interval_minutes:
+        return "interval"
+    return None
+
+
+def plateaued(improvements: list[float], runs: int, min_delta: float) -> bool:
+    """Pure: the last `runs` finished runs each improved the tracked metric by less than min_delta."""
+    if runs <= 0 or len(improvements) < runs:
+        return False
+    return all(delta < min_delta for delta in improvements[-runs:])
+
+
+def run_improvements() -> list[float]:
+    """Per finished run (oldest first): candidate minus champion on the gold set when the gate
+    measured it, otherwise the run's validation AUC minus its parent's."""
+    runs = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "succeeded",
+                                                           TrainingRun.parent_version.is_not(None))
+                              .order_by(TrainingRun.id)).scalars().all()
+    by_version = {run.model_version: run for run in db.session.execute(
+        db.select(TrainingRun).where(TrainingRun.model_version.is_not(None))).scalars()}
+    deltas = []
+    for run in runs:
+        gold = (run.metrics or {}).get("gold_macro_auc_delta")
+        if gold is not None:
+            deltas.append(float(gold))
+            continue
+        parent = by_version.get(run.parent_version)
+        mine = (run.metrics or {}).get("best_val_auc")
+        theirs = (parent.metrics or {}).get("best_val_auc") if parent else None
+        if mine is not None and theirs is not None:
+            deltas.append(float(mine) - float(theirs))
+    return deltas
+
+
+def current_trigger_state(now: datetime | None = None) -> TriggerState:
+    now = now or utcnow()
+    cfg = services().settings.scheduler
+    last = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "succeeded")
+                              .order_by(TrainingRun.id.desc()).limit(1)).scalar_one_or_none()
+    since = last.started_at if last else None
+    minutes = (now - last.finished_at).total_seconds() / 60 if last and last.finished_at else None
+    return TriggerState(new_labels=labelstore.labels_since(since), minutes_since_last_run=minutes,
+                        plateaued=plateaued(run_improvements(), cfg.plateau_runs, cfg.plateau_min_delta))
+
+
+def recover_interrupted() -> int:
+    """Runs left 'running' by a worker that died are marked failed; the next run goes on."""
+    running = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "running")).scalars().all()
+    stale = [run for run in running
+             if not (run.worker_pid and run.worker_pid != os.getpid() and alive(run.worker_pid))]
+    for run in stale:
+        run.status, run.finished_at = "failed", utcnow()
+        run.error = "The worker stopped during this run (killed or crashed); nothing was registered."
+        if run.mlflow_run_id:
+            services().registry.client.set_terminated(run.mlflow_run_id, "FAILED")
+    db.session.commit()
+    return len(stale)
+
+
+def needs_scoring() -> int | None:
+    """The champion version when its pool scores are missing."""
+    version = services().registry.version_for(CHAMPION)
+    if version is None or not labelstore.pool_images(services().store):
+        return None
+    scored = db.session.execute(db.select(QueryScore.id).filter_by(model_version=version).limit(1)).first()
+    return None if scored else version
+
+
+def tick() -> dict:
+    """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
+    with _app.app_context():
+        done: dict = {}
+        reason = trigger_reason(current_trigger_state(), services().settings.scheduler)
+        if reason:
+            done["enqueued"] = runs.enqueue(reason).id
+        queued = db.session.execute(db.select(TrainingRun).filter_by(status="queued")
+                                    .order_by(TrainingRun.id).limit(1)).scalar_one_or_none()
+        if queued is not None:
+            run = runs.run(queued)
+            done["trained"] = {"run": run.id, "status": run.status, "version": run.model_version}
+        version = needs_scoring()
+        if version is not None:
+            done["scored"] = scoring.score(version)
+        return done
+
+
+def cleanup() -> dict:
+    with _app.app_context():
+        claims = db.session.execute(db.delete(Claim).where(Claim.expires_at < utcnow())).rowcount
+        champion = services().registry.version_for(CHAMPION)
+        old = db.session.execute(db.delete(QueryScore).where(
+            QueryScore.model_version != champion,
+            QueryScore.created_at < utcnow() - timedelta(days=7))).rowcount if champion else 0
+        db.session.commit()
+        return {"claims": claims, "old_scores": old}

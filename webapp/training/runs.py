@@ -1,0 +1,144 @@
+"""One training run: labels from the database, a Lightning fine-tune, a new MLflow version."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+
+from flask import current_app
+
+from learning.model import ModelSpec, adapt_head
+from learning.train import TrainSpec, fine_tune
+from registry.client import RunRecord
+from registry.uris import CANDIDATE, CHAMPION
+from webapp import labelstore
+from webapp.approvals import decisions, gate_run
+from webapp.classes import catalog
+from webapp.config import Settings
+from webapp.extensions import db
+from webapp.models import AuditEvent, TrainingRun, User, utcnow
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(trigger: str, user: User | None = None) -> TrainingRun:
+    """Ask the worker for a run; a queued or running one already covers the request."""
+    pending = db.session.execute(db.select(TrainingRun).where(
+        TrainingRun.status.in_(("queued", "running"))).order_by(TrainingRun.id)).scalars().first()
+    if pending is not None:
+        return pending
+    run = TrainingRun(trigger=trigger, requested_by=user, status="queued")
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def training_set(settings: Settings) -> tuple[list[labelstore.Example], int]:
+    """Every doctor label, plus a replay sample of earlier labeled data; never gold."""
+    store, names = services().store, services().class_names
+    doctor = labelstore.doctor_examples(store, names)
+    doctor_ids = {example.image_id for example in doctor}
+    earlier = [e for e in labelstore.imported_examples(store, names) if e.image_id not in doctor_ids]
+    replay = settings.training.replay_samples
+    has_champion = services().registry.version_for(CHAMPION) is not None
+    if has_champion and len(earlier) > replay:
+        # fine-tuning from the champion: a sample of what it learnt keeps it from forgetting
+        earlier = random.Random(settings.training.seed).sample(earlier, replay)
+    return doctor + earlier, len(doctor)
+
+
+def run(training: TrainingRun) -> TrainingRun:
+    """Execute a queued run to the end; any failure is stored on the run, never lost."""
+    settings = services().settings
+    training.status, training.started_at, training.worker_pid = "running", utcnow(), os.getpid()
+    training.progress, training.error = {"stage": "preparing"}, None
+    db.session.commit()
+    try:
+        _execute(training, settings)
+        training.status = "succeeded"
+    except Exception as error:  # the run is marked failed; the worker goes on
+        db.session.rollback()
+        log.exception("training run %s failed", training.id)
+        training.status, training.error = "failed", f"{type(error).__name__}: {error}"
+        training.progress = dict(training.progress or {}, stage="failed")
+    training.finished_at = utcnow()
+    db.session.commit()
+    return training
+
+
+def _execute(training: TrainingRun, settings: Settings) -> None:
+    # the classes as they are now: one added during this run waits for the next run
+    registry, names = services().registry, services().class_names
+    cfg = settings.training
+    examples, doctor_count = training_set(settings)
+    if len(examples) < 10:
+        raise ValueError(f"Only {len(examples)} labeled images; at least 10 are needed to train.")
+    champion = registry.version_for(CHAMPION)
+    init = registry.load(champion) if champion is not None else None
+    spec = ModelSpec(settings.model.backbone, names, settings.images.size, settings.model.dropout)
+    if init is not None and init.spec.backbone != spec.backbone:
+        init = None  # the configured backbone changed: train afresh
+    elif init is not None and init.spec.class_names != names:
+        # a class was added (or renamed): grow the head, keeping what it learnt for the others
+        init = adapt_head(init, names, renamed=catalog.aliases())
+    training.parent_version, training.num_labels, training.num_train = champion, doctor_count, len(examples)
+    db.session.commit()
+
+    def progress(update: dict) -> None:
+        training.progress = dict(update, stage="training")
+        db.session.commit()
+
+    result = fine_tune(TrainSpec(
+        model=spec, train=[e.labeled(names) for e in examples], init_from=init,
+        weights_path=settings.model.weights_path, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, augment=cfg.augment,
+        val_fraction=cfg.val_fraction, patience=cfg.early_stopping_patience, seed=cfg.seed,
+        accelerator=cfg.accelerator, precision=cfg.precision, num_workers=cfg.num_workers,
+        progress=progress))
+    training.progress = {"stage": "registering", "epoch": result.epochs_run}
+    db.session.commit()
+
+    final = {"best_val_auc": result.best_val_auc, "best_epoch": result.best_epoch,
+             "epochs": result.epochs_run, "duration_s": round(result.duration_s, 1)}
+    record = RunRecord(
+        params={"backbone": spec.backbone, "image_size": spec.image_size, "classes": ",".join(names),
+                "parent_version": champion, "train_size": result.train_size, "val_size": result.val_size,
+                "doctor_labels": doctor_count, "trigger": training.trigger,
+                "precision": result.precision, **{f"cfg_{k}": v for k, v in cfg.model_dump().items()}},
+        metrics_by_epoch=result.history, final_metrics=final,
+        manifest=[{"image_id": e.image_id, "sha256": e.sha256, "label": e.label, "label_id": e.label_id,
+                   "source": e.source} for e in examples],
+        tags={"code_version": code_version(), "training_run": training.id, "trigger": training.trigger,
+              "parent_version": champion if champion is not None else "none"})
+    run_id = registry.log_run(result.net, record, run_name=f"train-{training.id}")
+    version = registry.register(run_id, tags={"training_run": training.id,
+                                              "parent_version": champion if champion is not None else "none"})
+    training.mlflow_run_id, training.model_version, training.metrics = run_id, version, final
+    if champion is None:
+        bootstrap_champion(version)
+    else:
+        registry.set_alias(CANDIDATE, version)
+        decisions.on_candidate(version)  # the gate runs as soon as a candidate exists
+
+
+def bootstrap_champion(version: int) -> None:
+    """The very first model has nothing to be compared with: it serves, and the history says so.
+    It is still measured on the gold set, so its numbers are known from the start."""
+    report = gate_run.run_gate(version)
+    report.decision = "bootstrap"
+    services().registry.set_alias(CHAMPION, version)
+    db.session.add(AuditEvent(kind="promotion", actor_name="system", model_version=version,
+                              reason="First model: no champion to compare with.", automatic=True,
+                              details={"bootstrap": True}))
+    db.session.commit()
+
+
+def code_version() -> str:
+    try:
+        root = current_app.root_path
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

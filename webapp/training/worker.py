@@ -1,0 +1,63 @@
+"""`medal worker`: the one process that owns the scheduler and does all background work."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from webapp.training import jobs
+
+log = logging.getLogger(__name__)
+
+
+class WorkerAlreadyRunning(RuntimeError):
+    pass
+
+
+def hold_lock(home: str):
+    """One worker per MEDAL_HOME: two schedulers would train the same labels twice."""
+    handle = open(Path(home) / "worker.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise WorkerAlreadyRunning(f"Another worker is running on {home}.") from None
+    return handle
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    cfg = app.extensions["medal"].settings.scheduler
+    store = SQLAlchemyJobStore(url=app.config["SQLALCHEMY_DATABASE_URI"], tablename="scheduler_jobs")
+    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC")
+    # one run of a job at a time, and missed runs collapse into one: a long fine-tune never
+    # stacks up ticks behind it
+    once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300, "replace_existing": True}
+    scheduler.add_job("webapp.training.jobs:tick", "interval", seconds=cfg.check_seconds, id="tick",
+                      next_run_time=datetime.now(UTC), **once)  # first pass at once
+    scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
+    return scheduler
+
+
+def run(app: Flask) -> None:
+    lock = hold_lock(app.config["MEDAL_HOME"])
+    jobs.bind(app)
+    with app.app_context():
+        from webapp.approvals import recovery
+
+        recovery.reconcile()  # finish an alias change a crash interrupted
+        recovered = jobs.recover_interrupted()
+        if recovered:
+            log.warning("marked %d interrupted training run(s) failed", recovered)
+    scheduler = build_scheduler(app)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    log.info("worker started; checking every %s s", app.extensions["medal"].settings.scheduler.check_seconds)
+    try:
+        scheduler.start()
+    finally:
+        lock.close()

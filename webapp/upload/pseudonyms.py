@@ -1,0 +1,32 @@
+"""Patient pseudonyms: a keyed hash of the patient id, so studies of one patient stay linked
+(splits by patient never leak) while the id itself is never stored."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from flask import current_app
+
+from webapp.files import write_atomic
+
+KEY_FILE = "pseudonym_key"
+ENV_KEY = "MEDAL_PSEUDONYM_KEY"
+
+
+def _key() -> bytes:
+    """The installation's secret: MEDAL_PSEUDONYM_KEY, else a file in MEDAL_HOME made once."""
+    if os.environ.get(ENV_KEY):
+        return os.environ[ENV_KEY].encode()
+    path = Path(current_app.config["MEDAL_HOME"]) / KEY_FILE
+    if not path.exists():
+        write_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
+    return path.read_bytes().strip()
+
+
+def pseudonym(patient_id: str) -> str:
+    """The same id always gives the same pseudonym under one key, and another under another key."""
+    digest = hmac.new(_key(), patient_id.strip().encode(), hashlib.sha256).hexdigest()
+    return "p-" + digest[:32]
