@@ -46,6 +46,7 @@ def test_site_filter_and_ticked_boxes_mark_gold(trained_app):
     ids = seed_pool(3, seed=95)
     db.session.get(Image, ids[0]).site = "St Mary"
     db.session.get(Image, ids[1]).site = "Royal Free"
+    db.session.get(Image, ids[2]).site = None
     db.session.commit()
     assert set(_shown(client, "?site=St+Mary")) == {ids[0]}
     assert ids[2] in _shown(client, "?site=-") and ids[0] not in _shown(client, "?site=-")  # no site recorded
