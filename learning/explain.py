@@ -1,4 +1,5 @@
 """Grad-CAM heat maps and the plain-words lung zone where the model looked."""
+
 from __future__ import annotations
 
 import io
@@ -11,24 +12,26 @@ from pytorch_grad_cam import GradCAM
 from learning.data import letterbox_box, to_tensor
 from learning.model import XrayNet
 
-CONVENTION = ("the patient's right is on the left of the image, as on a frontal film viewed in "
-              "the standard radiological orientation")
+CONVENTION = (
+    "the patient's right is on the left of the image, as on a frontal film viewed in "
+    "the standard radiological orientation"
+)
 ZONES = ("upper", "middle", "lower")
 
 
 @dataclass(frozen=True)
 class LungLocation:
-    side: str          # "right lung" | "left lung" | "both lungs"  (the patient's sides)
-    zone: str          # "upper" | "middle" | "lower"
-    share: float       # fraction of the activation in that zone of that side
+    side: str  # "right lung" | "left lung" | "both lungs"  (the patient's sides)
+    zone: str  # "upper" | "middle" | "lower"
+    share: float  # fraction of the activation in that zone of that side
     description: str
 
 
 @dataclass(frozen=True)
 class Explanation:
-    probabilities: np.ndarray   # from Grad-CAM's own forward pass
+    probabilities: np.ndarray  # from Grad-CAM's own forward pass
     predicted_index: int
-    heatmap: np.ndarray         # float32 in [0, 1], the input image's height x width
+    heatmap: np.ndarray  # float32 in [0, 1], the input image's height x width
     location: LungLocation
 
 
@@ -44,13 +47,14 @@ def explain(net: XrayNet, image: np.ndarray, size: int) -> Explanation:
     # the model saw the image letterboxed: cut the padding off the map before scaling it back,
     # so the heat stays registered to the radiograph
     top, left, height, width = letterbox_box(image.shape[0], image.shape[1], size)
-    heatmap = _resize(grayscale[top:top + height, left:left + width], image.shape)
+    heatmap = _resize(grayscale[top : top + height, left : left + width], image.shape)
     return Explanation(probabilities, int(np.argmax(probabilities)), heatmap, locate(heatmap))
 
 
 def _resize(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     resized = Image.fromarray(heatmap.astype(np.float32), mode="F").resize(
-        (shape[1], shape[0]), Image.Resampling.BILINEAR)
+        (shape[1], shape[0]), Image.Resampling.BILINEAR
+    )
     out = np.asarray(resized, dtype=np.float32)
     top = float(out.max())
     return np.clip(out / top, 0, 1) if top > 0 else np.zeros(shape, dtype=np.float32)
@@ -60,24 +64,21 @@ def locate(heatmap: np.ndarray) -> LungLocation:
     """Which lung and zone hold most of the activation, in the radiological convention."""
     total = float(heatmap.sum())
     if total <= 0:
-        return LungLocation("both lungs", "middle", 0.0,
-                            "The heat map is flat: no region stands out.")
+        return LungLocation("both lungs", "middle", 0.0, "The heat map is flat: no region stands out.")
     height, width = heatmap.shape
     image_left = float(heatmap[:, : width // 2].sum()) / total
     if image_left >= 0.6:
-        side, columns = "right lung", slice(0, width // 2)        # image left = patient's right
+        side, columns = "right lung", slice(0, width // 2)  # image left = patient's right
     elif image_left <= 0.4:
         side, columns = "left lung", slice(width // 2, width)
     else:
         side, columns = "both lungs", slice(0, width)
     thirds = np.array_split(np.arange(height), 3)
-    shares = [float(heatmap[rows[0]:rows[-1] + 1, columns].sum()) / total for rows in thirds]
+    shares = [float(heatmap[rows[0] : rows[-1] + 1, columns].sum()) / total for rows in thirds]
     zone_index = int(np.argmax(shares))
     zone = ZONES[zone_index]
-    where = f"the {zone} zone of the patient's {side}" if side != "both lungs" else \
-        f"the {zone} zones of both lungs"
-    description = (f"Most of the activation is in {where} ({shares[zone_index]:.0%} of it); "
-                   f"{CONVENTION}.")
+    where = f"the {zone} zone of the patient's {side}" if side != "both lungs" else f"the {zone} zones of both lungs"
+    description = f"Most of the activation is in {where} ({shares[zone_index]:.0%} of it); {CONVENTION}."
     return LungLocation(side, zone, round(shares[zone_index], 3), description)
 
 

@@ -1,4 +1,5 @@
 """Classification metrics for the validation gate and training reports."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 @dataclass(frozen=True)
 class ClassMetrics:
-    sensitivity: float   # recall of the class
+    sensitivity: float  # recall of the class
     specificity: float
     precision: float
     f1: float
@@ -21,10 +22,10 @@ class ClassMetrics:
 class EvaluationReport:
     n: int
     accuracy: float
-    macro_auc: float | None          # None when a class is absent from y_true
+    macro_auc: float | None  # None when a class is absent from y_true
     ece: float
     per_class: dict[str, ClassMetrics]
-    confusion: list[list[int]]       # rows: true class, columns: predicted class
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -71,16 +72,23 @@ def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, n_
     return float(error)
 
 
-def evaluate(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str],
-             n_bins: int = 10) -> EvaluationReport:
+def evaluate(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], n_bins: int = 10
+) -> EvaluationReport:
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     k = len(class_names)
     if len(y_true) == 0:
         empty = ClassMetrics(0.0, 0.0, 0.0, 0.0, 0)
-        return EvaluationReport(n=0, accuracy=0.0, macro_auc=None, ece=0.0,
-                                per_class={name: empty for name in class_names},
-                                confusion=[[0] * k for _ in range(k)], notes=["No examples to evaluate."])
+        return EvaluationReport(
+            n=0,
+            accuracy=0.0,
+            macro_auc=None,
+            ece=0.0,
+            per_class={name: empty for name in class_names},
+            confusion=[[0] * k for _ in range(k)],
+            notes=["No examples to evaluate."],
+        )
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_true, predicted, labels=list(range(k)))
     total = int(matrix.sum())
@@ -91,10 +99,13 @@ def evaluate(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[st
         fp = matrix[:, index].sum() - tp
         tn = total - tp - fn - fp
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_class[name] = ClassMetrics(sensitivity=recall, specificity=_ratio(tn, tn + fp),
-                                       precision=precision,
-                                       f1=_ratio(2 * precision * recall, precision + recall),
-                                       support=int(tp + fn))
+        per_class[name] = ClassMetrics(
+            sensitivity=recall,
+            specificity=_ratio(tn, tn + fp),
+            precision=precision,
+            f1=_ratio(2 * precision * recall, precision + recall),
+            support=int(tp + fn),
+        )
     notes, auc = [], None
     present = np.unique(y_true)
     if len(present) < k:
@@ -103,13 +114,18 @@ def evaluate(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[st
     elif k == 2:
         auc = float(roc_auc_score(y_true, probabilities[:, 1]))
     else:
-        auc = float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro",
-                                  labels=list(range(k))))
+        auc = float(roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=list(range(k))))
     if auc is not None and math.isnan(auc):
         auc = None
-    return EvaluationReport(n=total, accuracy=_ratio(np.trace(matrix), total), macro_auc=auc,
-                            ece=expected_calibration_error(y_true, probabilities, n_bins),
-                            per_class=per_class, confusion=matrix.tolist(), notes=notes)
+    return EvaluationReport(
+        n=total,
+        accuracy=_ratio(np.trace(matrix), total),
+        macro_auc=auc,
+        ece=expected_calibration_error(y_true, probabilities, n_bins),
+        per_class=per_class,
+        confusion=matrix.tolist(),
+        notes=notes,
+    )
 
 
 def confusion_matrix_figure(report: EvaluationReport | dict, class_names: list[str], title: str = ""):
@@ -128,8 +144,9 @@ def confusion_matrix_figure(report: EvaluationReport | dict, class_names: list[s
     axes.set_xlabel("predicted")
     axes.set_ylabel("true (gold)")
     for (row, column), value in np.ndenumerate(matrix):
-        axes.text(column, row, str(value), ha="center", va="center",
-                  color="white" if value > matrix.max() / 2 else "black")
+        axes.text(
+            column, row, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black"
+        )
     if title:
         axes.set_title(title)
     figure.tight_layout()

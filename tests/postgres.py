@@ -1,4 +1,5 @@
 """A throwaway PostgreSQL server for the tests, started from the machine's own binaries."""
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,19 @@ class TemporaryPostgres:
 
         try:
             run(["initdb", "-D", str(self.data), "-A", "trust", "-U", "medal", "--no-sync"])
-            run(["pg_ctl", "-D", str(self.data), "-w", "-l", str(self.dir / "log"), "-o",
-                 f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off", "start"])
+            run(
+                [
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-w",
+                    "-l",
+                    str(self.dir / "log"),
+                    "-o",
+                    f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off",
+                    "start",
+                ]
+            )
         except subprocess.CalledProcessError as error:
             raise PostgresUnavailable(f"PostgreSQL did not start: {error.stderr.strip()}") from None
         return self
@@ -63,12 +75,10 @@ class TemporaryPostgres:
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(f"host={self.dir} port={self.port} user=medal dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(f"host={self.dir} port={self.port} user=medal dbname=postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def stop(self) -> None:
-        subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(_as_postgres(["pg_ctl", "-D", str(self.data), "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,4 +1,5 @@
 """Small synthetic chest-X-ray-like images made in the tests (no real data in unit tests)."""
+
 from __future__ import annotations
 
 import io
@@ -40,9 +41,14 @@ def dataset(n: int, size: int = 32, seed: int = 0) -> tuple[list[np.ndarray], li
     return [radiograph(label, size, seed * 10_000 + i) for i, label in enumerate(labels)], labels
 
 
-def dicom_bytes(image: np.ndarray, photometric: str = "MONOCHROME2", bits: int = 16,
-                window: tuple[float, float] | None = None, with_pixels: bool = True,
-                patient_name: str = "Doe^Jane") -> bytes:
+def dicom_bytes(
+    image: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits: int = 16,
+    window: tuple[float, float] | None = None,
+    with_pixels: bool = True,
+    patient_name: str = "Doe^Jane",
+) -> bytes:
     """A minimal valid DICOM file (Secondary Capture) holding `image` scaled to `bits` bits."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import (
@@ -65,7 +71,7 @@ def dicom_bytes(image: np.ndarray, photometric: str = "MONOCHROME2", bits: int =
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     if with_pixels:
-        scale = (2 ** bits - 1) / 255.0
+        scale = (2**bits - 1) / 255.0
         dtype = np.uint16 if bits == 16 else np.uint8
         ds.PixelData = (image.astype(np.float64) * scale).astype(dtype).tobytes()
     buffer = io.BytesIO()

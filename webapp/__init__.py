@@ -1,4 +1,5 @@
 """medal's web application: create_app() builds it; nothing happens at import time."""
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.training.views import bp as training_bp
     from webapp.upload.views import bp as upload_bp
 
-    for blueprint in (auth_bp, upload_bp, inference_bp, review_bp, gold_bp, training_bp, approvals_bp,
-                      assistant_bp, classes_bp):
+    for blueprint in (
+        auth_bp,
+        upload_bp,
+        inference_bp,
+        review_bp,
+        gold_bp,
+        training_bp,
+        approvals_bp,
+        assistant_bp,
+        classes_bp,
+    ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens only, never cookies
@@ -56,10 +66,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                                    "object-src 'none'; "
-                                    "frame-ancestors 'none'")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "object-src 'none'; "
+            "frame-ancestors 'none'",
+        )
         return response
 
     from webapp.cli import register_commands

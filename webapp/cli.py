@@ -1,4 +1,5 @@
 """The `medal` command line: a Flask CLI group over the app factory; each area brings its commands."""
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,9 @@ def _create_app():
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
-             add_version_option=False, load_dotenv=False)
+@click.group(
+    cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False, load_dotenv=False
+)
 def main() -> None:
     """medal: active-learning feedback platform for chest X-ray diagnosis."""
 
@@ -53,8 +55,13 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
 
     class Server(BaseApplication):
         def load_config(self):
-            for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": 4,
-                               "timeout": 120, "accesslog": "-"}.items():
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": 4,
+                "timeout": 120,
+                "accesslog": "-",
+            }.items():
                 self.cfg.set(key, value)
 
         def load(self):

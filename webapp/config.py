@@ -1,4 +1,5 @@
 """Settings: config.yaml plus MEDAL_* overrides, parsed once into typed, frozen, validated objects."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ class ImageSettings(Section):
     size: int = Field(gt=0, le=2048)
     max_pixels: int = Field(gt=0)
     max_upload_mb: int = Field(gt=0, le=4096)
-    default_site: str = Field(default="local", min_length=1, max_length=80)   # an image's site when none is given
+    default_site: str = Field(default="local", min_length=1, max_length=80)  # an image's site when none is given
 
 
 class ModelSettings(Section):
@@ -55,7 +56,7 @@ class TrainingSettings(Section):
     seed: int
     num_workers: int = Field(ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
-    precision: str = Field(min_length=1)   # auto | 32-true | 16-mixed | bf16-mixed ...
+    precision: str = Field(min_length=1)  # auto | 32-true | 16-mixed | bf16-mixed ...
 
 
 class ActiveLearningSettings(Section):
@@ -85,15 +86,16 @@ class SchedulerSettings(Section):
 
 class AutoPromotionSettings(Section):
     enabled: bool = False
-    min_margin: float = 0.0   # may be negative: a slightly lower AUC is then accepted
+    min_margin: float = 0.0  # may be negative: a slightly lower AUC is then accepted
     min_agreement: float = Field(default=1.0, ge=0, le=1)
 
 
 class GateSettings(Section):
     min_gold_size: int = Field(ge=0)
     min_sensitivity: dict[str, float] = Field(default_factory=dict)
-    max_drop: dict[Literal["accuracy", "macro_auc", "sensitivity", "specificity", "precision", "f1", "ece"],
-                   float] = Field(default_factory=dict)
+    max_drop: dict[Literal["accuracy", "macro_auc", "sensitivity", "specificity", "precision", "f1", "ece"], float] = (
+        Field(default_factory=dict)
+    )
     auto_promote: AutoPromotionSettings = AutoPromotionSettings()
     min_class_gold: int = Field(default=0, ge=0)
     min_site_gold: int = Field(default=0, ge=0)
@@ -101,9 +103,14 @@ class GateSettings(Section):
     @property
     def policy(self) -> GatePolicy:
         auto = self.auto_promote
-        return GatePolicy(self.min_gold_size, dict(self.min_sensitivity), dict(self.max_drop),
-                          AutoPromotion(auto.enabled, auto.min_margin, auto.min_agreement),
-                          self.min_class_gold, self.min_site_gold)
+        return GatePolicy(
+            self.min_gold_size,
+            dict(self.min_sensitivity),
+            dict(self.max_drop),
+            AutoPromotion(auto.enabled, auto.min_margin, auto.min_agreement),
+            self.min_class_gold,
+            self.min_site_gold,
+        )
 
 
 class ServingSettings(Section):
@@ -127,10 +134,11 @@ class DemoUser(Section):
 
 
 class DemoSettings(Section):
-    data: str                       # an ImageFolder tree with a manifest (filename,label,patient_id)
-    split: str                      # the first model's patient split: filename,patient_id,part
-    model: str                      # the shipped first model (spec.json + weights), trained on `train`
+    data: str  # an ImageFolder tree with a manifest (filename,label,patient_id)
+    split: str  # the first model's patient split: filename,patient_id,part
+    model: str  # the shipped first model (spec.json + weights), trained on `train`
     site: str = "demo"
+    train_images: int | None = Field(default=None, ge=0)  # cap on the labeled import (None: all)
     pool_images: int = Field(ge=0)
     gold_images: int = Field(ge=0)
     seed: int = 0
@@ -173,8 +181,7 @@ def _merge(section: BaseModel, changes: Mapping[str, Any]) -> dict:
     merged = section.model_dump()
     for key, value in changes.items():
         current = getattr(section, key, None)
-        merged[key] = _merge(current, value) if isinstance(current, BaseModel) and isinstance(value, Mapping) \
-            else value
+        merged[key] = _merge(current, value) if isinstance(current, BaseModel) and isinstance(value, Mapping) else value
     return merged
 
 
@@ -208,7 +215,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
         node = raw
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -228,9 +235,9 @@ def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -
     tracking = environ.get("MLFLOW_TRACKING_URI") or tracking_uri_for(str(home))
     database = environ.get("DATABASE_URL") or f"sqlite:///{home}/medal.db"
     if database.startswith("postgres://"):
-        database = "postgresql+psycopg://" + database[len("postgres://"):]
+        database = "postgresql+psycopg://" + database[len("postgres://") :]
     elif database.startswith("postgresql://"):
-        database = "postgresql+psycopg://" + database[len("postgresql://"):]
+        database = "postgresql+psycopg://" + database[len("postgresql://") :]
     return {
         "MEDAL_HOME": str(home),
         "SECRET_KEY": environ.get("MEDAL_SECRET_KEY") or _secret_key(home),

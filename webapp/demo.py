@@ -1,6 +1,7 @@
 """The demo: real pediatric chest X-rays (Kermany et al. 2018), one user per role, a seeded gold set
 and the first model, all split by patient so the pool and the gold set are patients the first
 model never saw."""
+
 from __future__ import annotations
 
 import csv
@@ -27,17 +28,27 @@ def load(train: bool = True) -> Iterator[str]:
     cfg = settings.demo
     data = cfg.data_path()
     yield from _users(cfg.users)
-    parts = _parts(_resolve(cfg.split), cfg.seed, cfg.gold_images, cfg.pool_images)
+    parts = _parts(_resolve(cfg.split), cfg.seed, cfg.gold_images, cfg.pool_images, cfg.train_images)
     manifest = importers.default_manifest(data)
-    report = importers.from_image_folder(data, "train", origin="demo", manifest=manifest, site=cfg.site,
-                                         only=parts["train"])
+    report = importers.from_image_folder(
+        data, "train", origin="demo", manifest=manifest, site=cfg.site, only=parts["train"]
+    )
     yield f"labeled training images (the first model's training patients): {report.line()}"
-    report = importers.from_image_folder(data, "pool", origin="demo", manifest=manifest, site=cfg.site,
-                                         only=parts["pool"])
+    report = importers.from_image_folder(
+        data, "pool", origin="demo", manifest=manifest, site=cfg.site, only=parts["pool"]
+    )
     yield f"review pool (patients the first model never saw): {report.line()}"
     gold_ids: list[int] = []
-    gold = importers.from_image_folder(data, "pool", origin="demo", manifest=manifest, site=cfg.site,
-                                       only=parts["gold"], keep_labels=True, ids=gold_ids)
+    gold = importers.from_image_folder(
+        data,
+        "pool",
+        origin="demo",
+        manifest=manifest,
+        site=cfg.site,
+        only=parts["gold"],
+        keep_labels=True,
+        ids=gold_ids,
+    )
     yield f"gold set (other unseen patients): {gold.line()}; {_seed_gold(gold_ids)} adjudicated"
     if not train:
         return
@@ -51,7 +62,9 @@ def _resolve(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
-def _parts(split_csv: Path, seed: int, gold_images: int, pool_images: int) -> dict[str, set[str]]:
+def _parts(
+    split_csv: Path, seed: int, gold_images: int, pool_images: int, train_images: int | None = None
+) -> dict[str, set[str]]:
     """The first model's own patient split (train and val parts trained it); its unseen test
     patients are divided, whole patients at a time, into the gold set and the review pool."""
     by_part: dict[str, list[dict]] = defaultdict(list)
@@ -69,8 +82,10 @@ def _parts(split_csv: Path, seed: int, gold_images: int, pool_images: int) -> di
         if target is None:
             break
         target.update(patients[patient])
-    train = {row["filename"] for part in ("train", "val") for row in by_part[part]}
-    return {"train": train, "gold": gold, "pool": pool}
+    train = sorted(row["filename"] for part in ("train", "val") for row in by_part[part])
+    if train_images is not None:
+        train = random.Random(seed).sample(train, min(train_images, len(train)))
+    return {"train": set(train), "gold": gold, "pool": pool}
 
 
 def _seed_gold(image_ids: list[int]) -> int:
@@ -79,8 +94,9 @@ def _seed_gold(image_ids: list[int]) -> int:
     for image in db.session.execute(db.select(Image).where(Image.id.in_(image_ids))).scalars():
         image.is_gold = True
         if db.session.get(GoldItem, image.id) is None:
-            db.session.add(GoldItem(image_id=image.id, status="final", final_label=image.reference_label,
-                                    finalized_at=utcnow()))
+            db.session.add(
+                GoldItem(image_id=image.id, status="final", final_label=image.reference_label, finalized_at=utcnow())
+            )
             seeded += 1
     db.session.commit()
     return seeded
@@ -89,22 +105,28 @@ def _seed_gold(image_ids: list[int]) -> int:
 def _first_model(directory: Path, data: Path, trained_on: set[str]) -> str:
     """Register the shipped first model (trained by scripts/train_first_model.py on the train
     patients) as version 1 with its metrics and data manifest; the gate measures it on gold."""
-    if not (directory / "spec.json").exists():   # no shipped weights: train one here instead
-        run = runs.run(runs.enqueue("demo"))
-        if run.status != "succeeded":
-            raise RuntimeError(f"Demo training failed: {run.error}")
-        return f"first model: version {run.model_version} trained here and is champion"
+    if not (directory / "spec.json").exists():
+        raise RuntimeError(
+            f"The first model is missing from {directory}: train it with "
+            "`.venv/bin/python scripts/train_first_model.py` (see docs/benchmarks.md)."
+        )
     net = load_model(directory)
     metrics = json.loads((directory / "metrics.json").read_text()) if (directory / "metrics.json").exists() else {}
     flat = {key: value for key, value in _flatten(metrics).items() if isinstance(value, (int, float))}
-    record = RunRecord(params={"backbone": net.spec.backbone, "image_size": net.spec.image_size,
-                               "classes": ",".join(net.spec.class_names), "trained_by": "scripts/train_first_model.py",
-                               "train_size": len(trained_on)},
-                       final_metrics=flat, manifest=[{"filename": name} for name in sorted(trained_on)],
-                       tags={"source": "shipped", "training_log": "models/medal-cxr-v1/train.log"})
+    record = RunRecord(
+        params={
+            "backbone": net.spec.backbone,
+            "image_size": net.spec.image_size,
+            "classes": ",".join(net.spec.class_names),
+            "trained_by": "scripts/train_first_model.py",
+            "train_size": len(trained_on),
+        },
+        final_metrics=flat,
+        manifest=[{"filename": name} for name in sorted(trained_on)],
+        tags={"source": "shipped", "training_log": "models/medal-cxr-v1/train.log"},
+    )
     registry = services().registry
-    version = registry.register(registry.log_run(net, record, run_name="first-model"),
-                                tags={"source": "shipped"})
+    version = registry.register(registry.log_run(net, record, run_name="first-model"), tags={"source": "shipped"})
     runs.bootstrap_champion(version)
     return f"first model: version {version} (shipped, trained on {len(trained_on)} images) is champion"
 

@@ -1,5 +1,6 @@
 """Problem, the one shape of a failure a user sees, and the one handler that renders it:
 JSON under /api/ (or when asked for), an error page in the browser."""
+
 from __future__ import annotations
 
 import logging
@@ -10,8 +11,13 @@ from werkzeug.exceptions import HTTPException
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
-MESSAGES = {413: "The upload is too large.", 404: "Not found.", 403: "Your role does not allow this.",
-            405: "Method not allowed.", 401: "Log in first."}
+MESSAGES = {
+    413: "The upload is too large.",
+    404: "Not found.",
+    403: "Your role does not allow this.",
+    405: "Method not allowed.",
+    401: "Log in first.",
+}
 
 
 class Problem(ValueError):
@@ -24,7 +30,7 @@ class Problem(ValueError):
         super().__init__(message)
         if status is not None:
             self.status = status
-        self.details = details   # extra JSON fields for API callers, e.g. the label that stands
+        self.details = details  # extra JSON fields for API callers, e.g. the label that stands
 
 
 def wants_json() -> bool:

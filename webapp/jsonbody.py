@@ -1,4 +1,5 @@
 """Reading a JSON request body: an object with typed fields, or a 400 that says what is wrong."""
+
 from __future__ import annotations
 
 import json
@@ -49,5 +50,11 @@ def json_object(example: str, **fields: type | tuple[type, ...]) -> dict[str, An
     return body
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", float: "a number",
-               dict: "an object", list: "a list"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    float: "a number",
+    dict: "an object",
+    list: "a list",
+}

@@ -1,4 +1,5 @@
 """The DB → ML boundary: label and image rows in, plain dataclasses out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ class Example:
     path: str
     label: str
     sha256: str
-    label_id: int | None     # None for labels that came with an import
-    source: str              # doctor | import | gold
-    group: str = ""          # the patient: their pseudonym, or the image itself when unknown
+    label_id: int | None  # None for labels that came with an import
+    source: str  # doctor | import | gold
+    group: str = ""  # the patient: their pseudonym, or the image itself when unknown
     site: str | None = None
 
     def labeled(self, class_names: list[str]) -> LabeledImage:
@@ -47,32 +48,44 @@ def patient_group(image: Image) -> str:
 def doctor_examples(store, class_names: list[str]) -> list[Example]:
     """The newest doctor label of every non-gold image (gold never trains), renamed classes mapped."""
     renamed = catalog.aliases()
-    newest = (db.select(Label.image_id, func.max(Label.id).label("label_id"))
-              .group_by(Label.image_id).subquery())
+    newest = db.select(Label.image_id, func.max(Label.id).label("label_id")).group_by(Label.image_id).subquery()
     rows = db.session.execute(
-        db.select(Label, Image).join(newest, Label.id == newest.c.label_id)
-        .join(Image, Image.id == Label.image_id).where(Image.is_gold.is_(False))
-        .order_by(Label.id)).all()
-    return [Example(image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image))
-            for label, image in rows if (name := catalog.canonical(label.label, renamed)) in class_names]
+        db.select(Label, Image)
+        .join(newest, Label.id == newest.c.label_id)
+        .join(Image, Image.id == Label.image_id)
+        .where(Image.is_gold.is_(False))
+        .order_by(Label.id)
+    ).all()
+    return [
+        Example(image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image))
+        for label, image in rows
+        if (name := catalog.canonical(label.label, renamed)) in class_names
+    ]
 
 
 def imported_examples(store, class_names: list[str]) -> list[Example]:
     """Images that arrived labeled (the initial training set), gold excluded."""
     renamed = catalog.aliases()
     rows = db.session.execute(
-        db.select(Image).where(Image.split == "train", Image.is_gold.is_(False),
-                               Image.reference_label.is_not(None)).order_by(Image.id)).scalars()
-    return [Example(image.id, _abs(store, image.path), name, image.sha256, None, "import", patient_group(image))
-            for image in rows if (name := catalog.canonical(image.reference_label, renamed)) in class_names]
+        db.select(Image)
+        .where(Image.split == "train", Image.is_gold.is_(False), Image.reference_label.is_not(None))
+        .order_by(Image.id)
+    ).scalars()
+    return [
+        Example(image.id, _abs(store, image.path), name, image.sha256, None, "import", patient_group(image))
+        for image in rows
+        if (name := catalog.canonical(image.reference_label, renamed)) in class_names
+    ]
 
 
 def pool_images(store) -> list[PoolImage]:
     """Unlabeled, non-gold images awaiting review."""
     labeled = db.select(Label.image_id)
     rows = db.session.execute(
-        db.select(Image.id, Image.path).where(Image.split == "pool", Image.is_gold.is_(False),
-                                              Image.id.not_in(labeled)).order_by(Image.id)).all()
+        db.select(Image.id, Image.path)
+        .where(Image.split == "pool", Image.is_gold.is_(False), Image.id.not_in(labeled))
+        .order_by(Image.id)
+    ).all()
     return [PoolImage(image_id, _abs(store, path)) for image_id, path in rows]
 
 
@@ -80,11 +93,24 @@ def gold_examples(store) -> list[Example]:
     """The adjudicated gold set: final labels only, renamed classes mapped."""
     renamed = catalog.aliases()
     rows = db.session.execute(
-        db.select(GoldItem, Image).join(Image, Image.id == GoldItem.image_id)
-        .where(GoldItem.status == "final").order_by(GoldItem.image_id)).all()
-    return [Example(image.id, _abs(store, image.path), catalog.canonical(item.final_label, renamed), image.sha256,
-                    None, "gold", patient_group(image), image.site)
-            for item, image in rows]
+        db.select(GoldItem, Image)
+        .join(Image, Image.id == GoldItem.image_id)
+        .where(GoldItem.status == "final")
+        .order_by(GoldItem.image_id)
+    ).all()
+    return [
+        Example(
+            image.id,
+            _abs(store, image.path),
+            catalog.canonical(item.final_label, renamed),
+            image.sha256,
+            None,
+            "gold",
+            patient_group(image),
+            image.site,
+        )
+        for item, image in rows
+    ]
 
 
 def labels_since(moment: datetime | None) -> int:

@@ -1,4 +1,5 @@
 """The app's tables: users, images, predictions, labels, queue scores, training, gold set, audit."""
+
 from __future__ import annotations
 
 import hashlib
@@ -66,18 +67,18 @@ class Image(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     sha256 = db.Column(db.String(64), unique=True, nullable=False)  # of the uploaded bytes
-    path = db.Column(db.String(300), nullable=False)                # normalised PNG in the store
+    path = db.Column(db.String(300), nullable=False)  # normalised PNG in the store
     width = db.Column(db.Integer, nullable=False)
     height = db.Column(db.Integer, nullable=False)
-    source_format = db.Column(db.String(10), nullable=False)       # png | jpeg | dicom
-    origin = db.Column(db.String(20), nullable=False)              # upload | api | import | demo
+    source_format = db.Column(db.String(10), nullable=False)  # png | jpeg | dicom
+    origin = db.Column(db.String(20), nullable=False)  # upload | api | import | demo
     split = db.Column(db.String(10), nullable=False, default="pool")  # train | pool
-    reference_label = db.Column(db.String(60))                     # label that came with an import
+    reference_label = db.Column(db.String(60))  # label that came with an import
     is_gold = db.Column(db.Boolean, nullable=False, default=False, index=True)
     site = db.Column(db.String(80))
     patient_age = db.Column(db.Integer)
     patient_sex = db.Column(db.String(1))
-    patient_key = db.Column(db.String(40), index=True)              # keyed pseudonym, never the id
+    patient_key = db.Column(db.String(40), index=True)  # keyed pseudonym, never the id
     uploaded_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     uploaded_by = db.relationship(User)
@@ -87,12 +88,12 @@ class Prediction(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
     model_version = db.Column(db.Integer, nullable=False, index=True)
-    probabilities = db.Column(JSON, nullable=False)    # class name -> probability
+    probabilities = db.Column(JSON, nullable=False)  # class name -> probability
     predicted_class = db.Column(db.String(60), nullable=False)
     confidence = db.Column(db.Float, nullable=False)
     latency_ms = db.Column(db.Float)
-    heatmap_path = db.Column(db.String(300))          # cached Grad-CAM overlay
-    location = db.Column(db.Text)                     # plain-words lung zone of the activation
+    heatmap_path = db.Column(db.String(300))  # cached Grad-CAM overlay
+    location = db.Column(db.Text)  # plain-words lung zone of the activation
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     image = db.relationship(Image, backref=db.backref("predictions", lazy="dynamic"))
 
@@ -106,7 +107,7 @@ class Label(db.Model):
     user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
     prediction_id = db.Column(db.Integer, db.ForeignKey("prediction.id"))
     label = db.Column(db.String(60), nullable=False)
-    agreed = db.Column(db.Boolean)                  # did it confirm the prediction it answered?
+    agreed = db.Column(db.Boolean)  # did it confirm the prediction it answered?
     time_spent_ms = db.Column(db.Integer)
     channel = db.Column(db.String(10), nullable=False, default="web")  # web | api
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
@@ -151,7 +152,7 @@ class Setting(db.Model):
 class TrainingRun(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     status = db.Column(db.String(12), nullable=False, default="queued", index=True)
-    trigger = db.Column(db.String(20), nullable=False)       # manual | labels | interval | demo | cli
+    trigger = db.Column(db.String(20), nullable=False)  # manual | labels | interval | demo | cli
     requested_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
     parent_version = db.Column(db.Integer)
     model_version = db.Column(db.Integer)
@@ -192,7 +193,7 @@ class GoldSnapshot(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     content_hash = db.Column(db.String(64), unique=True, nullable=False)
-    items = db.Column(JSON, nullable=False)   # [[image_id, label], ...] sorted
+    items = db.Column(JSON, nullable=False)  # [[image_id, label], ...] sorted
     size = db.Column(db.Integer, nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -203,11 +204,11 @@ class GateReport(db.Model):
     champion_version = db.Column(db.Integer)
     snapshot_id = db.Column(db.Integer, db.ForeignKey("gold_snapshot.id"), nullable=False)
     passed = db.Column(db.Boolean, nullable=False)
-    result = db.Column(JSON, nullable=False)              # GateResult.to_dict()
+    result = db.Column(JSON, nullable=False)  # GateResult.to_dict()
     candidate_metrics = db.Column(JSON, nullable=False)
     champion_metrics = db.Column(JSON)
-    flipped = db.Column(JSON)                              # gold images whose prediction changed
-    decision = db.Column(db.String(10))                    # approved | rejected | None (pending)
+    flipped = db.Column(JSON)  # gold images whose prediction changed
+    decision = db.Column(db.String(10))  # approved | rejected | None (pending)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     snapshot = db.relationship(GoldSnapshot)
 
@@ -217,7 +218,7 @@ class LabelClass(db.Model):
 
     name = db.Column(db.String(60), primary_key=True)
     display = db.Column(db.String(80), nullable=False)
-    position = db.Column(db.Integer, nullable=False)      # the model's output index order
+    position = db.Column(db.Integer, nullable=False)  # the model's output index order
     created_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -236,7 +237,7 @@ class AuditEvent(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     kind = db.Column(db.String(20), nullable=False, index=True)
     actor_id = db.Column(db.Integer, db.ForeignKey("user.id"))
-    actor_name = db.Column(db.String(80), nullable=False)     # kept even if the user goes
+    actor_name = db.Column(db.String(80), nullable=False)  # kept even if the user goes
     model_version = db.Column(db.Integer)
     from_version = db.Column(db.Integer)
     reason = db.Column(db.Text)
@@ -268,8 +269,8 @@ class ChatThread(db.Model):
 class ChatMessage(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     thread_id = db.Column(db.Integer, db.ForeignKey("chat_thread.id"), nullable=False, index=True)
-    role = db.Column(db.String(10), nullable=False)   # user | assistant
+    role = db.Column(db.String(10), nullable=False)  # user | assistant
     text = db.Column(db.Text, nullable=False)
     facts = db.Column(JSON)
-    source = db.Column(db.String(20))                 # template | language_model | refusal
+    source = db.Column(db.String(20))  # template | language_model | refusal
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)

@@ -1,4 +1,5 @@
 """Whether a process recorded in the database still runs on this host."""
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,6 @@ def alive(pid: object) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:   # PermissionError: the process exists but belongs to someone else
+    except OSError:  # PermissionError: the process exists but belongs to someone else
         return True
     return True

@@ -1,4 +1,5 @@
 """The per-process objects every part of the app shares: settings, image store, registry, server."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,10 +28,18 @@ class Services:
 
 
 def init_services(app: Flask, settings: Settings) -> Services:
-    registry = Registry(app.config["MLFLOW_TRACKING_URI"], settings.model.name,
-                        app.config["MLFLOW_ARTIFACT_ROOT"], app.config["MODEL_CACHE"])
-    found = Services(settings=settings, store=ImageStore(app.config["IMAGE_STORE"]), registry=registry,
-                     server=ModelServer(registry, settings.serving.poll_seconds))
+    registry = Registry(
+        app.config["MLFLOW_TRACKING_URI"],
+        settings.model.name,
+        app.config["MLFLOW_ARTIFACT_ROOT"],
+        app.config["MODEL_CACHE"],
+    )
+    found = Services(
+        settings=settings,
+        store=ImageStore(app.config["IMAGE_STORE"]),
+        registry=registry,
+        server=ModelServer(registry, settings.serving.poll_seconds),
+    )
     app.extensions["medal"] = found
     return found
 

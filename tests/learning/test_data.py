@@ -1,4 +1,5 @@
 """Decoding radiographs: PNG, JPEG, DICOM (windowing, MONOCHROME1) and bad input."""
+
 import io
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_dicom_monochrome1_is_inverted():
 
 
 def test_dicom_window_clips_outside_values():
-    image = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))   # 0..252 ramp
+    image = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # 0..252 ramp
     centre = 128 * 257.0  # the 16-bit value of mid-gray
     decoded = decode_image(synthetic.dicom_bytes(image, window=(centre, 64 * 257.0)), LIMIT)
     # outside the window everything is black or white; inside it is a ramp
@@ -56,11 +57,14 @@ def test_dicom_window_clips_outside_values():
     assert (decoded[0] == 0).sum() > 10 and (decoded[0] == 255).sum() > 10
 
 
-@pytest.mark.parametrize("data, kind, words", [
-    (b"", "corrupt", "empty"),
-    (b"hello, this is not an image at all", "unsupported", "not a PNG"),
-    (synthetic.png_bytes(synthetic.radiograph(0))[:60], "corrupt", "truncated"),
-])
+@pytest.mark.parametrize(
+    "data, kind, words",
+    [
+        (b"", "corrupt", "empty"),
+        (b"hello, this is not an image at all", "unsupported", "not a PNG"),
+        (synthetic.png_bytes(synthetic.radiograph(0))[:60], "corrupt", "truncated"),
+    ],
+)
 def test_bad_bytes_get_clear_errors(data, kind, words):
     with pytest.raises(ImageDecodeError) as caught:
         decode_image(data, LIMIT)

@@ -1,4 +1,5 @@
 """Grad-CAM on a tiny model: the map has the image's shape and peaks where the lesion was drawn."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,8 +26,9 @@ def trained_net():
     for _ in range(60):
         labels = rng.integers(0, 2, 32)
         # trained as served: films of varied width, letterboxed by the one transform
-        images = torch.stack([to_tensor(lesion_image(rng, bool(l))[:, :rng.integers(20, 33)], 32)
-                              for l in labels])
+        images = torch.stack(
+            [to_tensor(lesion_image(rng, bool(label))[:, : rng.integers(20, 33)], 32) for label in labels]
+        )
         loss = torch.nn.functional.cross_entropy(net(images), torch.tensor(labels))
         optimizer.zero_grad()
         loss.backward()
@@ -37,21 +39,21 @@ def trained_net():
 def test_heatmap_has_the_image_shape_and_peaks_at_the_lesion(trained_net):
     rng = np.random.default_rng(5)
     image = lesion_image(rng, True)
-    big = np.kron(image, np.ones((3, 3), dtype=np.uint8))[:, :72]   # 96 x 72: not square, not 32
-    explanation = explain(trained_net, big, 32)                  # letterboxed, padding cut off
+    big = np.kron(image, np.ones((3, 3), dtype=np.uint8))[:, :72]  # 96 x 72: not square, not 32
+    explanation = explain(trained_net, big, 32)  # letterboxed, padding cut off
     assert explanation.heatmap.shape == big.shape
     assert 0.0 <= explanation.heatmap.min() and explanation.heatmap.max() <= 1.0
     assert explanation.predicted_index == 1 and explanation.probabilities[1] > 0.5
     assert abs(explanation.probabilities.sum() - 1) < 1e-5
     peak_y, peak_x = np.unravel_index(np.argmax(explanation.heatmap), big.shape)
-    assert peak_y >= big.shape[0] * 0.5 and peak_x < big.shape[1] * 0.5   # lower left of the image
-    assert explanation.location.side == "right lung"                       # the patient's right
+    assert peak_y >= big.shape[0] * 0.5 and peak_x < big.shape[1] * 0.5  # lower left of the image
+    assert explanation.location.side == "right lung"  # the patient's right
     assert explanation.location.zone == "lower"
 
 
 def test_location_words_follow_the_radiological_convention():
     heat = np.zeros((30, 30), dtype=np.float32)
-    heat[0:8, 20:30] = 1.0                 # image upper right = patient's left upper zone
+    heat[0:8, 20:30] = 1.0  # image upper right = patient's left upper zone
     location = locate(heat)
     assert (location.side, location.zone) == ("left lung", "upper")
     assert "patient's left lung" in location.description and "left of the image" in location.description

@@ -1,4 +1,5 @@
 """Growing the head for a new class keeps what the model learnt for the old ones."""
+
 import numpy as np
 import torch
 
@@ -18,8 +19,8 @@ def test_old_class_logits_are_unchanged_before_fine_tuning():
     with torch.no_grad():
         before, after = net(x), grown(x)
     assert after.shape == (6, 4) and grown.spec.class_names[-1] == "covid_19"
-    assert torch.allclose(before, after[:, :3], rtol=0, atol=1e-6)   # same rows: only float rounding
-    assert (after[:, 3] <= after[:, :3].min(dim=1).values + 1e-6).all()   # the new class starts unlikely
+    assert torch.allclose(before, after[:, :3], rtol=0, atol=1e-6)  # same rows: only float rounding
+    assert (after[:, 3] <= after[:, :3].min(dim=1).values + 1e-6).all()  # the new class starts unlikely
     assert torch.equal(before.argmax(1), after.argmax(1))
 
 

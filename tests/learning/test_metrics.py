@@ -1,4 +1,5 @@
 """Metrics against values worked out by hand."""
+
 import numpy as np
 import pytest
 
@@ -43,7 +44,7 @@ def test_one_spelling_of_per_class_keys_even_with_spaces_in_class_names():
     names = ["normal", "viral pneumonia"]
     report = evaluate(np.array([0, 1]), np.array([[0.7, 0.3], [0.2, 0.8]]), names)
     assert metric_key("sensitivity", "viral pneumonia") == "sensitivity_viral_pneumonia"
-    assert flat_metrics(report) == flat_metrics(report.to_dict())      # the gate's dict, the same keys
+    assert flat_metrics(report) == flat_metrics(report.to_dict())  # the gate's dict, the same keys
     assert "sensitivity_viral_pneumonia" in flat_metrics(report)
 
 

@@ -1,4 +1,5 @@
 """The offline active-learning loop on tiny synthetic data."""
+
 import csv
 import json
 
@@ -20,16 +21,30 @@ def tiny_npz(path, train=60, val=16, test=16):
 
 
 def test_simulation_writes_curves_for_each_strategy_and_seed(tmp_path):
-    spec = SimulationSpec(data=tiny_npz(tmp_path / "tiny.npz"), class_names=synthetic.CLASSES,
-                          strategies=["random", "margin"], seeds=[0, 1], rounds=2, batch=6, seed_size=8,
-                          epochs=1, backbone="small_cnn", size=32, batch_size=16, min_epoch_samples=16)
+    spec = SimulationSpec(
+        data=tiny_npz(tmp_path / "tiny.npz"),
+        class_names=synthetic.CLASSES,
+        strategies=["random", "margin"],
+        seeds=[0, 1],
+        rounds=2,
+        batch=6,
+        seed_size=8,
+        epochs=1,
+        backbone="small_cnn",
+        size=32,
+        batch_size=16,
+        min_epoch_samples=16,
+    )
     progress = tmp_path / "progress.log"
     result = simulate(spec, tmp_path / "out", report=lambda row: None, reference_epochs=1, progress=progress)
     with (tmp_path / "out" / "learning_curves.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2 * 2 * 3
-    assert [(r["strategy"], r["seed"], int(r["n_labels"])) for r in rows[:3]] == \
-        [("random", "0", 8), ("random", "0", 14), ("random", "0", 20)]
+    assert [(r["strategy"], r["seed"], int(r["n_labels"])) for r in rows[:3]] == [
+        ("random", "0", 8),
+        ("random", "0", 14),
+        ("random", "0", 20),
+    ]
     assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 and 0.0 <= float(r["test_auc"]) <= 1.0 for r in rows)
     assert (tmp_path / "out" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert result["reference"]["labels"] == 60 and result["pool"] == 60
@@ -41,10 +56,21 @@ def test_simulation_writes_curves_for_each_strategy_and_seed(tmp_path):
 
 @pytest.mark.slow  # spawning two Python processes that import torch takes most of a minute here
 def test_curves_in_parallel_processes_match_the_layout(tmp_path):
-    spec = SimulationSpec(data=tiny_npz(tmp_path / "tiny.npz"), class_names=synthetic.CLASSES,
-                          strategies=["least_confidence"], seeds=[0, 1], rounds=1, batch=5, seed_size=8,
-                          pool_size=40, epochs=1, backbone="small_cnn", size=32, batch_size=16,
-                          min_epoch_samples=16)
+    spec = SimulationSpec(
+        data=tiny_npz(tmp_path / "tiny.npz"),
+        class_names=synthetic.CLASSES,
+        strategies=["least_confidence"],
+        seeds=[0, 1],
+        rounds=1,
+        batch=5,
+        seed_size=8,
+        pool_size=40,
+        epochs=1,
+        backbone="small_cnn",
+        size=32,
+        batch_size=16,
+        min_epoch_samples=16,
+    )
     result = simulate(spec, tmp_path / "out", report=lambda row: None, jobs=2)
     assert sorted((r["seed"], r["n_labels"]) for r in result["rows"]) == [(0, 8), (0, 13), (1, 8), (1, 13)]
     assert result["pool"] == 40 and result["reference"] is None

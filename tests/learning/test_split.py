@@ -1,4 +1,5 @@
 """Patient-grouped splits never leak a patient into two parts."""
+
 from collections import Counter
 
 import pytest
@@ -10,30 +11,35 @@ from learning.train import split_validation
 
 
 @settings(max_examples=200, deadline=None)
-@given(groups=st.lists(st.integers(0, 30), min_size=1, max_size=120),
-       labels=st.data(),
-       shares=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4).filter(lambda s: sum(s) > 0.01),
-       seed=st.integers(0, 2 ** 31 - 1),
-       stratified=st.booleans())
+@given(
+    groups=st.lists(st.integers(0, 30), min_size=1, max_size=120),
+    labels=st.data(),
+    shares=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4).filter(lambda s: sum(s) > 0.01),
+    seed=st.integers(0, 2**31 - 1),
+    stratified=st.booleans(),
+)
 def test_no_patient_in_two_parts_and_every_image_in_exactly_one(groups, labels, shares, seed, stratified):
     names = [f"part{i}" for i in range(len(shares))]
-    stratify = labels.draw(st.lists(st.sampled_from("abc"), min_size=len(groups),
-                                    max_size=len(groups))) if stratified else None
+    stratify = (
+        labels.draw(st.lists(st.sampled_from("abc"), min_size=len(groups), max_size=len(groups)))
+        if stratified
+        else None
+    )
     parts = patient_split([f"p{g}" for g in groups], dict(zip(names, shares)), seed, stratify)
     assert set(parts) == set(names)
     every = [index for indices in parts.values() for index in indices]
-    assert sorted(every) == list(range(len(groups)))            # each index exactly once
+    assert sorted(every) == list(range(len(groups)))  # each index exactly once
     owner = {}
     for name, indices in parts.items():
         for index in indices:
-            assert owner.setdefault(groups[index], name) == name   # a patient stays in one part
+            assert owner.setdefault(groups[index], name) == name  # a patient stays in one part
     for name, share in zip(names, shares):
         if share == 0:
             assert parts[name] == []
 
 
 def test_split_is_deterministic_and_near_its_fractions_and_stratified():
-    groups = [f"p{i // 2}" for i in range(2000)]                  # two images per patient
+    groups = [f"p{i // 2}" for i in range(2000)]  # two images per patient
     labels = ["normal" if (i // 2) % 4 == 0 else "pneumonia" for i in range(2000)]
     fractions = {"train": 0.7, "val": 0.1, "test": 0.2}
     parts = patient_split(groups, fractions, seed=3, stratify=labels)
@@ -64,7 +70,7 @@ def test_bad_fractions_are_refused():
 
 def test_fine_tune_validation_split_is_by_patient_when_ids_are_given():
     items = [LabeledImage(f"{i}.png", i % 3, f"patient{i // 4}") for i in range(120)]
-    items.append(LabeledImage("lonely.png", 0))                    # no id: its own patient
+    items.append(LabeledImage("lonely.png", 0))  # no id: its own patient
     train, val = split_validation(items, 0.2, seed=1)
     assert len(train) + len(val) == len(items) and val
     assert not {i.group for i in train} & {i.group for i in val}

@@ -1,4 +1,5 @@
 """Query strategies on hand-made probability arrays."""
+
 import numpy as np
 import pytest
 
@@ -15,14 +16,13 @@ def test_least_confident_row_is_picked_first():
 
 def test_margin_and_entropy_order_three_classes():
     probs = np.array([[0.5, 0.45, 0.05], [0.4, 0.3, 0.3], [0.9, 0.05, 0.05]])
-    assert select("margin", PoolScores(probs), 3)[0].tolist() == [0, 1, 2]   # margins .05 .10 .85
-    assert select("entropy", PoolScores(probs), 1)[0].tolist() == [1]       # the flattest row
+    assert select("margin", PoolScores(probs), 3)[0].tolist() == [0, 1, 2]  # margins .05 .10 .85
+    assert select("entropy", PoolScores(probs), 1)[0].tolist() == [1]  # the flattest row
 
 
 def test_mc_dropout_picks_where_passes_disagree():
     # rows 0 and 1 have the same mean (0.5, 0.5); the passes agree on row 0 and disagree on row 1
-    mc = np.array([[[0.5, 0.5], [0.9, 0.1], [0.8, 0.2]],
-                   [[0.5, 0.5], [0.1, 0.9], [0.8, 0.2]]])
+    mc = np.array([[[0.5, 0.5], [0.9, 0.1], [0.8, 0.2]], [[0.5, 0.5], [0.1, 0.9], [0.8, 0.2]]])
     scores = PoolScores(mc.mean(axis=0), mc_probabilities=mc)
     assert select("mc_dropout", scores, 1)[0].tolist() == [1]
     with pytest.raises(ValueError, match="MC-dropout"):
@@ -34,7 +34,7 @@ def test_batch_diverse_skips_near_copies_and_balances_classes():
     n = 40
     probs = np.column_stack([np.linspace(0.45, 0.55, n), 1 - np.linspace(0.45, 0.55, n)])
     embeddings = rng.normal(size=(n, 8))
-    embeddings[1:10] = embeddings[0]          # nine exact copies of the most uncertain-looking image
+    embeddings[1:10] = embeddings[0]  # nine exact copies of the most uncertain-looking image
     picked, _ = select("batch_diverse", PoolScores(probs, embeddings=embeddings), 6)
     assert len(set(picked.tolist())) == 6
     assert len(set(picked.tolist()) & set(range(10))) <= 1
@@ -53,8 +53,8 @@ def test_random_share_keeps_an_unbiased_part():
     probs = np.column_stack([np.linspace(0.5, 1.0, 200), 1 - np.linspace(0.5, 1.0, 200)])
     picked, _ = select("least_confidence", PoolScores(probs), 20, random_share=0.25, seed=1)
     assert len(set(picked.tolist())) == 20
-    assert picked[:15].tolist() == list(range(15))        # the 15 least confident
-    assert (picked[15:] >= 15).all()                      # 5 drawn from the rest
+    assert picked[:15].tolist() == list(range(15))  # the 15 least confident
+    assert (picked[15:] >= 15).all()  # 5 drawn from the rest
 
 
 def test_k_larger_than_pool_and_unknown_names():
@@ -68,10 +68,10 @@ def test_k_larger_than_pool_and_unknown_names():
 def test_rank_keeps_a_random_share_in_every_batch():
     probs = np.column_stack([np.linspace(0.5, 1.0, 100), 1 - np.linspace(0.5, 1.0, 100)])
     order, _ = rank("least_confidence", PoolScores(probs), batch=10, random_share=0.2, seed=3)
-    assert sorted(order.tolist()) == list(range(100))            # every image once
+    assert sorted(order.tolist()) == list(range(100))  # every image once
     first = order[:10].tolist()
-    assert first[:8] == list(range(8))                           # eight by uncertainty
-    assert all(i >= 8 for i in first[8:])                        # two drawn from the rest
+    assert first[:8] == list(range(8))  # eight by uncertainty
+    assert all(i >= 8 for i in first[8:])  # two drawn from the rest
     plain, _ = rank("least_confidence", PoolScores(probs), batch=10, random_share=0.0)
     assert plain.tolist() == list(range(100))
 
@@ -81,9 +81,9 @@ def test_a_share_of_each_batch_goes_to_the_likeliest_images_of_a_class_still_lea
 
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(3), size=40)
-    order = np.arange(40)                                   # the strategy's own order
+    order = np.arange(40)  # the strategy's own order
     out = prioritise_classes(order, probabilities, [2], batch=10, share=0.3)
-    assert sorted(out.tolist()) == list(range(40))          # every image once
+    assert sorted(out.tolist()) == list(range(40))  # every image once
     likeliest = np.argsort(-probabilities[:, 2], kind="stable")[:3].tolist()
-    assert set(likeliest) <= set(out[:10].tolist())          # the first batch holds the 3 likeliest
+    assert set(likeliest) <= set(out[:10].tolist())  # the first batch holds the 3 likeliest
     assert prioritise_classes(order, probabilities, [], batch=10, share=0.3).tolist() == order.tolist()

@@ -1,4 +1,5 @@
 """fine_tune on tiny synthetic images: head-first training, class balance, patient-grouped validation."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,9 +16,9 @@ SIZE = 16
 def _image(kind: int, rng) -> np.ndarray:
     base = rng.normal(60, 12, (SIZE, SIZE))
     if kind == 1:
-        base[:, : SIZE // 2] += 90            # bright left half
+        base[:, : SIZE // 2] += 90  # bright left half
     elif kind == 2:
-        base += 160                           # a bright film: the rare class
+        base += 160  # a bright film: the rare class
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
@@ -36,14 +37,24 @@ def test_frozen_epochs_leave_the_backbone_untouched(tmp_path):
     torch.manual_seed(0)
     spec = ModelSpec("small_cnn", ["a", "b", "c"], SIZE, dropout=0.0)
     start = XrayNet(spec, pretrained=False)
-    result = fine_tune(TrainSpec(model=spec, train=_items(tmp_path, {0: 12, 1: 12, 2: 6}), init_from=start,
-                                 val=_items(tmp_path, {0: 2, 1: 2, 2: 2}, seed=1, prefix="val"),
-                                 max_epochs=1, freeze_backbone_epochs=1, batch_size=8, balance="sampler",
-                                 accelerator="cpu", patience=5))
+    result = fine_tune(
+        TrainSpec(
+            model=spec,
+            train=_items(tmp_path, {0: 12, 1: 12, 2: 6}),
+            init_from=start,
+            val=_items(tmp_path, {0: 2, 1: 2, 2: 2}, seed=1, prefix="val"),
+            max_epochs=1,
+            freeze_backbone_epochs=1,
+            batch_size=8,
+            balance="sampler",
+            accelerator="cpu",
+            patience=5,
+        )
+    )
     before, after = start.state_dict(), result.net.state_dict()
     for key in before:
         if key.startswith("features."):
-            assert torch.equal(before[key], after[key]), key      # weights and BatchNorm statistics
+            assert torch.equal(before[key], after[key]), key  # weights and BatchNorm statistics
     assert not torch.equal(before["head.weight"], after["head.weight"])
     assert all(p.requires_grad for p in result.net.parameters())  # unfrozen for the next user
 
@@ -53,9 +64,22 @@ def test_a_class_with_five_images_is_learned(tmp_path):
     spec = ModelSpec("small_cnn", ["normal", "common", "rare"], SIZE, dropout=0.0)
     train = _items(tmp_path, {0: 40, 1: 40, 2: 5})
     val = _items(tmp_path, {0: 6, 1: 6, 2: 2}, seed=1, prefix="val")
-    result = fine_tune(TrainSpec(model=spec, train=train, val=val, pretrained=False, max_epochs=4,
-                                 freeze_backbone_epochs=1, balance="sampler", batch_size=16,
-                                 learning_rate=3e-3, epoch_size=160, accelerator="cpu", patience=5))
+    result = fine_tune(
+        TrainSpec(
+            model=spec,
+            train=train,
+            val=val,
+            pretrained=False,
+            max_epochs=4,
+            freeze_backbone_epochs=1,
+            balance="sampler",
+            batch_size=16,
+            learning_rate=3e-3,
+            epoch_size=160,
+            accelerator="cpu",
+            patience=5,
+        )
+    )
     test = _items(tmp_path, {2: 10, 0: 10}, seed=2, prefix="test")
     predicted = score_pool(result.net, [item.path for item in test]).probabilities.argmax(axis=1)
     assert (predicted[:10] == 2).mean() >= 0.8
@@ -65,9 +89,17 @@ def test_a_class_with_five_images_is_learned(tmp_path):
 
 def test_validation_inside_a_fine_tune_is_by_patient(tmp_path):
     items = _items(tmp_path, {0: 20, 1: 20})
-    result = fine_tune(TrainSpec(model=ModelSpec("small_cnn", ["a", "b"], SIZE), train=items,
-                                 pretrained=False, max_epochs=1, val_fraction=0.25, batch_size=8,
-                                 accelerator="cpu"))
+    result = fine_tune(
+        TrainSpec(
+            model=ModelSpec("small_cnn", ["a", "b"], SIZE),
+            train=items,
+            pretrained=False,
+            max_epochs=1,
+            val_fraction=0.25,
+            batch_size=8,
+            accelerator="cpu",
+        )
+    )
     assert result.train_size + result.val_size == 40 and 6 <= result.val_size <= 12
     # two images per patient: a patient-grouped split moves whole pairs
     assert result.val_size % 2 == 0
@@ -83,6 +115,11 @@ def test_balanced_sampler_draws_classes_evenly(tmp_path):
 
 def test_unknown_balance_is_refused(tmp_path):
     with pytest.raises(ValueError, match="balance"):
-        fine_tune(TrainSpec(model=ModelSpec("small_cnn", ["a", "b"], SIZE),
-                            train=_items(tmp_path, {0: 4, 1: 4}), balance="oversample",
-                            pretrained=False))
+        fine_tune(
+            TrainSpec(
+                model=ModelSpec("small_cnn", ["a", "b"], SIZE),
+                train=_items(tmp_path, {0: 4, 1: 4}),
+                balance="oversample",
+                pretrained=False,
+            )
+        )

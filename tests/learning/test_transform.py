@@ -1,4 +1,5 @@
 """The one transform: aspect ratio kept (letterbox), identical in training, scoring and serving."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,11 +18,11 @@ from tests import synthetic
 
 
 def test_wide_image_is_padded_top_and_bottom_not_squashed():
-    image = np.full((50, 100), 200, dtype=np.uint8)          # twice as wide as tall
+    image = np.full((50, 100), 200, dtype=np.uint8)  # twice as wide as tall
     tensor = to_tensor(image, 64)
     assert tensor.shape == (1, 64, 64) and tensor.dtype == torch.float32
     rows = tensor[0].mean(dim=1)
-    assert torch.all(rows[:16] == 0) and torch.all(rows[-16:] == 0)   # padding bands of 16 px
+    assert torch.all(rows[:16] == 0) and torch.all(rows[-16:] == 0)  # padding bands of 16 px
     assert torch.allclose(tensor[0, 16:48], torch.full((32, 64), 200 / 255))
     assert letterbox_box(50, 100, 64) == (16, 0, 32, 64)
 
@@ -37,11 +38,11 @@ def test_tall_image_is_padded_left_and_right():
 
 def test_a_circle_stays_round():
     y, x = np.mgrid[0:80, 0:160]
-    image = (((x - 80) ** 2 + (y - 40) ** 2) < 30 ** 2).astype(np.uint8) * 255
+    image = (((x - 80) ** 2 + (y - 40) ** 2) < 30**2).astype(np.uint8) * 255
     pixels = letterbox(image, 64) > 127
     rows, cols = np.nonzero(pixels)
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    assert abs(height - width) <= 1           # squashing would make it twice as tall as wide
+    assert abs(height - width) <= 1  # squashing would make it twice as tall as wide
 
 
 def test_square_image_of_the_model_size_is_unchanged():
@@ -53,10 +54,10 @@ def test_square_image_of_the_model_size_is_unchanged():
 @pytest.mark.parametrize("cache", [True, False])
 def test_training_scoring_and_serving_see_identical_tensors(tmp_path, cache):
     image = synthetic.radiograph(1, size=48)
-    wide = np.concatenate([image, image[:, :20]], axis=1)     # 48 x 68, not square
+    wide = np.concatenate([image, image[:, :20]], axis=1)  # 48 x 68, not square
     path = tmp_path / "wide.png"
     Image.fromarray(wide, mode="L").save(path)
-    served = to_tensor(wide, 40)                               # the upload path (decode -> to_tensor)
+    served = to_tensor(wide, 40)  # the upload path (decode -> to_tensor)
     trained, label = XrayDataset([LabeledImage(str(path), 1, "p1")], 40, augment=False, cache=cache)[0]
     scored = TensorImages([str(path)], 40)[0]
     assert label == 1

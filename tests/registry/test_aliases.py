@@ -1,4 +1,5 @@
 """The alias moves of promotion and rollback, on tiny models in a real temp MLflow store."""
+
 import pytest
 
 from registry import aliases
@@ -35,7 +36,9 @@ def test_rollback_needs_a_previous_model(tiny):
 def test_a_crash_after_any_step_leaves_one_champion_and_reapplying_finishes(tiny, action):
     tiny.set_alias("previous", 3)
     tiny.set_alias("candidate", 2)
-    planned = aliases.plan_promotion(tiny.aliases(), 2) if action == "promote" else aliases.plan_rollback(tiny.aliases())
+    planned = (
+        aliases.plan_promotion(tiny.aliases(), 2) if action == "promote" else aliases.plan_rollback(tiny.aliases())
+    )
     names = []
     aliases.apply(tiny, planned, after_step=names.append)
     for crash_at in names:

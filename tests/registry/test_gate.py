@@ -1,18 +1,28 @@
 """The gate on hand-made metric dicts: each rule can fail alone."""
+
 from dataclasses import replace
 
 import pytest
 
 from registry.gate import AutoPromotion, GatePolicy, auto_promotion_allowed, check
 
-POLICY = GatePolicy(min_gold_size=20, min_sensitivity={"normal": 0.8, "pneumonia": 0.85},
-                    max_drop={"accuracy": 0.02, "macro_auc": 0.01, "sensitivity": 0.03, "ece": 0.03})
+POLICY = GatePolicy(
+    min_gold_size=20,
+    min_sensitivity={"normal": 0.8, "pneumonia": 0.85},
+    max_drop={"accuracy": 0.02, "macro_auc": 0.01, "sensitivity": 0.03, "ece": 0.03},
+)
 
 
 def report(accuracy=0.9, auc=0.95, ece=0.05, sens=(0.9, 0.9)):
-    return {"accuracy": accuracy, "macro_auc": auc, "ece": ece,
-            "per_class": {"normal": {"sensitivity": sens[0], "specificity": 0.9, "precision": 0.9, "f1": 0.9},
-                          "pneumonia": {"sensitivity": sens[1], "specificity": 0.9, "precision": 0.9, "f1": 0.9}}}
+    return {
+        "accuracy": accuracy,
+        "macro_auc": auc,
+        "ece": ece,
+        "per_class": {
+            "normal": {"sensitivity": sens[0], "specificity": 0.9, "precision": 0.9, "f1": 0.9},
+            "pneumonia": {"sensitivity": sens[1], "specificity": 0.9, "precision": 0.9, "f1": 0.9},
+        },
+    }
 
 
 def test_equal_models_pass():
@@ -20,14 +30,17 @@ def test_equal_models_pass():
     assert result.passed and result.failures == []
 
 
-@pytest.mark.parametrize("candidate, champion, gold_size, rule, metric", [
-    (report(), report(), 10, "gold_size", "n"),
-    (report(sens=(0.7, 0.9)), report(sens=(0.71, 0.9)), 50, "min_sensitivity", "sensitivity_normal"),
-    (report(accuracy=0.87), report(), 50, "max_drop", "accuracy"),
-    (report(auc=0.93), report(), 50, "max_drop", "macro_auc"),
-    (report(ece=0.09), report(), 50, "max_drop", "ece"),
-    (report(sens=(0.86, 0.9)), report(), 50, "max_drop", "sensitivity_normal"),  # above the floor, dropped 0.04
-])
+@pytest.mark.parametrize(
+    "candidate, champion, gold_size, rule, metric",
+    [
+        (report(), report(), 10, "gold_size", "n"),
+        (report(sens=(0.7, 0.9)), report(sens=(0.71, 0.9)), 50, "min_sensitivity", "sensitivity_normal"),
+        (report(accuracy=0.87), report(), 50, "max_drop", "accuracy"),
+        (report(auc=0.93), report(), 50, "max_drop", "macro_auc"),
+        (report(ece=0.09), report(), 50, "max_drop", "ece"),
+        (report(sens=(0.86, 0.9)), report(), 50, "max_drop", "sensitivity_normal"),  # above the floor, dropped 0.04
+    ],
+)
 def test_each_rule_fails_alone(candidate, champion, gold_size, rule, metric):
     result = check(candidate, champion, POLICY, gold_size)
     assert not result.passed
@@ -59,6 +72,7 @@ def test_auto_promotion_rules():
 
 # --- the ratchet: a floor both miss does not block a better candidate ---------------------------
 
+
 def test_a_better_candidate_below_a_floor_the_champion_also_misses_passes_flagged():
     result = check(report(sens=(0.9, 0.80)), report(sens=(0.9, 0.70)), POLICY, 50)
     assert result.passed and result.below_floor == ["pneumonia"]
@@ -66,12 +80,15 @@ def test_a_better_candidate_below_a_floor_the_champion_also_misses_passes_flagge
     assert result.to_dict()["verdict"] == result.verdict
 
 
-@pytest.mark.parametrize("candidate, champion, why", [
-    (report(sens=(0.9, 0.84)), report(sens=(0.9, 0.86)), "the champion meets it"),      # champion meets it
-    (report(sens=(0.9, 0.73)), report(sens=(0.9, 0.75)), "the champion has 0.750"),    # worse than champion
-    (report(sens=(0.9, 0.75)), report(sens=(0.9, 0.75)), "the champion has 0.750"),    # no better
-    (report(sens=(0.9, 0.70)), None, "the floor is 0.850"),                             # first model
-])
+@pytest.mark.parametrize(
+    "candidate, champion, why",
+    [
+        (report(sens=(0.9, 0.84)), report(sens=(0.9, 0.86)), "the champion meets it"),  # champion meets it
+        (report(sens=(0.9, 0.73)), report(sens=(0.9, 0.75)), "the champion has 0.750"),  # worse than champion
+        (report(sens=(0.9, 0.75)), report(sens=(0.9, 0.75)), "the champion has 0.750"),  # no better
+        (report(sens=(0.9, 0.70)), None, "the floor is 0.850"),  # first model
+    ],
+)
 def test_a_floor_still_blocks_unless_the_candidate_is_better_and_the_champion_misses_it(candidate, champion, why):
     result = check(candidate, champion, POLICY, 50)
     assert not result.passed and result.below_floor == []
@@ -94,7 +111,7 @@ def test_a_class_still_being_learned_has_no_floor_yet_and_says_so():
     result = check(candidate, champion, policy, 50)
     assert result.passed and result.learning == ["pneumonia"]
     assert "still being learned: 4 of 10" in next(c.message for c in result.checks if c.status == "learning")
-    candidate["per_class"]["pneumonia"]["support"] = 10     # enough gold now: the floor applies
+    candidate["per_class"]["pneumonia"]["support"] = 10  # enough gold now: the floor applies
     assert not check(candidate, champion, policy, 50).passed
 
 
@@ -107,6 +124,7 @@ def test_auto_promotion_never_promotes_a_below_floor_model():
 
 # --- per site ------------------------------------------------------------------------------------
 
+
 def _with_sites(base: dict, **sites: dict) -> dict:
     return {**base, "per_site": sites}
 
@@ -114,7 +132,9 @@ def _with_sites(base: dict, **sites: dict) -> dict:
 def test_a_drop_at_an_old_site_fails_even_when_the_new_site_improves():
     policy = replace(POLICY, min_site_gold=20)
     old_site = {"n": 40, "accuracy": 0.90, "macro_auc": 0.95}
-    candidate = _with_sites(report(), old={**old_site, "accuracy": 0.85}, new={"n": 40, "accuracy": 0.9, "macro_auc": 0.9})
+    candidate = _with_sites(
+        report(), old={**old_site, "accuracy": 0.85}, new={"n": 40, "accuracy": 0.9, "macro_auc": 0.9}
+    )
     champion = _with_sites(report(), old=old_site, new={"n": 40, "accuracy": 0.6, "macro_auc": 0.7})
     result = check(candidate, champion, policy, 80)
     assert not result.passed

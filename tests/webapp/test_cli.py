@@ -1,4 +1,5 @@
 """The `medal` command line: users, tokens, import, train, score."""
+
 import numpy as np
 
 from tests import synthetic
@@ -30,7 +31,9 @@ def test_import_image_folder_npz_and_dicom(runner, tmp_path):
     for name, label in [("normal", 0), ("pneumonia", 1)]:
         (folder / name).mkdir(parents=True)
         for i in range(3):
-            (folder / name / f"{i}.png").write_bytes(synthetic.png_bytes(synthetic.radiograph(label, seed=i + 10 * label)))
+            (folder / name / f"{i}.png").write_bytes(
+                synthetic.png_bytes(synthetic.radiograph(label, seed=i + 10 * label))
+            )
     (folder / "normal" / "broken.png").write_bytes(b"broken")
     result = runner.invoke(args=["import", str(folder), "--split", "train"])
     assert result.exit_code == 0, result.output
@@ -93,14 +96,16 @@ def test_import_with_a_manifest_keeps_patients_as_pseudonyms(runner, tmp_path, m
     assert "4 imported" in result.output
     images = db.session.execute(db.select(Image).order_by(Image.id)).scalars().all()
     keys = [image.patient_key for image in images]
-    assert keys[0] == keys[1] and keys[0] != keys[2] and keys[3] is None   # no id: its own patient
+    assert keys[0] == keys[1] and keys[0] != keys[2] and keys[3] is None  # no id: its own patient
     assert all(image.site == "site-b" for image in images)
     stored = " ".join(str(vars(image)) for image in images)
     assert "MRN-0001" not in stored and "MRN-0002" not in stored
     from webapp import labelstore
 
-    groups = {e.image_id: e.group for e in labelstore.imported_examples(
-        runner.app.extensions["medal"].store, ["normal", "pneumonia"])}
+    groups = {
+        e.image_id: e.group
+        for e in labelstore.imported_examples(runner.app.extensions["medal"].store, ["normal", "pneumonia"])
+    }
     assert groups[images[0].id] == groups[images[1].id] != groups[images[2].id]
     assert groups[images[3].id] == f"image:{images[3].id}"
 

@@ -1,4 +1,5 @@
 """The same core flows on PostgreSQL: migrations, ingest, queue claims, labels, audit history."""
+
 import pytest
 
 from tests.conftest import seed_labeled, seed_pool

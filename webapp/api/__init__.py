@@ -1,4 +1,5 @@
 """REST API under /api/v1: bearer tokens (`medal tokens create USER`), JSON in and out."""
+
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)

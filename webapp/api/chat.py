@@ -1,4 +1,5 @@
 """The assistant over the API."""
+
 from __future__ import annotations
 
 from flask import g, jsonify

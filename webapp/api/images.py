@@ -1,4 +1,5 @@
 """Images, predictions, the review queue and labels over the API."""
+
 from __future__ import annotations
 
 from flask import g, jsonify, request
@@ -18,9 +19,15 @@ def image_to_dict(image: Image) -> dict:
     latest = predictions.latest(image.id)
     labels = db.session.execute(db.select(Label).filter_by(image_id=image.id).order_by(Label.id)).scalars()
     return {
-        "id": image.id, "sha256": image.sha256, "width": image.width, "height": image.height,
-        "format": image.source_format, "site": image.site, "patient_age": image.patient_age,
-        "patient_sex": image.patient_sex, "is_gold": image.is_gold,
+        "id": image.id,
+        "sha256": image.sha256,
+        "width": image.width,
+        "height": image.height,
+        "format": image.source_format,
+        "site": image.site,
+        "patient_age": image.patient_age,
+        "patient_sex": image.patient_sex,
+        "is_gold": image.is_gold,
         "created_at": image.created_at.isoformat() + "Z",
         "prediction": predictions.to_dict(latest) if latest else None,
         "labels": [queue.label_to_dict(label) for label in labels],
@@ -33,8 +40,12 @@ def upload_image():
     upload = request.files.get("file")
     if upload is None:
         raise IngestError("Send the image as multipart form field 'file'.")
-    meta = ImageMeta.parse(request.form.get("site"), request.form.get("patient_age"),
-                           request.form.get("patient_sex"), request.form.get("patient_id"))
+    meta = ImageMeta.parse(
+        request.form.get("site"),
+        request.form.get("patient_age"),
+        request.form.get("patient_sex"),
+        request.form.get("patient_id"),
+    )
     image, created = ingest(upload.read(), origin="api", meta=meta, user=g.api_user)
     db.session.commit()
     prediction = predictions.predict(image)
@@ -57,8 +68,9 @@ def review_next():
         return jsonify(image=None, message="Nothing to review right now.")
     prediction = predictions.predict(image)
     db.session.commit()
-    return jsonify(image=image_to_dict(image), prediction=predictions.to_dict(prediction),
-                   strategy=queue.current_strategy())
+    return jsonify(
+        image=image_to_dict(image), prediction=predictions.to_dict(prediction), strategy=queue.current_strategy()
+    )
 
 
 @bp.post("/images/<int:image_id>/labels")
@@ -67,9 +79,16 @@ def add_label(image_id: int):
     body = json_object('{"label": "normal"}', label=str, prediction_id=int, time_spent_ms=int)
     if not isinstance(body.get("label"), str):
         raise Problem('Send JSON like {"label": "normal"}.')
-    saved = queue.submit(g.api_user, image_id, body["label"], prediction_id=body.get("prediction_id"),
-                         time_spent_ms=body.get("time_spent_ms"), channel="api")
+    saved = queue.submit(
+        g.api_user,
+        image_id,
+        body["label"],
+        prediction_id=body.get("prediction_id"),
+        time_spent_ms=body.get("time_spent_ms"),
+        channel="api",
+    )
     if not saved.created:
-        raise Problem("You already labeled this image; the first answer stands.", 409,
-                      label=queue.label_to_dict(saved.label))
+        raise Problem(
+            "You already labeled this image; the first answer stands.", 409, label=queue.label_to_dict(saved.label)
+        )
     return jsonify(queue.label_to_dict(saved.label)), 201

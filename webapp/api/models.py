@@ -1,4 +1,5 @@
 """Model versions, the gate verdicts, decisions, rollback and history over the API."""
+
 from __future__ import annotations
 
 from flask import g, jsonify
@@ -16,8 +17,16 @@ from webapp.services import services
 def list_models():
     registry = services().registry
     verdicts = gate_run.gate_verdicts()
-    versions = [{"version": info.version, "aliases": info.aliases, "run_id": info.run_id,
-                 "gate": verdicts.get(info.version), "tags": info.tags} for info in registry.versions()]
+    versions = [
+        {
+            "version": info.version,
+            "aliases": info.aliases,
+            "run_id": info.run_id,
+            "gate": verdicts.get(info.version),
+            "tags": info.tags,
+        }
+        for info in registry.versions()
+    ]
     return jsonify(model=registry.model_name, aliases=registry.aliases(), versions=versions)
 
 
@@ -62,8 +71,13 @@ def rerun_gate(version: int):
     if services().registry.version_for(CANDIDATE) != version:
         raise DecisionError(f"Version {version} is not the current candidate.", 409)
     report = gate_run.run_gate(version)
-    return jsonify(version=version, champion_version=report.champion_version, passed=report.passed,
-                   failures=report.result["failures"], gold_snapshot=report.snapshot.content_hash)
+    return jsonify(
+        version=version,
+        champion_version=report.champion_version,
+        passed=report.passed,
+        failures=report.result["failures"],
+        gold_snapshot=report.snapshot.content_hash,
+    )
 
 
 @bp.post("/models/rollback")

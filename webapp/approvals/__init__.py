@@ -1,4 +1,5 @@
 """Approvals: the gate run on the gold set, engineers' decisions, promotion, rollback, history."""
+
 from webapp.errors import Problem
 
 

@@ -2,6 +2,7 @@
 rollback. Every alias change runs under the lease lock and is written to the audit table as an
 intent before the first alias write and completed after the last; recovery finishes an intent a
 crash cut short."""
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,14 @@ def on_candidate(version: int) -> GateReport:
     report = run_gate(version)
     auto = services().settings.gate.policy.auto_promote
     if auto.enabled:
-        allowed, why = auto_promotion_allowed(report.passed, report.candidate_metrics, report.champion_metrics,
-                                              auto, recent_agreement(), report.result.get("below_floor"))
+        allowed, why = auto_promotion_allowed(
+            report.passed,
+            report.candidate_metrics,
+            report.champion_metrics,
+            auto,
+            recent_agreement(),
+            report.result.get("below_floor"),
+        )
         if allowed:
             try:
                 decide(version, None, approve=True, reason=f"Automatic: {why}", automatic=True)
@@ -40,8 +47,16 @@ def on_candidate(version: int) -> GateReport:
     return report
 
 
-def decide(version: int, user: User | None, *, approve: bool, reason: str, override: bool = False,
-           automatic: bool = False, after_step: aliases.Step | None = None) -> AuditEvent:
+def decide(
+    version: int,
+    user: User | None,
+    *,
+    approve: bool,
+    reason: str,
+    override: bool = False,
+    automatic: bool = False,
+    after_step: aliases.Step | None = None,
+) -> AuditEvent:
     """Approve (and promote) or reject a candidate; returns the decision's audit event. Only the
     first decision on a gate report counts: two engineers approving at once produce one promotion."""
     reason = (reason or "").strip()
@@ -68,37 +83,54 @@ def decide(version: int, user: User | None, *, approve: bool, reason: str, overr
         if current.get(CANDIDATE) != version:
             raise DecisionError(f"Version {version} is not the current candidate.", 409)
         if report.champion_version != current.get(CHAMPION):
-            raise DecisionError(f"The gate compared v{version} with v{report.champion_version}, but "
-                                f"v{current.get(CHAMPION)} is champion now: run the gate again.", 409)
+            raise DecisionError(
+                f"The gate compared v{version} with v{report.champion_version}, but "
+                f"v{current.get(CHAMPION)} is champion now: run the gate again.",
+                409,
+            )
         change = aliases.plan_promotion(current, version)
         # the decision, its audit event and the promotion intent commit together: a crash
         # after this point is finished by reconcile(), before it nothing happened
-        approval = _claim(report, "approved", actor, actor_id, reason, override=not report.passed,
-                          automatic=automatic)
+        approval = _claim(report, "approved", actor, actor_id, reason, override=not report.passed, automatic=automatic)
         change_aliases(change, actor, actor_id, reason, automatic=automatic, after_step=after_step)
     services().server.refresh()
     return approval
 
 
-def _claim(report: GateReport, decision: str, actor: str, actor_id: int | None, reason: str,
-           override: bool = False, automatic: bool = False) -> AuditEvent:
+def _claim(
+    report: GateReport,
+    decision: str,
+    actor: str,
+    actor_id: int | None,
+    reason: str,
+    override: bool = False,
+    automatic: bool = False,
+) -> AuditEvent:
     """Compare-and-set on the report's decision; the loser of a race gets 409."""
-    claimed = db.session.execute(update(GateReport).where(GateReport.id == report.id,
-                                                          GateReport.decision.is_(None))
-                                 .values(decision=decision)).rowcount
+    claimed = db.session.execute(
+        update(GateReport).where(GateReport.id == report.id, GateReport.decision.is_(None)).values(decision=decision)
+    ).rowcount
     if claimed != 1:
         db.session.rollback()
         raise DecisionError(f"Version {report.model_version} was already decided.", 409)
-    event = AuditEvent(kind="approval" if decision == "approved" else "rejection", actor_id=actor_id,
-                       actor_name=actor, model_version=report.model_version,
-                       from_version=report.champion_version, reason=reason, override=override,
-                       automatic=automatic, details={"gate_passed": report.passed, "gate_report": report.id})
+    event = AuditEvent(
+        kind="approval" if decision == "approved" else "rejection",
+        actor_id=actor_id,
+        actor_name=actor,
+        model_version=report.model_version,
+        from_version=report.champion_version,
+        reason=reason,
+        override=override,
+        automatic=automatic,
+        details={"gate_passed": report.passed, "gate_report": report.id},
+    )
     db.session.add(event)
     return event
 
 
-def rollback(user: User | None, reason: str, expected_champion: int | None = None,
-             after_step: aliases.Step | None = None) -> AuditEvent:
+def rollback(
+    user: User | None, reason: str, expected_champion: int | None = None, after_step: aliases.Step | None = None
+) -> AuditEvent:
     """Put `champion` back on `previous`. `expected_champion` is the champion the user saw: a
     second click (or a second engineer) does not roll back the rollback."""
     reason = (reason or "").strip()
@@ -109,8 +141,10 @@ def rollback(user: User | None, reason: str, expected_champion: int | None = Non
         finish_interrupted()
         current = services().registry.aliases()
         if expected_champion is not None and current.get(CHAMPION) != expected_champion:
-            raise DecisionError(f"v{current.get(CHAMPION)} is champion now, not v{expected_champion}: "
-                                "someone changed it meanwhile.", 409)
+            raise DecisionError(
+                f"v{current.get(CHAMPION)} is champion now, not v{expected_champion}: someone changed it meanwhile.",
+                409,
+            )
         try:
             change = aliases.plan_rollback(current)
         except aliases.PromotionError as error:
@@ -120,19 +154,32 @@ def rollback(user: User | None, reason: str, expected_champion: int | None = Non
     return done
 
 
-def change_aliases(change: aliases.AliasChange, actor: str, actor_id: int | None, reason: str,
-                   automatic: bool = False, after_step: aliases.Step | None = None) -> AuditEvent:
+def change_aliases(
+    change: aliases.AliasChange,
+    actor: str,
+    actor_id: int | None,
+    reason: str,
+    automatic: bool = False,
+    after_step: aliases.Step | None = None,
+) -> AuditEvent:
     """Intent first, then the aliases, then the completion (call under the alias lock)."""
     operation = uuid.uuid4().hex
     kind = "promotion" if change.action == "promote" else "rollback"
-    common = dict(kind=kind, actor_id=actor_id, actor_name=actor, model_version=change.champion_after,
-                  from_version=change.champion_before, reason=reason, automatic=automatic)
-    db.session.add(AuditEvent(**common, details={"phase": "started", "operation": operation,
-                                                 "change": change.to_dict()}))
+    common = dict(
+        kind=kind,
+        actor_id=actor_id,
+        actor_name=actor,
+        model_version=change.champion_after,
+        from_version=change.champion_before,
+        reason=reason,
+        automatic=automatic,
+    )
+    db.session.add(
+        AuditEvent(**common, details={"phase": "started", "operation": operation, "change": change.to_dict()})
+    )
     db.session.commit()
     aliases.apply(services().registry, change, after_step=after_step)
-    done = AuditEvent(**common, details={"phase": "completed", "operation": operation,
-                                         "change": change.to_dict()})
+    done = AuditEvent(**common, details={"phase": "completed", "operation": operation, "change": change.to_dict()})
     db.session.add(done)
     db.session.commit()
     return done

@@ -1,4 +1,5 @@
 """The approvals page's forms."""
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -14,4 +15,4 @@ class DecisionForm(FlaskForm):
 
 class RollbackForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
-    champion = IntegerField(validators=[Optional()])   # the champion the engineer saw
+    champion = IntegerField(validators=[Optional()])  # the champion the engineer saw

@@ -1,5 +1,6 @@
 """Running the gate: candidate and champion on one frozen gold snapshot, the verdict stored and
 the metrics logged to MLflow."""
+
 from __future__ import annotations
 
 import logging
@@ -20,13 +21,13 @@ from webapp.models import AuditEvent, GateReport, Image, Label, TrainingRun
 from webapp.services import services
 
 log = logging.getLogger(__name__)
-RECENT_LABELS = 200   # labels that define "recent model-doctor agreement"
+RECENT_LABELS = 200  # labels that define "recent model-doctor agreement"
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    report: dict                  # EvaluationReport.to_dict()
-    predicted: dict[int, str]     # image id -> predicted class
+    report: dict  # EvaluationReport.to_dict()
+    predicted: dict[int, str]  # image id -> predicted class
 
 
 def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evaluation:
@@ -35,8 +36,12 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
     if not examples:
         return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {})
     # a model from before a class was added never predicts it: probability 0 for that class
-    probabilities = align_probabilities(score_pool(net, [example.path for example in examples]).probabilities,
-                                        net.spec.class_names, names, catalog.aliases())
+    probabilities = align_probabilities(
+        score_pool(net, [example.path for example in examples]).probabilities,
+        net.spec.class_names,
+        names,
+        catalog.aliases(),
+    )
     truth = np.array([names.index(example.label) for example in examples])
     predicted = {example.image_id: names[int(i)] for example, i in zip(examples, probabilities.argmax(axis=1))}
     report = evaluate(truth, probabilities, names).to_dict()
@@ -44,8 +49,9 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
     return Evaluation(report, predicted)
 
 
-def _per_site(examples: list[labelstore.Example], truth: np.ndarray, probabilities: np.ndarray,
-              names: list[str]) -> dict[str, dict]:
+def _per_site(
+    examples: list[labelstore.Example], truth: np.ndarray, probabilities: np.ndarray, names: list[str]
+) -> dict[str, dict]:
     """The same metrics for each site with at least `gate.min_site_gold` gold images (only when the
     gold set spans two sites or more: with one, the site's numbers are the overall ones)."""
     least = max(services().settings.gate.min_site_gold, 1)
@@ -60,9 +66,17 @@ def _per_site(examples: list[labelstore.Example], truth: np.ndarray, probabiliti
 
 def recent_agreement() -> float | None:
     """Share of the latest doctor labels (gold reads aside) that confirmed the model."""
-    rows = db.session.execute(db.select(Label.agreed).join(Image, Image.id == Label.image_id)
-                              .where(Label.agreed.is_not(None), Image.is_gold.is_(False))
-                              .order_by(Label.id.desc()).limit(RECENT_LABELS)).scalars().all()
+    rows = (
+        db.session.execute(
+            db.select(Label.agreed)
+            .join(Image, Image.id == Label.image_id)
+            .where(Label.agreed.is_not(None), Image.is_gold.is_(False))
+            .order_by(Label.id.desc())
+            .limit(RECENT_LABELS)
+        )
+        .scalars()
+        .all()
+    )
     return float(np.mean(rows)) if rows else None
 
 
@@ -77,16 +91,32 @@ def run_gate(version: int) -> GateReport:
     flipped = []
     if theirs is not None:
         gold = dict(map(tuple, snapshot.items))
-        flipped = [{"image_id": image_id, "gold": gold[image_id], "champion": theirs.predicted[image_id],
-                    "candidate": label} for image_id, label in mine.predicted.items()
-                   if theirs.predicted.get(image_id) != label]
-    report = GateReport(model_version=version, champion_version=champion, snapshot=snapshot,
-                        passed=result.passed, result=result.to_dict(), candidate_metrics=mine.report,
-                        champion_metrics=theirs.report if theirs else None, flipped=flipped)
+        flipped = [
+            {"image_id": image_id, "gold": gold[image_id], "champion": theirs.predicted[image_id], "candidate": label}
+            for image_id, label in mine.predicted.items()
+            if theirs.predicted.get(image_id) != label
+        ]
+    report = GateReport(
+        model_version=version,
+        champion_version=champion,
+        snapshot=snapshot,
+        passed=result.passed,
+        result=result.to_dict(),
+        candidate_metrics=mine.report,
+        champion_metrics=theirs.report if theirs else None,
+        flipped=flipped,
+    )
     db.session.add(report)
-    db.session.add(AuditEvent(kind="gate", actor_name="system", model_version=version, from_version=champion,
-                              reason="passed" if result.passed else "; ".join(result.failures),
-                              details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size}))
+    db.session.add(
+        AuditEvent(
+            kind="gate",
+            actor_name="system",
+            model_version=version,
+            from_version=champion,
+            reason="passed" if result.passed else "; ".join(result.failures),
+            details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size},
+        )
+    )
     delta = _auc_delta(mine.report, theirs.report if theirs else None)
     run = db.session.execute(db.select(TrainingRun).filter_by(model_version=version)).scalar_one_or_none()
     if run is not None and delta is not None:
@@ -104,8 +134,9 @@ def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
 
 def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation) -> None:
     registry, names = services().registry, services().class_names
-    registry.set_tags(version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash,
-                                "gate_report": report.id})
+    registry.set_tags(
+        version, {"gate_passed": report.passed, "gold_snapshot": report.snapshot.content_hash, "gate_report": report.id}
+    )
     if evaluation.report["n"] == 0:
         return  # an empty gold set measures nothing: log no numbers that look like measurements
     registry.log_version_metrics(version, flat_metrics(evaluation.report), prefix="gold_")
@@ -114,14 +145,23 @@ def _record_in_registry(version: int, report: GateReport, evaluation: Evaluation
 
 
 def latest_report(version: int) -> GateReport | None:
-    return db.session.execute(db.select(GateReport).filter_by(model_version=version)
-                              .order_by(GateReport.id.desc()).limit(1)).scalar_one_or_none()
+    return db.session.execute(
+        db.select(GateReport).filter_by(model_version=version).order_by(GateReport.id.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 def gate_verdicts() -> dict[int, dict]:
     """The latest gate verdict and decision per model version."""
     latest = db.select(func.max(GateReport.id)).group_by(GateReport.model_version)
     reports = db.session.execute(db.select(GateReport).where(GateReport.id.in_(latest))).scalars()
-    return {r.model_version: {"passed": r.passed, "decision": r.decision, "failures": r.result["failures"],
-                              "champion_version": r.champion_version,
-                              "gold_snapshot": r.snapshot.content_hash, "report_id": r.id} for r in reports}
+    return {
+        r.model_version: {
+            "passed": r.passed,
+            "decision": r.decision,
+            "failures": r.result["failures"],
+            "champion_version": r.champion_version,
+            "gold_snapshot": r.snapshot.content_hash,
+            "report_id": r.id,
+        }
+        for r in reports
+    }

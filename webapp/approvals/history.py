@@ -1,4 +1,5 @@
 """The append-only history as users read it: gate runs, decisions, promotions, rollbacks."""
+
 from __future__ import annotations
 
 from webapp.extensions import db
@@ -13,9 +14,17 @@ def history(limit: int = 500) -> list[AuditEvent]:
 
 def event_to_dict(event: AuditEvent) -> dict:
     details = event.details or {}
-    return {"id": event.id, "kind": event.kind, "actor": event.actor_name,
-            "model_version": event.model_version, "from_version": event.from_version,
-            "reason": event.reason, "override": event.override, "automatic": event.automatic,
-            "created_at": event.created_at.isoformat() + "Z",
-            "recovered": bool(details.get("recovered")), "abandoned": details.get("phase") == "abandoned",
-            "gold_snapshot": details.get("snapshot")}
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "actor": event.actor_name,
+        "model_version": event.model_version,
+        "from_version": event.from_version,
+        "reason": event.reason,
+        "override": event.override,
+        "automatic": event.automatic,
+        "created_at": event.created_at.isoformat() + "Z",
+        "recovered": bool(details.get("recovered")),
+        "abandoned": details.get("phase") == "abandoned",
+        "gold_snapshot": details.get("snapshot"),
+    }

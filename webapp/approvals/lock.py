@@ -1,5 +1,6 @@
 """The alias-change lease lock: one row in the settings table whose primary key makes taking it a
 compare-and-set across processes, so approvals, rollbacks and recovery never interleave."""
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,7 @@ from webapp.processes import alive
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "lock:alias-change"
-LOCK_LEASE = timedelta(seconds=60)   # longer than any alias change takes; a crashed holder's lock expires
+LOCK_LEASE = timedelta(seconds=60)  # longer than any alias change takes; a crashed holder's lock expires
 
 
 @contextmanager
@@ -55,8 +56,7 @@ def take(stale_after: timedelta = LOCK_LEASE) -> str | None:
 
 
 def _break_stale(stale_after: timedelta) -> bool:
-    held = db.session.execute(db.select(Setting.value, Setting.updated_at)
-                              .where(Setting.key == LOCK_KEY)).one_or_none()
+    held = db.session.execute(db.select(Setting.value, Setting.updated_at).where(Setting.key == LOCK_KEY)).one_or_none()
     if held is None:
         return True
     value = held.value or {}
@@ -64,8 +64,9 @@ def _break_stale(stale_after: timedelta) -> bool:
     if not holder_gone and held.updated_at > utcnow() - stale_after:
         return False
     # conditional: if two processes break the same stale lock, only one succeeds
-    broken = db.session.execute(delete(Setting).where(Setting.key == LOCK_KEY,
-                                                      Setting.updated_at == held.updated_at)).rowcount
+    broken = db.session.execute(
+        delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at)
+    ).rowcount
     db.session.commit()
     if broken:
         log.warning("took over the alias-change lock from %s", value)
@@ -75,11 +76,11 @@ def _break_stale(stale_after: timedelta) -> bool:
 def release(lease: str) -> bool:
     """Give the lock back, but only if `lease` still holds it: a holder whose lease was broken
     must not delete the new owner's lock. Returns whether it deleted the lock."""
-    held = db.session.execute(db.select(Setting.value, Setting.updated_at)
-                              .where(Setting.key == LOCK_KEY)).one_or_none()
+    held = db.session.execute(db.select(Setting.value, Setting.updated_at).where(Setting.key == LOCK_KEY)).one_or_none()
     if held is None or (held.value or {}).get("lease") != lease:
         return False
-    deleted = db.session.execute(delete(Setting).where(Setting.key == LOCK_KEY,
-                                                       Setting.updated_at == held.updated_at)).rowcount
+    deleted = db.session.execute(
+        delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at)
+    ).rowcount
     db.session.commit()
     return bool(deleted)

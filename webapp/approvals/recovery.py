@@ -1,4 +1,5 @@
 """Crash recovery: finish (or abandon, when overtaken) an alias change a dead process left."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,9 @@ ALIAS_KINDS = ("promotion", "rollback")
 
 def unfinished() -> bool:
     """Whether an alias change was started and never completed (cheap, read-only)."""
-    events = db.session.execute(db.select(AuditEvent.details).where(
-        AuditEvent.kind.in_(ALIAS_KINDS)).order_by(AuditEvent.id.desc()).limit(50)).scalars()
+    events = db.session.execute(
+        db.select(AuditEvent.details).where(AuditEvent.kind.in_(ALIAS_KINDS)).order_by(AuditEvent.id.desc()).limit(50)
+    ).scalars()
     started, closed = set(), set()
     for details in events:
         (started if (details or {}).get("phase") == "started" else closed).add((details or {}).get("operation"))
@@ -42,12 +44,17 @@ def reconcile(stale_after: timedelta = LOCK_LEASE) -> list[str]:
 def finish_interrupted() -> list[str]:
     """Close every open intent (call under the alias lock): the latest is applied if the champion
     is still where it left it, any other is abandoned, since applying it would undo a later change."""
-    events = db.session.execute(db.select(AuditEvent).where(AuditEvent.kind.in_(ALIAS_KINDS))
-                                .order_by(AuditEvent.id)).scalars().all()
-    closed = {(e.details or {}).get("operation") for e in events
-              if (e.details or {}).get("phase") in ("completed", "abandoned")}
-    open_ = [e for e in events if (e.details or {}).get("phase") == "started"
-             and e.details["operation"] not in closed]
+    events = (
+        db.session.execute(db.select(AuditEvent).where(AuditEvent.kind.in_(ALIAS_KINDS)).order_by(AuditEvent.id))
+        .scalars()
+        .all()
+    )
+    closed = {
+        (e.details or {}).get("operation")
+        for e in events
+        if (e.details or {}).get("phase") in ("completed", "abandoned")
+    }
+    open_ = [e for e in events if (e.details or {}).get("phase") == "started" and e.details["operation"] not in closed]
     registry, finished = services().registry, []
     for position, event in enumerate(open_):
         change = aliases.AliasChange.from_dict(event.details["change"])
@@ -60,11 +67,18 @@ def finish_interrupted() -> list[str]:
         else:
             phase, note = "abandoned", {"champion_found": champion}
             log.warning("abandoned an interrupted %s of version %s", event.kind, event.model_version)
-        db.session.add(AuditEvent(kind=event.kind, actor_id=event.actor_id, actor_name=event.actor_name,
-                                  model_version=event.model_version, from_version=event.from_version,
-                                  reason=event.reason, automatic=event.automatic,
-                                  details={"phase": phase, "operation": event.details["operation"],
-                                           "change": change.to_dict(), **note}))
+        db.session.add(
+            AuditEvent(
+                kind=event.kind,
+                actor_id=event.actor_id,
+                actor_name=event.actor_name,
+                model_version=event.model_version,
+                from_version=event.from_version,
+                reason=event.reason,
+                automatic=event.automatic,
+                details={"phase": phase, "operation": event.details["operation"], "change": change.to_dict(), **note},
+            )
+        )
         db.session.commit()
         finished.append(event.details["operation"])
     return finished

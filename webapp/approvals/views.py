@@ -1,4 +1,5 @@
 """Approvals and history pages: engineers compare, decide, promote and roll back."""
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -16,14 +17,23 @@ bp = Blueprint("approvals", __name__, template_folder="templates")
 
 def metric_rows(candidate: dict, champion: dict | None) -> list[dict]:
     """Every gate metric side by side, with the candidate's change against the champion."""
+
     def row(label, mine, theirs, lower_is_better=False):
         delta = mine - theirs if mine is not None and theirs is not None else None
-        return {"label": label, "candidate": mine, "champion": theirs, "delta": delta,
-                "lower_is_better": lower_is_better}
+        return {
+            "label": label,
+            "candidate": mine,
+            "champion": theirs,
+            "delta": delta,
+            "lower_is_better": lower_is_better,
+        }
+
     champion = champion or {}
-    rows = [row("accuracy", candidate.get("accuracy"), champion.get("accuracy")),
-            row("macro AUC", candidate.get("macro_auc"), champion.get("macro_auc")),
-            row("ECE (calibration error)", candidate.get("ece"), champion.get("ece"), True)]
+    rows = [
+        row("accuracy", candidate.get("accuracy"), champion.get("accuracy")),
+        row("macro AUC", candidate.get("macro_auc"), champion.get("macro_auc")),
+        row("ECE (calibration error)", candidate.get("ece"), champion.get("ece"), True),
+    ]
     for name, values in candidate.get("per_class", {}).items():
         theirs = champion.get("per_class", {}).get(name, {})
         for key in PER_CLASS_METRICS:
@@ -39,12 +49,20 @@ def page():
     registry = services().registry
     candidate, champion = registry.version_for(CANDIDATE), registry.version_for(CHAMPION)
     report = gate_run.latest_report(candidate) if candidate is not None else None
-    return render_template("approvals/approvals.html", candidate=candidate, champion=champion,
-                           report=report, aliases=registry.aliases(), classes=services().class_names,
-                           rows=metric_rows(report.candidate_metrics, report.champion_metrics) if report else [],
-                           decision_form=DecisionForm(), rollback_form=RollbackForm(),
-                           verdicts=gate_run.gate_verdicts(), versions=registry.versions(),
-                           min_site_gold=services().settings.gate.min_site_gold)
+    return render_template(
+        "approvals/approvals.html",
+        candidate=candidate,
+        champion=champion,
+        report=report,
+        aliases=registry.aliases(),
+        classes=services().class_names,
+        rows=metric_rows(report.candidate_metrics, report.champion_metrics) if report else [],
+        decision_form=DecisionForm(),
+        rollback_form=RollbackForm(),
+        verdicts=gate_run.gate_verdicts(),
+        versions=registry.versions(),
+        min_site_gold=services().settings.gate.min_site_gold,
+    )
 
 
 @bp.post("/approvals/<int:version>/decide")
@@ -55,13 +73,19 @@ def decide(version: int):
         flash("Write a reason for the decision.", "error")
         return redirect(url_for("approvals.page"))
     try:
-        decisions.decide(version, current_user, approve=form.decision.data == "approve",
-                         reason=form.reason.data, override=bool(form.override.data))
+        decisions.decide(
+            version,
+            current_user,
+            approve=form.decision.data == "approve",
+            reason=form.reason.data,
+            override=bool(form.override.data),
+        )
     except DecisionError as error:
         flash(str(error), "error")
     else:
-        flash(f"Version {version} {'promoted to champion' if form.decision.data == 'approve' else 'rejected'}.",
-              "success")
+        flash(
+            f"Version {version} {'promoted to champion' if form.decision.data == 'approve' else 'rejected'}.", "success"
+        )
     return redirect(url_for("approvals.page"))
 
 

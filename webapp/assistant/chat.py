@@ -1,4 +1,5 @@
 """The assistant as a user of the platform: facts from the label store and registry, threads in the DB."""
+
 from __future__ import annotations
 
 import threading
@@ -45,16 +46,21 @@ def facts_for(prediction: Prediction, user: User) -> Facts:
     gold = {key: metrics[metric_key(key, top)] for key in PER_CLASS_METRICS if metric_key(key, top) in metrics}
     if "macro_auc" in metrics:
         gold["macro AUC"] = metrics["macro_auc"]
-    return Facts(prediction_id=prediction.id, model_version=prediction.model_version,
-                 probabilities=dict(prediction.probabilities), location=prediction.location,
-                 gold_metrics=gold if metrics.get("n") else {},
-                 gold_size=int(metrics["n"]) if metrics.get("n") else None,
-                 doctor_labels=_labels_visible_to(prediction, user))
+    return Facts(
+        prediction_id=prediction.id,
+        model_version=prediction.model_version,
+        probabilities=dict(prediction.probabilities),
+        location=prediction.location,
+        gold_metrics=gold if metrics.get("n") else {},
+        gold_size=int(metrics["n"]) if metrics.get("n") else None,
+        doctor_labels=_labels_visible_to(prediction, user),
+    )
 
 
 def _labels_visible_to(prediction: Prediction, user: User) -> list[str]:
-    labels = db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id)
-                                .order_by(Label.id)).scalars().all()
+    labels = (
+        db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id).order_by(Label.id)).scalars().all()
+    )
     gold = db.session.get(GoldItem, prediction.image_id)
     lines = []
     for label in labels:
@@ -69,8 +75,9 @@ def _labels_visible_to(prediction: Prediction, user: User) -> list[str]:
 
 
 def thread_for(prediction: Prediction, user: User, create: bool = False) -> ChatThread | None:
-    thread = db.session.execute(db.select(ChatThread).filter_by(prediction_id=prediction.id,
-                                                                user_id=user.id)).scalar_one_or_none()
+    thread = db.session.execute(
+        db.select(ChatThread).filter_by(prediction_id=prediction.id, user_id=user.id)
+    ).scalar_one_or_none()
     if thread is None and create:
         thread = ChatThread(prediction_id=prediction.id, user_id=user.id)
         db.session.add(thread)
@@ -87,20 +94,28 @@ def ask(prediction: Prediction, user: User, message: str) -> tuple[ChatThread, A
     answer = assistant().answer(message, facts_for(prediction, user))
     thread = thread_for(prediction, user, create=True)
     db.session.add(ChatMessage(thread_id=thread.id, role="user", text=message))
-    db.session.add(ChatMessage(thread_id=thread.id, role="assistant", text=answer.text,
-                               facts=answer.facts_used, source=answer.source))
+    db.session.add(
+        ChatMessage(
+            thread_id=thread.id, role="assistant", text=answer.text, facts=answer.facts_used, source=answer.source
+        )
+    )
     db.session.commit()
     return thread, answer
 
 
 def answer_to_dict(thread: ChatThread, answer: Answer) -> dict:
-    return {"thread_id": thread.id, "answer": answer.text, "facts": answer.facts_used,
-            "intent": answer.intent, "source": answer.source, "reminder": REMINDER}
+    return {
+        "thread_id": thread.id,
+        "answer": answer.text,
+        "facts": answer.facts_used,
+        "intent": answer.intent,
+        "source": answer.source,
+        "reminder": REMINDER,
+    }
 
 
 def history(prediction: Prediction, user: User) -> list[dict]:
     thread = thread_for(prediction, user)
     if thread is None:
         return []
-    return [{"role": m.role, "text": m.text, "facts": m.facts or [], "source": m.source}
-            for m in thread.messages]
+    return [{"role": m.role, "text": m.text, "facts": m.facts or [], "source": m.source} for m in thread.messages]

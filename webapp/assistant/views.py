@@ -1,4 +1,5 @@
 """The chat assistant beside each prediction (the page side; the API has its own route)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

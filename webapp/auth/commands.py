@@ -1,4 +1,5 @@
 """`medal users` and `medal tokens`."""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """Where a browser may be sent after a form: local paths only."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Who may do what: the page decorator (session log-in) and the API decorator (bearer token)."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -12,6 +13,7 @@ from webapp.errors import Problem
 
 def roles_required(*roles: str):
     """Page decorator: logged in and holding one of the roles (admins hold all)."""
+
     def decorate(view):
         @wraps(view)
         @login_required
@@ -19,12 +21,15 @@ def roles_required(*roles: str):
             if not current_user.has_role(*roles):
                 abort(403)
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorate
 
 
 def token_required(*roles: str):
     """API decorator: a valid bearer token, and one of the roles if any are named."""
+
     def decorate(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
@@ -35,5 +40,7 @@ def token_required(*roles: str):
                 raise Problem(f"This needs the role {' or '.join(roles)}.", 403)
             g.api_user = user
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorate

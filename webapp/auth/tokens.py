@@ -1,4 +1,5 @@
 """API bearer tokens: created once and shown once, stored only as a hash."""
+
 from __future__ import annotations
 
 import secrets
@@ -21,8 +22,9 @@ def token_user() -> User | None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    row = db.session.execute(db.select(ApiToken).filter_by(token_hash=ApiToken.hash(header[7:].strip()),
-                                                           revoked=False)).scalar_one_or_none()
+    row = db.session.execute(
+        db.select(ApiToken).filter_by(token_hash=ApiToken.hash(header[7:].strip()), revoked=False)
+    ).scalar_one_or_none()
     if row is None or not row.user.is_active:
         return None
     row.last_used_at = utcnow()

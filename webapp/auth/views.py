@@ -1,4 +1,5 @@
 """Log-in and log-out pages, and the health check."""
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for

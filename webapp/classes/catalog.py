@@ -3,6 +3,7 @@
 config.yaml seeds it; `add` appends a class (the next fine-tune grows the model's head), `rename`
 maps a class explicitly (stored labels keep their text; training and the gate read the new name),
 and a class that labels use is never removed."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,7 @@ from webapp.extensions import db
 from webapp.models import AuditEvent, ClassAlias, GoldItem, Image, Label, LabelClass, User
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
-PROTECTED = 2   # a classifier needs two classes at least
+PROTECTED = 2  # a classifier needs two classes at least
 
 
 class ClassError(Problem):
@@ -32,7 +33,7 @@ def _seed(configured: list[str]) -> None:
         db.session.add(LabelClass(name=name, display=_display(name), position=position))
     try:
         db.session.commit()
-    except IntegrityError:   # another process seeded them a moment ago
+    except IntegrityError:  # another process seeded them a moment ago
         db.session.rollback()
 
 
@@ -40,8 +41,7 @@ def current(configured: list[str]) -> list[str]:
     """The classes in output order (cached for the request or job; changes clear the cache)."""
     if "medal_classes" not in g:
         _seed(configured)
-        g.medal_classes = list(db.session.execute(db.select(LabelClass.name).order_by(LabelClass.position))
-                               .scalars())
+        g.medal_classes = list(db.session.execute(db.select(LabelClass.name).order_by(LabelClass.position)).scalars())
     return list(g.medal_classes)
 
 
@@ -75,14 +75,23 @@ def _display(name: str) -> str:
 def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not NAME.match(name):
-        raise ClassError(f"{name!r} is not a class name: use lower-case letters, digits, '_' or '-', "
-                         "starting with a letter, at most 60 characters (e.g. covid_19).")
+        raise ClassError(
+            f"{name!r} is not a class name: use lower-case letters, digits, '_' or '-', "
+            "starting with a letter, at most 60 characters (e.g. covid_19)."
+        )
     return name
 
 
 def _audit(user: User | None, reason: str, details: dict) -> None:
-    db.session.add(AuditEvent(kind="class", actor_id=user.id if user else None,
-                              actor_name=user.username if user else "system", reason=reason, details=details))
+    db.session.add(
+        AuditEvent(
+            kind="class",
+            actor_id=user.id if user else None,
+            actor_name=user.username if user else "system",
+            reason=reason,
+            details=details,
+        )
+    )
 
 
 def _forget() -> None:
@@ -120,8 +129,13 @@ def rename(old: str, new: str, configured: list[str], user: User | None = None) 
     if new in current(configured):
         raise ClassError(f"{new} is already a class.", 409)
     # the primary key changes: a new row in the same position, the old one gone, and the alias
-    replacement = LabelClass(name=new, display=_display(new) if row.display == _display(old) else row.display,
-                             position=row.position, created_by_id=row.created_by_id, created_at=row.created_at)
+    replacement = LabelClass(
+        name=new,
+        display=_display(new) if row.display == _display(old) else row.display,
+        position=row.position,
+        created_by_id=row.created_by_id,
+        created_at=row.created_at,
+    )
     db.session.delete(row)
     db.session.flush()
     db.session.add(replacement)
@@ -136,10 +150,14 @@ def rename(old: str, new: str, configured: list[str], user: User | None = None) 
 def usage(name: str) -> int:
     """Labels, gold labels and imported labels that name the class (or an old name of it)."""
     names = [name] + [old for old, new in aliases().items() if new == name]
-    return sum(db.session.execute(query).scalar_one() for query in (
-        db.select(func.count(Label.id)).where(Label.label.in_(names)),
-        db.select(func.count(GoldItem.image_id)).where(GoldItem.final_label.in_(names)),
-        db.select(func.count(Image.id)).where(Image.reference_label.in_(names))))
+    return sum(
+        db.session.execute(query).scalar_one()
+        for query in (
+            db.select(func.count(Label.id)).where(Label.label.in_(names)),
+            db.select(func.count(GoldItem.image_id)).where(GoldItem.final_label.in_(names)),
+            db.select(func.count(Image.id)).where(Image.reference_label.in_(names)),
+        )
+    )
 
 
 def remove(name: str, configured: list[str], user: User | None = None) -> None:
@@ -148,8 +166,11 @@ def remove(name: str, configured: list[str], user: User | None = None) -> None:
         raise ClassError(f"No class {name!r}; classes: {', '.join(known)}.", 404)
     used = usage(name)
     if used:
-        raise ClassError(f"{name} is used by {used} label(s); it cannot be removed. Rename it instead "
-                         f"(`medal classes rename {name} NEW`).", 409)
+        raise ClassError(
+            f"{name} is used by {used} label(s); it cannot be removed. Rename it instead "
+            f"(`medal classes rename {name} NEW`).",
+            409,
+        )
     if len(known) <= PROTECTED:
         raise ClassError("A classifier needs at least two classes.", 409)
     db.session.delete(db.session.get(LabelClass, name))

@@ -1,4 +1,5 @@
 """`medal classes list|add|rename|remove`."""
+
 from __future__ import annotations
 
 import click

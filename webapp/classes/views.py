@@ -1,4 +1,5 @@
 """The classes settings page: engineers and admins see the classes and add or rename one."""
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -31,11 +32,18 @@ def page():
     configured = services().settings.class_names
     names = catalog.current(configured)
     gate = services().settings.gate
-    return render_template("classes/classes.html", classes=names, displays=catalog.displays(configured),
-                           usage={name: catalog.usage(name) for name in names}, renamed=catalog.aliases(),
-                           gold=goldset.adjudicated_by_class(), min_class_gold=gate.min_class_gold,
-                           floors=gate.min_sensitivity,
-                           add_form=AddForm(), rename_form=RenameForm())
+    return render_template(
+        "classes/classes.html",
+        classes=names,
+        displays=catalog.displays(configured),
+        usage={name: catalog.usage(name) for name in names},
+        renamed=catalog.aliases(),
+        gold=goldset.adjudicated_by_class(),
+        min_class_gold=gate.min_class_gold,
+        floors=gate.min_sensitivity,
+        add_form=AddForm(),
+        rename_form=RenameForm(),
+    )
 
 
 @bp.post("/settings/classes")
@@ -44,8 +52,7 @@ def add():
     form = AddForm()
     if form.validate_on_submit():
         row = catalog.add(form.name.data, services().settings.class_names, current_user, form.display.data)
-        flash(f"Class {row.name} added: doctors can label with it now; the next fine-tune grows the model.",
-              "success")
+        flash(f"Class {row.name} added: doctors can label with it now; the next fine-tune grows the model.", "success")
     else:
         flash("Give the new class a name.", "error")
     return redirect(url_for("classes.page"))
@@ -57,8 +64,7 @@ def rename():
     form = RenameForm()
     if form.validate_on_submit():
         row = catalog.rename(form.old.data, form.new.data, services().settings.class_names, current_user)
-        flash(f"Class {form.old.data} is now {row.name}; earlier labels keep their text and map to it.",
-              "success")
+        flash(f"Class {form.old.data} is now {row.name}; earlier labels keep their text and map to it.", "success")
     else:
         flash("Give the class and its new name.", "error")
     return redirect(url_for("classes.page"))

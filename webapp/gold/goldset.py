@@ -1,4 +1,5 @@
 """The gold set: marking images, two independent doctor reads, adjudication of disagreements."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Image, Label, User, utcnow
 
 READS_NEEDED = 2
-READ_CHANNEL = "gold"   # Label.channel of a gold read: made blind, outside the review queue
+READ_CHANNEL = "gold"  # Label.channel of a gold read: made blind, outside the review queue
 
 
 class GoldError(Problem):
@@ -21,7 +22,7 @@ class GoldError(Problem):
 class Marked:
     added: list[int] = field(default_factory=list)
     already: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)   # image id -> why
+    refused: dict[int, str] = field(default_factory=dict)  # image id -> why
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} image(s) added to the gold set; each now needs two doctor reads."]
@@ -36,8 +37,9 @@ def mark(image_ids: list[int], engineer: User) -> Marked:
     """Put images in the gold set: out of the review queue and training from now on. Images a
     model trained on, or that doctors labeled beside a prediction, cannot give a blind read."""
     result = Marked()
-    images = {image.id: image for image in db.session.execute(
-        db.select(Image).where(Image.id.in_(image_ids))).scalars()}
+    images = {
+        image.id: image for image in db.session.execute(db.select(Image).where(Image.id.in_(image_ids))).scalars()
+    }
     labeled = set(db.session.execute(db.select(Label.image_id).where(Label.image_id.in_(image_ids))).scalars())
     for image_id in dict.fromkeys(image_ids):
         image = images.get(image_id)
@@ -59,8 +61,11 @@ def mark(image_ids: list[int], engineer: User) -> Marked:
 
 
 def reads(image_id: int) -> list[Label]:
-    return db.session.execute(db.select(Label).filter_by(image_id=image_id, channel=READ_CHANNEL)
-                              .order_by(Label.id)).scalars().all()
+    return (
+        db.session.execute(db.select(Label).filter_by(image_id=image_id, channel=READ_CHANNEL).order_by(Label.id))
+        .scalars()
+        .all()
+    )
 
 
 def _require_doctor(user: User) -> None:
@@ -73,13 +78,17 @@ def next_read(doctor: User) -> GoldItem | None:
     other read or the model's prediction is shown with it."""
     _require_doctor(doctor)
     mine = db.select(Label.image_id).where(Label.user_id == doctor.id)
-    return db.session.execute(db.select(GoldItem).where(GoldItem.status == "pending",
-                                                        GoldItem.image_id.not_in(mine))
-                              .order_by(GoldItem.created_at, GoldItem.image_id).limit(1)).scalar_one_or_none()
+    return db.session.execute(
+        db.select(GoldItem)
+        .where(GoldItem.status == "pending", GoldItem.image_id.not_in(mine))
+        .order_by(GoldItem.created_at, GoldItem.image_id)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
-def record_read(doctor: User, image_id: int, label: str, class_names: list[str],
-                time_spent_ms: int | None = None) -> GoldItem:
+def record_read(
+    doctor: User, image_id: int, label: str, class_names: list[str], time_spent_ms: int | None = None
+) -> GoldItem:
     _require_doctor(doctor)
     if label not in class_names:
         raise GoldError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
@@ -89,14 +98,22 @@ def record_read(doctor: User, image_id: int, label: str, class_names: list[str],
     if item.status != "pending":
         raise GoldError(f"Image {image_id} already has its reads.", 409)
     # no prediction is attached: the doctor did not see one, and gold reads never count as agreement
-    db.session.add(Label(image_id=image_id, user_id=doctor.id, label=label, prediction=None, agreed=None,
-                         time_spent_ms=time_spent_ms, channel=READ_CHANNEL))
+    db.session.add(
+        Label(
+            image_id=image_id,
+            user_id=doctor.id,
+            label=label,
+            prediction=None,
+            agreed=None,
+            time_spent_ms=time_spent_ms,
+            channel=READ_CHANNEL,
+        )
+    )
     try:
         db.session.flush()
     except IntegrityError:  # the unique (image, doctor) constraint: one read per doctor
         db.session.rollback()
-        raise GoldError("You already read this gold image; a second read must come from another doctor.",
-                        409) from None
+        raise GoldError("You already read this gold image; a second read must come from another doctor.", 409) from None
     settle(item)
     return item
 
@@ -118,9 +135,16 @@ def disputed_for(user: User) -> list[GoldItem]:
     if not user.adjudicates:
         return []
     mine = db.select(Label.image_id).where(Label.user_id == user.id, Label.channel == READ_CHANNEL)
-    return db.session.execute(db.select(GoldItem).where(GoldItem.status == "disputed",
-                                                        GoldItem.image_id.not_in(mine))
-                              .order_by(GoldItem.image_id).limit(200)).scalars().all()
+    return (
+        db.session.execute(
+            db.select(GoldItem)
+            .where(GoldItem.status == "disputed", GoldItem.image_id.not_in(mine))
+            .order_by(GoldItem.image_id)
+            .limit(200)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) -> GoldItem:
@@ -134,10 +158,11 @@ def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) ->
     if label not in class_names:
         raise GoldError(f"Unknown class {label!r}.")
     # conditional: two adjudicators at once, the first decision stands
-    settled = db.session.execute(db.update(GoldItem).where(GoldItem.image_id == image_id,
-                                                           GoldItem.status == "disputed")
-                                 .values(status="final", final_label=label, adjudicated_by_id=user.id,
-                                         finalized_at=utcnow())).rowcount
+    settled = db.session.execute(
+        db.update(GoldItem)
+        .where(GoldItem.image_id == image_id, GoldItem.status == "disputed")
+        .values(status="final", final_label=label, adjudicated_by_id=user.id, finalized_at=utcnow())
+    ).rowcount
     db.session.commit()
     if settled != 1:
         raise GoldError(f"Image {image_id} was settled by someone else meanwhile.", 409)
@@ -150,8 +175,11 @@ def adjudicated_by_class() -> dict[str, int]:
     from webapp.classes import catalog
 
     renamed, found = catalog.aliases(), {}
-    rows = db.session.execute(db.select(GoldItem.final_label, db.func.count()).where(GoldItem.status == "final")
-                              .group_by(GoldItem.final_label)).all()
+    rows = db.session.execute(
+        db.select(GoldItem.final_label, db.func.count())
+        .where(GoldItem.status == "final")
+        .group_by(GoldItem.final_label)
+    ).all()
     for label, count in rows:
         name = catalog.canonical(label, renamed)
         found[name] = found.get(name, 0) + count

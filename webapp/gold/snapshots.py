@@ -1,4 +1,5 @@
 """Frozen gold snapshots: the gold set as it is at a gate run, named by a hash of its items."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """`medal score`: score the unlabeled pool with a model version."""
+
 from __future__ import annotations
 
 import click
@@ -11,5 +12,4 @@ def score(version: int | None) -> None:
     from webapp.inference import scoring
 
     result = scoring.score(version)
-    click.echo(f"Scored {result['images']} pool images with version {result['version']} "
-               f"in {result['seconds']} s.")
+    click.echo(f"Scored {result['images']} pool images with version {result['version']} in {result['seconds']} s.")

@@ -1,4 +1,5 @@
 """Grad-CAM overlays for predictions: computed once, cached under MEDAL_HOME/heatmaps."""
+
 from __future__ import annotations
 
 import threading

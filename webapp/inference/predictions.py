@@ -1,4 +1,5 @@
 """Predictions: made by the serving champion, stored with the version that made them."""
+
 from __future__ import annotations
 
 import time
@@ -16,15 +17,18 @@ def prediction_fields(version: int, probabilities: np.ndarray, names: list[str])
     """The columns of a Prediction, from a model version's class probabilities over its own
     classes (`net.spec.class_names`: a model trained before a class was added does not know it)."""
     best = int(np.argmax(probabilities))
-    return {"model_version": version,
-            "probabilities": {name: round(float(p), 6) for name, p in zip(names, probabilities)},
-            "predicted_class": names[best], "confidence": float(probabilities[best])}
+    return {
+        "model_version": version,
+        "probabilities": {name: round(float(p), 6) for name, p in zip(names, probabilities)},
+        "predicted_class": names[best],
+        "confidence": float(probabilities[best]),
+    }
 
 
-def record(image: Image, version: int, probabilities: np.ndarray, names: list[str],
-           latency_ms: float | None = None) -> Prediction:
-    prediction = Prediction(image=image, latency_ms=latency_ms,
-                            **prediction_fields(version, probabilities, names))
+def record(
+    image: Image, version: int, probabilities: np.ndarray, names: list[str], latency_ms: float | None = None
+) -> Prediction:
+    prediction = Prediction(image=image, latency_ms=latency_ms, **prediction_fields(version, probabilities, names))
     db.session.add(prediction)
     return prediction
 
@@ -39,8 +43,13 @@ def predict(image: Image) -> Prediction:
     pixels = load_grayscale(services().store.path(image.path))
     # Grad-CAM's forward pass gives the probabilities too: the model runs once per upload.
     explanation = explanations.explain_image(served.net, pixels)
-    prediction = record(image, served.version, explanation.probabilities, served.net.spec.class_names,
-                        (time.perf_counter() - started) * 1000)
+    prediction = record(
+        image,
+        served.version,
+        explanation.probabilities,
+        served.net.spec.class_names,
+        (time.perf_counter() - started) * 1000,
+    )
     db.session.flush()  # the overlay file is named by the prediction id
     explanations.store(prediction, pixels, explanation)
     return prediction

@@ -1,4 +1,5 @@
 """Scoring the unlabeled pool once per model version; the review queue reads the stored ranks."""
+
 from __future__ import annotations
 
 import logging
@@ -18,6 +19,7 @@ from webapp.services import services
 
 log = logging.getLogger(__name__)
 
+
 def score(version: int | None = None) -> dict:
     """Predict every open pool image with `version` (the champion by default) and store, for
     every strategy, each image's score and rank, so a strategy switch needs no recompute."""
@@ -35,20 +37,30 @@ def score(version: int | None = None) -> dict:
     _store_predictions(ids, version, scores.probabilities, net.spec.class_names)
     # classes still being learned get a share of every batch: images the model thinks may show them
     model_names = net.spec.class_names
-    learning = [model_names.index(name) for name in goldset.learning_classes(
-        services().class_names, settings.gate.min_class_gold) if name in model_names]
+    learning = [
+        model_names.index(name)
+        for name in goldset.learning_classes(services().class_names, settings.gate.min_class_gold)
+        if name in model_names
+    ]
     rows = []
     for name in strategies.available():
-        order, values = strategies.rank(name, scores, batch=al.batch_size,
-                                        random_share=al.random_share, seed=version)
+        order, values = strategies.rank(name, scores, batch=al.batch_size, random_share=al.random_share, seed=version)
         if learning and al.learning_class_share > 0:
             by_index = dict(zip(order.tolist(), values.tolist()))
-            order = strategies.prioritise_classes(order, scores.probabilities, learning, batch=al.batch_size,
-                                                  share=al.learning_class_share)
+            order = strategies.prioritise_classes(
+                order, scores.probabilities, learning, batch=al.batch_size, share=al.learning_class_share
+            )
             values = np.asarray([by_index[i] for i in order.tolist()])
-        rows.extend({"image_id": ids[index], "model_version": version, "strategy": name,
-                     "score": float(value), "rank": position}
-                    for position, (index, value) in enumerate(zip(order.tolist(), values.tolist())))
+        rows.extend(
+            {
+                "image_id": ids[index],
+                "model_version": version,
+                "strategy": name,
+                "score": float(value),
+                "rank": position,
+            }
+            for position, (index, value) in enumerate(zip(order.tolist(), values.tolist()))
+        )
     if rows:
         db.session.execute(db.insert(QueryScore), rows)
     db.session.commit()
@@ -59,9 +71,17 @@ def score(version: int | None = None) -> dict:
 
 def _store_predictions(ids: list[int], version: int, probabilities: np.ndarray, names: list[str]) -> None:
     """A prediction per pool image for this version, so the review page shows it at once."""
-    done = set(db.session.execute(db.select(Prediction.image_id).where(
-        Prediction.model_version == version, Prediction.image_id.in_(ids) if ids else False)).scalars())
-    rows = [{"image_id": image_id, **predictions.prediction_fields(version, probs, names)}
-            for image_id, probs in zip(ids, probabilities) if image_id not in done]
+    done = set(
+        db.session.execute(
+            db.select(Prediction.image_id).where(
+                Prediction.model_version == version, Prediction.image_id.in_(ids) if ids else False
+            )
+        ).scalars()
+    )
+    rows = [
+        {"image_id": image_id, **predictions.prediction_fields(version, probs, names)}
+        for image_id, probs in zip(ids, probabilities)
+        if image_id not in done
+    ]
     if rows:
         db.session.execute(db.insert(Prediction), rows)

@@ -1,4 +1,5 @@
 """The champion model in memory, swapped atomically when the registry alias moves."""
+
 from __future__ import annotations
 
 import logging

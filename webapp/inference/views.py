@@ -1,4 +1,5 @@
 """Radiographs, their thumbnails and heat-map overlays as files, for any logged-in user's pages."""
+
 from __future__ import annotations
 
 import io
@@ -61,8 +62,11 @@ def recent_labels(limit: int = RECENT_LABELS) -> list[Label]:
     """The signed-in user's latest answers, newest first, for the thumbnail strip beside the viewer."""
     if not current_user.is_authenticated:
         return []
-    return list(db.session.execute(db.select(Label).filter_by(user_id=current_user.id)
-                                   .order_by(Label.id.desc()).limit(limit)).scalars())
+    return list(
+        db.session.execute(
+            db.select(Label).filter_by(user_id=current_user.id).order_by(Label.id.desc()).limit(limit)
+        ).scalars()
+    )
 
 
 @bp.app_context_processor

@@ -1,4 +1,5 @@
 """Review pages: the next most informative image, the prediction page, confirm or correct."""
+
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -28,8 +29,13 @@ def next_image():
         return render_template("review/empty.html")
     prediction = predictions.predict(image)
     db.session.commit()
-    return render_template("review/review.html", image=image, prediction=prediction,
-                           classes=services().class_names, strategy=queue.current_strategy())
+    return render_template(
+        "review/review.html",
+        image=image,
+        prediction=prediction,
+        classes=services().class_names,
+        strategy=queue.current_strategy(),
+    )
 
 
 @bp.post("/review/<int:image_id>")
@@ -38,8 +44,7 @@ def submit(image_id: int):
     label = request.form.get("label", "")
     prediction_id = request.form.get("prediction_id", type=int)
     spent = request.form.get("time_spent_ms", type=int)
-    saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id,
-                               time_spent_ms=spent)
+    saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id, time_spent_ms=spent)
     if saved.created:
         flash(f"Saved: image {image_id} labeled {saved.label.label}.", "success")
     else:
@@ -51,7 +56,13 @@ def submit(image_id: int):
 @login_required
 def prediction_page(prediction_id: int):
     prediction = db.get_or_404(Prediction, prediction_id)
-    mine = db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id,
-                                                         user_id=current_user.id)).scalar_one_or_none()
-    return render_template("review/prediction.html", prediction=prediction, image=prediction.image,
-                           my_label=mine, classes=services().class_names)
+    mine = db.session.execute(
+        db.select(Label).filter_by(image_id=prediction.image_id, user_id=current_user.id)
+    ).scalar_one_or_none()
+    return render_template(
+        "review/prediction.html",
+        prediction=prediction,
+        image=prediction.image,
+        my_label=mine,
+        classes=services().class_names,
+    )

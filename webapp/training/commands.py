@@ -1,4 +1,5 @@
 """`medal train`, `medal worker` and `medal simulate` (the loop offline with an oracle doctor)."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,15 @@ from webapp.services import services
 
 
 @click.command()
-@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
-              help="labeled npz in the MedMNIST layout (default: the demo data)")
-@click.option("--strategies", default="random,least_confidence,margin,entropy,mc_dropout,batch_diverse",
-              show_default=True)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="labeled npz in the MedMNIST layout (default: the demo data)",
+)
+@click.option(
+    "--strategies", default="random,least_confidence,margin,entropy,mc_dropout,batch_diverse", show_default=True
+)
 @click.option("--seeds", default="0,1,2", show_default=True)
 @click.option("--rounds", default=8, show_default=True)
 @click.option("--batch", default=50, show_default=True, help="labels per round")
@@ -22,16 +28,36 @@ from webapp.services import services
 @click.option("--pool-size", default=None, type=int, help="cap the pool (stratified sample of train)")
 @click.option("--val-size", default=None, type=int, help="cap the validation split (stratified)")
 @click.option("--epochs", default=3, show_default=True, help="fine-tune epochs per round")
-@click.option("--reference-epochs", default=0, show_default=True,
-              help="also train on every label for this many epochs, as the ceiling (0: skip)")
+@click.option(
+    "--reference-epochs",
+    default=0,
+    show_default=True,
+    help="also train on every label for this many epochs, as the ceiling (0: skip)",
+)
 @click.option("--backbone", default=None, help="default: model.backbone from config")
 @click.option("--size", default=None, type=int, help="default: images.size from config")
 @click.option("--random-share", default=0.0, show_default=True)
 @click.option("--jobs", default=1, show_default=True, help="curves run in this many processes")
 @click.option("--threads", default=1, show_default=True, help="torch threads per process")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("simulation"), show_default=True)
-def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, val_size, epochs,
-             reference_epochs, backbone, size, random_share, jobs, threads, out) -> None:
+def simulate(
+    data,
+    strategies,
+    seeds,
+    rounds,
+    batch,
+    seed_size,
+    pool_size,
+    val_size,
+    epochs,
+    reference_epochs,
+    backbone,
+    size,
+    random_share,
+    jobs,
+    threads,
+    out,
+) -> None:
     """Run active-learning rounds offline against labels from an npz (an oracle doctor); writes a
     CSV and a learning-curve plot."""
     from learning.simulate import SimulationSpec
@@ -40,20 +66,33 @@ def simulate(data, strategies, seeds, rounds, batch, seed_size, pool_size, val_s
 
     settings = services().settings
     spec = SimulationSpec(
-        data=data or settings.demo.data_path(), class_names=settings.class_names,
+        data=data or settings.demo.data_path(),
+        class_names=settings.class_names,
         strategies=[s.strip() for s in strategies.split(",") if s.strip()],
-        seeds=[int(s) for s in seeds.split(",")], rounds=rounds, batch=batch, seed_size=seed_size,
-        pool_size=pool_size, val_size=val_size, epochs=epochs, threads=threads,
+        seeds=[int(s) for s in seeds.split(",")],
+        rounds=rounds,
+        batch=batch,
+        seed_size=seed_size,
+        pool_size=pool_size,
+        val_size=val_size,
+        epochs=epochs,
+        threads=threads,
         backbone=backbone or settings.model.backbone,
-        size=size or settings.images.size, random_share=random_share)
+        size=size or settings.images.size,
+        random_share=random_share,
+    )
     unknown = [name for name in spec.strategies if name not in available()]
     if unknown:
-        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(available())}",
-                                 param_hint="--strategies")
-    result = run(spec, out, report=lambda row: click.echo(json.dumps(row)),
-                 reference_epochs=reference_epochs or None, jobs=jobs)
-    click.echo(f"wrote {out / 'learning_curves.csv'} and {out / 'learning_curves.png'} "
-               f"({len(result['rows'])} rows, pool of {result['pool']})")
+        raise click.BadParameter(
+            f"unknown {', '.join(unknown)}; choose from {', '.join(available())}", param_hint="--strategies"
+        )
+    result = run(
+        spec, out, report=lambda row: click.echo(json.dumps(row)), reference_epochs=reference_epochs or None, jobs=jobs
+    )
+    click.echo(
+        f"wrote {out / 'learning_curves.csv'} and {out / 'learning_curves.png'} "
+        f"({len(result['rows'])} rows, pool of {result['pool']})"
+    )
 
 
 @click.command()
@@ -65,8 +104,10 @@ def train(trigger: str) -> None:
     run = runs.run(runs.enqueue(trigger))
     if run.status != "succeeded":
         raise click.ClickException(f"Training run {run.id} failed: {run.error}")
-    click.echo(f"Training run {run.id} registered model version {run.model_version} "
-               f"(best validation AUC {run.metrics['best_val_auc']:.4f}).")
+    click.echo(
+        f"Training run {run.id} registered model version {run.model_version} "
+        f"(best validation AUC {run.metrics['best_val_auc']:.4f})."
+    )
 
 
 @click.command()

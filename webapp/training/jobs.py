@@ -1,4 +1,5 @@
 """Background work owned by the worker: training triggers, queued runs, pool scoring, clean-up."""
+
 from __future__ import annotations
 
 import logging
@@ -55,11 +56,19 @@ def plateaued(improvements: list[float], runs: int, min_delta: float) -> bool:
 def run_improvements() -> list[float]:
     """Per finished run (oldest first): candidate minus champion on the gold set when the gate
     measured it, otherwise the run's validation AUC minus its parent's."""
-    runs = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "succeeded",
-                                                           TrainingRun.parent_version.is_not(None))
-                              .order_by(TrainingRun.id)).scalars().all()
-    by_version = {run.model_version: run for run in db.session.execute(
-        db.select(TrainingRun).where(TrainingRun.model_version.is_not(None))).scalars()}
+    runs = (
+        db.session.execute(
+            db.select(TrainingRun)
+            .where(TrainingRun.status == "succeeded", TrainingRun.parent_version.is_not(None))
+            .order_by(TrainingRun.id)
+        )
+        .scalars()
+        .all()
+    )
+    by_version = {
+        run.model_version: run
+        for run in db.session.execute(db.select(TrainingRun).where(TrainingRun.model_version.is_not(None))).scalars()
+    }
     deltas = []
     for run in runs:
         gold = (run.metrics or {}).get("gold_macro_auc_delta")
@@ -77,19 +86,22 @@ def run_improvements() -> list[float]:
 def current_trigger_state(now: datetime | None = None) -> TriggerState:
     now = now or utcnow()
     cfg = services().settings.scheduler
-    last = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "succeeded")
-                              .order_by(TrainingRun.id.desc()).limit(1)).scalar_one_or_none()
+    last = db.session.execute(
+        db.select(TrainingRun).where(TrainingRun.status == "succeeded").order_by(TrainingRun.id.desc()).limit(1)
+    ).scalar_one_or_none()
     since = last.started_at if last else None
     minutes = (now - last.finished_at).total_seconds() / 60 if last and last.finished_at else None
-    return TriggerState(new_labels=labelstore.labels_since(since), minutes_since_last_run=minutes,
-                        plateaued=plateaued(run_improvements(), cfg.plateau_runs, cfg.plateau_min_delta))
+    return TriggerState(
+        new_labels=labelstore.labels_since(since),
+        minutes_since_last_run=minutes,
+        plateaued=plateaued(run_improvements(), cfg.plateau_runs, cfg.plateau_min_delta),
+    )
 
 
 def recover_interrupted() -> int:
     """Runs left 'running' by a worker that died are marked failed; the next run goes on."""
     running = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "running")).scalars().all()
-    stale = [run for run in running
-             if not (run.worker_pid and run.worker_pid != os.getpid() and alive(run.worker_pid))]
+    stale = [run for run in running if not (run.worker_pid and run.worker_pid != os.getpid() and alive(run.worker_pid))]
     for run in stale:
         run.status, run.finished_at = "failed", utcnow()
         run.error = "The worker stopped during this run (killed or crashed); nothing was registered."
@@ -115,8 +127,9 @@ def tick() -> dict:
         reason = trigger_reason(current_trigger_state(), services().settings.scheduler)
         if reason:
             done["enqueued"] = runs.enqueue(reason).id
-        queued = db.session.execute(db.select(TrainingRun).filter_by(status="queued")
-                                    .order_by(TrainingRun.id).limit(1)).scalar_one_or_none()
+        queued = db.session.execute(
+            db.select(TrainingRun).filter_by(status="queued").order_by(TrainingRun.id).limit(1)
+        ).scalar_one_or_none()
         if queued is not None:
             run = runs.run(queued)
             done["trained"] = {"run": run.id, "status": run.status, "version": run.model_version}
@@ -130,8 +143,14 @@ def cleanup() -> dict:
     with _app.app_context():
         claims = db.session.execute(db.delete(Claim).where(Claim.expires_at < utcnow())).rowcount
         champion = services().registry.version_for(CHAMPION)
-        old = db.session.execute(db.delete(QueryScore).where(
-            QueryScore.model_version != champion,
-            QueryScore.created_at < utcnow() - timedelta(days=7))).rowcount if champion else 0
+        old = (
+            db.session.execute(
+                db.delete(QueryScore).where(
+                    QueryScore.model_version != champion, QueryScore.created_at < utcnow() - timedelta(days=7)
+                )
+            ).rowcount
+            if champion
+            else 0
+        )
         db.session.commit()
         return {"claims": claims, "old_scores": old}

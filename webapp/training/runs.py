@@ -1,4 +1,5 @@
 """One training run: labels from the database, a Lightning fine-tune, a new MLflow version."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 
 def enqueue(trigger: str, user: User | None = None) -> TrainingRun:
     """Ask the worker for a run; a queued or running one already covers the request."""
-    pending = db.session.execute(db.select(TrainingRun).where(
-        TrainingRun.status.in_(("queued", "running"))).order_by(TrainingRun.id)).scalars().first()
+    pending = (
+        db.session.execute(
+            db.select(TrainingRun).where(TrainingRun.status.in_(("queued", "running"))).order_by(TrainingRun.id)
+        )
+        .scalars()
+        .first()
+    )
     if pending is not None:
         return pending
     run = TrainingRun(trigger=trigger, requested_by=user, status="queued")
@@ -90,31 +96,65 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
         training.progress = dict(update, stage="training")
         db.session.commit()
 
-    result = fine_tune(TrainSpec(
-        model=spec, train=[e.labeled(names) for e in examples], init_from=init,
-        weights_path=settings.model.weights_path, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, augment=cfg.augment,
-        val_fraction=cfg.val_fraction, patience=cfg.early_stopping_patience, seed=cfg.seed,
-        accelerator=cfg.accelerator, precision=cfg.precision, num_workers=cfg.num_workers,
-        progress=progress))
+    result = fine_tune(
+        TrainSpec(
+            model=spec,
+            train=[e.labeled(names) for e in examples],
+            init_from=init,
+            weights_path=settings.model.weights_path,
+            max_epochs=cfg.max_epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            augment=cfg.augment,
+            val_fraction=cfg.val_fraction,
+            patience=cfg.early_stopping_patience,
+            seed=cfg.seed,
+            accelerator=cfg.accelerator,
+            precision=cfg.precision,
+            num_workers=cfg.num_workers,
+            progress=progress,
+        )
+    )
     training.progress = {"stage": "registering", "epoch": result.epochs_run}
     db.session.commit()
 
-    final = {"best_val_auc": result.best_val_auc, "best_epoch": result.best_epoch,
-             "epochs": result.epochs_run, "duration_s": round(result.duration_s, 1)}
+    final = {
+        "best_val_auc": result.best_val_auc,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_run,
+        "duration_s": round(result.duration_s, 1),
+    }
     record = RunRecord(
-        params={"backbone": spec.backbone, "image_size": spec.image_size, "classes": ",".join(names),
-                "parent_version": champion, "train_size": result.train_size, "val_size": result.val_size,
-                "doctor_labels": doctor_count, "trigger": training.trigger,
-                "precision": result.precision, **{f"cfg_{k}": v for k, v in cfg.model_dump().items()}},
-        metrics_by_epoch=result.history, final_metrics=final,
-        manifest=[{"image_id": e.image_id, "sha256": e.sha256, "label": e.label, "label_id": e.label_id,
-                   "source": e.source} for e in examples],
-        tags={"code_version": code_version(), "training_run": training.id, "trigger": training.trigger,
-              "parent_version": champion if champion is not None else "none"})
+        params={
+            "backbone": spec.backbone,
+            "image_size": spec.image_size,
+            "classes": ",".join(names),
+            "parent_version": champion,
+            "train_size": result.train_size,
+            "val_size": result.val_size,
+            "doctor_labels": doctor_count,
+            "trigger": training.trigger,
+            "precision": result.precision,
+            **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
+        },
+        metrics_by_epoch=result.history,
+        final_metrics=final,
+        manifest=[
+            {"image_id": e.image_id, "sha256": e.sha256, "label": e.label, "label_id": e.label_id, "source": e.source}
+            for e in examples
+        ],
+        tags={
+            "code_version": code_version(),
+            "training_run": training.id,
+            "trigger": training.trigger,
+            "parent_version": champion if champion is not None else "none",
+        },
+    )
     run_id = registry.log_run(result.net, record, run_name=f"train-{training.id}")
-    version = registry.register(run_id, tags={"training_run": training.id,
-                                              "parent_version": champion if champion is not None else "none"})
+    version = registry.register(
+        run_id, tags={"training_run": training.id, "parent_version": champion if champion is not None else "none"}
+    )
     training.mlflow_run_id, training.model_version, training.metrics = run_id, version, final
     if champion is None:
         bootstrap_champion(version)
@@ -129,16 +169,27 @@ def bootstrap_champion(version: int) -> None:
     report = gate_run.run_gate(version)
     report.decision = "bootstrap"
     services().registry.set_alias(CHAMPION, version)
-    db.session.add(AuditEvent(kind="promotion", actor_name="system", model_version=version,
-                              reason="First model: no champion to compare with.", automatic=True,
-                              details={"bootstrap": True}))
+    db.session.add(
+        AuditEvent(
+            kind="promotion",
+            actor_name="system",
+            model_version=version,
+            reason="First model: no champion to compare with.",
+            automatic=True,
+            details={"bootstrap": True},
+        )
+    )
     db.session.commit()
 
 
 def code_version() -> str:
     try:
         root = current_app.root_path
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"

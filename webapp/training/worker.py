@@ -1,4 +1,5 @@
 """`medal worker`: the one process that owns the scheduler and does all background work."""
+
 from __future__ import annotations
 
 import fcntl
@@ -38,8 +39,14 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     # one run of a job at a time, and missed runs collapse into one: a long fine-tune never
     # stacks up ticks behind it
     once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300, "replace_existing": True}
-    scheduler.add_job("webapp.training.jobs:tick", "interval", seconds=cfg.check_seconds, id="tick",
-                      next_run_time=datetime.now(UTC), **once)  # first pass at once
+    scheduler.add_job(
+        "webapp.training.jobs:tick",
+        "interval",
+        seconds=cfg.check_seconds,
+        id="tick",
+        next_run_time=datetime.now(UTC),
+        **once,
+    )  # first pass at once
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
     return scheduler
 

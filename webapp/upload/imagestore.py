@@ -1,4 +1,5 @@
 """Content-addressed storage of normalised radiographs under MEDAL_HOME/images."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Turning uploaded bytes into stored images: validation, decoding, de-duplication."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,11 +29,12 @@ class ImageMeta:
     site: str | None = None
     patient_age: int | None = None
     patient_sex: str | None = None
-    patient_key: str | None = None      # pseudonym of the patient id; the id itself is never kept
+    patient_key: str | None = None  # pseudonym of the patient id; the id itself is never kept
 
     @classmethod
-    def parse(cls, site: str | None, age: str | int | None, sex: str | None,
-              patient_id: str | None = None) -> "ImageMeta":
+    def parse(
+        cls, site: str | None, age: str | int | None, sex: str | None, patient_id: str | None = None
+    ) -> "ImageMeta":
         site = (site or "").strip() or None
         if site and len(site) > 80:
             raise IngestError("site must be at most 80 characters.")
@@ -53,8 +55,15 @@ class ImageMeta:
         return cls(site, parsed_age, sex, pseudonym(patient_id) if patient_id else None)
 
 
-def ingest(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: User | None = None,
-           split: str = "pool", reference_label: str | None = None) -> tuple[Image, bool]:
+def ingest(
+    data: bytes,
+    *,
+    origin: str,
+    meta: ImageMeta = ImageMeta(),
+    user: User | None = None,
+    split: str = "pool",
+    reference_label: str | None = None,
+) -> tuple[Image, bool]:
     """Store an image once. Returns (image, created); a re-upload of the same bytes is found."""
     sha = hashlib.sha256(data).hexdigest()
     existing = db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one_or_none()
@@ -69,11 +78,21 @@ def ingest(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
     if reference_label is not None and reference_label not in names:
         raise IngestError(f"Unknown class {reference_label!r}; known: {', '.join(names)}.")
     path = services().store.put(sha, encode_png(pixels))
-    image = Image(sha256=sha, path=path, width=int(pixels.shape[1]), height=int(pixels.shape[0]),
-                  source_format="dicom" if is_dicom(data) else _bitmap_format(data), origin=origin,
-                  split=split, reference_label=reference_label, site=meta.site or settings.images.default_site,
-                  patient_age=meta.patient_age, patient_sex=meta.patient_sex, patient_key=meta.patient_key,
-                  uploaded_by=user)
+    image = Image(
+        sha256=sha,
+        path=path,
+        width=int(pixels.shape[1]),
+        height=int(pixels.shape[0]),
+        source_format="dicom" if is_dicom(data) else _bitmap_format(data),
+        origin=origin,
+        split=split,
+        reference_label=reference_label,
+        site=meta.site or settings.images.default_site,
+        patient_age=meta.patient_age,
+        patient_sex=meta.patient_sex,
+        patient_key=meta.patient_key,
+        uploaded_by=user,
+    )
     db.session.add(image)
     try:
         db.session.flush()

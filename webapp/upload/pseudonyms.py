@@ -1,5 +1,6 @@
 """Patient pseudonyms: a keyed hash of the patient id, so studies of one patient stay linked
 (splits by patient never leak) while the id itself is never stored."""
+
 from __future__ import annotations
 
 import hashlib

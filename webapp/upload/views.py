@@ -1,4 +1,5 @@
 """Upload page: drop X-rays, get a prediction for each."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
@@ -24,8 +25,12 @@ def receive():
     files = request.files.getlist("file")
     if not files:
         raise IngestError("Send one or more files in the field 'file'.")
-    meta = ImageMeta.parse(request.form.get("site"), request.form.get("patient_age"),
-                           request.form.get("patient_sex"), request.form.get("patient_id"))
+    meta = ImageMeta.parse(
+        request.form.get("site"),
+        request.form.get("patient_age"),
+        request.form.get("patient_sex"),
+        request.form.get("patient_id"),
+    )
     results = []
     for index, upload in enumerate(files):
         try:
@@ -33,8 +38,9 @@ def receive():
             db.session.commit()
             prediction = predictions.predict(image)
             db.session.commit()
-            results.append({"index": index, "ok": True, "image_id": image.id,
-                            "prediction": predictions.to_dict(prediction)})
+            results.append(
+                {"index": index, "ok": True, "image_id": image.id, "prediction": predictions.to_dict(prediction)}
+            )
         except IngestError as error:
             db.session.rollback()
             results.append({"index": index, "ok": False, "error": str(error), "status": error.status})

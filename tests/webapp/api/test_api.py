@@ -1,4 +1,5 @@
 """The REST API under /api/v1: tokens, images, predictions, the queue and labels."""
+
 import io
 
 import pytest
@@ -10,14 +11,22 @@ from webapp.models import Image, Label
 
 
 def _upload(client, headers, data: bytes, **form):
-    return client.post("/api/v1/images", headers=headers, content_type="multipart/form-data",
-                       data={"file": (io.BytesIO(data), "x.png"), **form})
+    return client.post(
+        "/api/v1/images",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), "x.png"), **form},
+    )
 
 
 def test_every_route_needs_a_valid_token(trained_client):
-    for method, path in [("get", "/api/v1/models"), ("get", "/api/v1/review/next"),
-                         ("get", "/api/v1/images/1"), ("post", "/api/v1/images"),
-                         ("post", "/api/v1/images/1/labels")]:
+    for method, path in [
+        ("get", "/api/v1/models"),
+        ("get", "/api/v1/review/next"),
+        ("get", "/api/v1/images/1"),
+        ("post", "/api/v1/images"),
+        ("post", "/api/v1/images/1/labels"),
+    ]:
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
             response = getattr(trained_client, method)(path, headers=headers)
             assert response.status_code == 401, path
@@ -33,8 +42,14 @@ def test_session_cookie_is_not_enough_for_the_api(trained_client):
 
 def test_upload_returns_image_and_prediction_ids(trained_app, trained_client):
     headers = api_token(trained_app, "doctor")
-    response = _upload(trained_client, headers, synthetic.png_bytes(synthetic.radiograph(1, seed=3)),
-                       site="ward-3", patient_age="67", patient_sex="f")
+    response = _upload(
+        trained_client,
+        headers,
+        synthetic.png_bytes(synthetic.radiograph(1, seed=3)),
+        site="ward-3",
+        patient_age="67",
+        patient_sex="f",
+    )
     assert response.status_code == 201
     body = response.get_json()
     assert body["prediction"]["id"] and body["prediction"]["model_version"] == 1
@@ -47,8 +62,13 @@ def test_bad_uploads_are_json_4xx_and_store_nothing(trained_app, trained_client)
     headers = api_token(trained_app, "doctor")
     before = db.session.execute(db.select(db.func.count(Image.id))).scalar_one()
     good = synthetic.png_bytes(synthetic.radiograph(0, seed=8))
-    cases = [(b"plain text", {}, 415), (b"", {}, 400), (good, {"patient_age": "old"}, 400),
-             (good, {"patient_sex": "X"}, 400), (good, {"patient_age": "250"}, 400)]
+    cases = [
+        (b"plain text", {}, 415),
+        (b"", {}, 400),
+        (good, {"patient_age": "old"}, 400),
+        (good, {"patient_sex": "X"}, 400),
+        (good, {"patient_age": "250"}, 400),
+    ]
     for data, form, status in cases:
         response = _upload(trained_client, headers, data, **form)
         assert response.status_code == status, (form, response.get_json())
@@ -62,8 +82,11 @@ def test_review_next_then_label(trained_app, trained_client):
     headers = api_token(trained_app, "doctor")
     served = trained_client.get("/api/v1/review/next", headers=headers).get_json()
     image_id, prediction = served["image"]["id"], served["prediction"]
-    response = trained_client.post(f"/api/v1/images/{image_id}/labels", headers=headers,
-                                   json={"label": prediction["predicted_class"], "prediction_id": prediction["id"]})
+    response = trained_client.post(
+        f"/api/v1/images/{image_id}/labels",
+        headers=headers,
+        json={"label": prediction["predicted_class"], "prediction_id": prediction["id"]},
+    )
     assert response.status_code == 201
     body = response.get_json()
     assert body["user"] == "doctor" and body["agreed"] is True and body["prediction_id"] == prediction["id"]
@@ -75,9 +98,13 @@ def test_review_next_then_label(trained_app, trained_client):
 def test_label_errors(trained_app, trained_client):
     headers = api_token(trained_app, "doctor")
     image_id = trained_client.get("/api/v1/review/next", headers=headers).get_json()["image"]["id"]
-    cases = [(image_id, {"label": "lupus"}, 400), (999_999, {"label": "normal"}, 404),
-             (image_id, {"lab": "normal"}, 400), (image_id, "normal", 400),
-             (image_id, {"label": "normal", "prediction_id": "x"}, 400)]
+    cases = [
+        (image_id, {"label": "lupus"}, 400),
+        (999_999, {"label": "normal"}, 404),
+        (image_id, {"lab": "normal"}, 400),
+        (image_id, "normal", 400),
+        (image_id, {"label": "normal", "prediction_id": "x"}, 400),
+    ]
     for target, body, status in cases:
         response = trained_client.post(f"/api/v1/images/{target}/labels", headers=headers, json=body)
         assert response.status_code == status, body
@@ -108,17 +135,21 @@ def test_a_revoked_token_is_refused(app):
     assert response.status_code == 401 and "bearer token" in response.get_json()["error"]
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"not json", "not valid JSON"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"label": 3}', '"label" must be a string'),
-    (b'{"label": "normal", "prediction_id": "7"}', '"prediction_id" must be an integer'),
-    (b'{"label": "normal", "prediction_id": true}', '"prediction_id" must be an integer'),
-    (b'{"a":' * 60 + b'1' + b'}' * 60, "nested"),
-    (b'[' * 50000 + b']' * 50000, "JSON"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"label": 3}', '"label" must be a string'),
+        (b'{"label": "normal", "prediction_id": "7"}', '"prediction_id" must be an integer'),
+        (b'{"label": "normal", "prediction_id": true}', '"prediction_id" must be an integer'),
+        (b'{"a":' * 60 + b"1" + b"}" * 60, "nested"),
+        (b"[" * 50000 + b"]" * 50000, "JSON"),
+    ],
+)
 def test_bad_json_bodies_get_a_400_with_a_message(trained_app, body, words):
     client = trained_app.test_client()
-    response = client.post("/api/v1/images/1/labels", data=body, content_type="application/json",
-                           headers=api_token(trained_app, "doctor"))
+    response = client.post(
+        "/api/v1/images/1/labels", data=body, content_type="application/json", headers=api_token(trained_app, "doctor")
+    )
     assert response.status_code == 400 and words in response.get_json()["error"]

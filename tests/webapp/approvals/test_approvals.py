@@ -1,4 +1,5 @@
 """Approvals pages and API: roles, decisions, rollback, history, and the hot swap."""
+
 import io
 
 from tests import synthetic
@@ -34,12 +35,15 @@ def test_approve_through_the_page_with_csrf(candidate_app):
     client = candidate_app.test_client()
     login(client, "engineer")
     token = csrf_token(client, "/approvals")
-    response = client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "approve",
-                                                        "reason": "", "override": "y"})
+    response = client.post(
+        "/approvals/2/decide", data={"csrf_token": token, "decision": "approve", "reason": "", "override": "y"}
+    )
     assert response.status_code == 302
     assert candidate_app.extensions["medal"].registry.aliases()["champion"] == 1  # no reason, no promotion
-    client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "approve",
-                                             "reason": "better on gold", "override": "y"})
+    client.post(
+        "/approvals/2/decide",
+        data={"csrf_token": token, "decision": "approve", "reason": "better on gold", "override": "y"},
+    )
     assert candidate_app.extensions["medal"].registry.aliases() == {"champion": 2, "previous": 1}
     history = client.get("/history").get_data(as_text=True)
     assert "better on gold" in history and "engineer" in history
@@ -49,8 +53,9 @@ def test_api_approve_history_models_and_rollback(candidate_app):
     client = candidate_app.test_client()
     headers = api_token(candidate_app, "engineer")
     assert client.post("/api/v1/models/2/approve", headers=headers, json={}).status_code == 400
-    response = client.post("/api/v1/models/2/approve", headers=headers,
-                           json={"reason": "gold set improved", "override": True})
+    response = client.post(
+        "/api/v1/models/2/approve", headers=headers, json={"reason": "gold set improved", "override": True}
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["aliases"] == {"champion": 2, "previous": 1}
     again = client.post("/api/v1/models/2/approve", headers=headers, json={"reason": "twice", "override": True})
@@ -87,8 +92,12 @@ def test_running_app_serves_the_new_champion_without_restart(candidate_app):
 
     def upload(seed):
         data = synthetic.png_bytes(synthetic.radiograph(1, seed=seed))
-        return client.post("/api/v1/images", headers=headers, content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(data), "x.png")}).get_json()["prediction"]
+        return client.post(
+            "/api/v1/images",
+            headers=headers,
+            content_type="multipart/form-data",
+            data={"file": (io.BytesIO(data), "x.png")},
+        ).get_json()["prediction"]
 
     assert upload(501)["model_version"] == 1
     engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
@@ -138,8 +147,10 @@ def test_page_reject_and_history_flags(app, gated):
     db.session.commit()
     client.post("/approvals/3/decide", data={"csrf_token": token, "decision": "approve", "reason": "no override"})
     assert gated.aliases()["champion"] == 1  # a failed gate needs the override box
-    client.post("/approvals/3/decide", data={"csrf_token": token, "decision": "approve",
-                                             "reason": "label noise in gold", "override": "y"})
+    client.post(
+        "/approvals/3/decide",
+        data={"csrf_token": token, "decision": "approve", "reason": "label noise in gold", "override": "y"},
+    )
     assert gated.aliases() == {"champion": 3, "previous": 1}
     history = client.get("/history").get_data(as_text=True)
     assert "gate overridden" in history and "misses normals" in history and "rejection" in history
@@ -167,10 +178,11 @@ def test_a_web_process_killed_mid_promotion_is_finished_when_the_page_opens(app,
     with pytest.raises(PowerCut):
         decisions.decide(2, user("engineer"), approve=True, reason="better", override=True, after_step=kill)
     db.session.rollback()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     held = db.session.get(Setting, lock.LOCK_KEY)
-    held.value = dict(held.value, pid=int(dead))   # the lock's holder is gone
+    held.value = dict(held.value, pid=int(dead))  # the lock's holder is gone
     db.session.commit()
     assert gated.aliases()["champion"] == 1 and recovery.unfinished()
     client = app.test_client()
@@ -224,8 +236,9 @@ def test_a_passed_gate_is_approved_through_the_page_without_override(app, gated)
 
 def test_a_passed_gate_is_approved_through_the_api_without_override(app, gated):
     _passing_gate(app)
-    response = app.test_client().post("/api/v1/models/2/approve", headers=api_token(app, "engineer"),
-                                      json={"reason": "better on gold"})
+    response = app.test_client().post(
+        "/api/v1/models/2/approve", headers=api_token(app, "engineer"), json={"reason": "better on gold"}
+    )
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["event"]["override"] is False and body["aliases"] == {"champion": 2, "previous": 1}

@@ -1,4 +1,5 @@
 """Gate runs, decisions, promotion, rollback and crash recovery against a real temp MLflow store."""
+
 from datetime import timedelta
 
 import pytest
@@ -90,7 +91,12 @@ def test_rollback_restores_previous_and_is_recorded(candidate_app):
     decisions.rollback(user("engineer"), "doctors report misses")
     assert registry_of(candidate_app).aliases() == {"champion": 1, "previous": 2}
     last = history.history()[0]
-    assert (last.kind, last.model_version, last.from_version, last.reason) == ("rollback", 1, 2, "doctors report misses")
+    assert (last.kind, last.model_version, last.from_version, last.reason) == (
+        "rollback",
+        1,
+        2,
+        "doctors report misses",
+    )
     with pytest.raises(DecisionError):
         decisions.rollback(user("engineer"), "")
 
@@ -135,8 +141,16 @@ def test_auto_promotion_when_config_allows_it(trained_app):
     from tests.conftest import seed_gold
     from webapp.training import runs
 
-    change_settings(trained_app, {"gate": {"min_sensitivity": {}, "max_drop": {}, "auto_promote": {
-        "enabled": True, "min_margin": -1.0, "min_agreement": 0.0}}})
+    change_settings(
+        trained_app,
+        {
+            "gate": {
+                "min_sensitivity": {},
+                "max_drop": {},
+                "auto_promote": {"enabled": True, "min_margin": -1.0, "min_agreement": 0.0},
+            }
+        },
+    )
     seed_gold(8)
     db.session.add(Label(image_id=1, user_id=user("doctor").id, label="normal", agreed=True))
     db.session.commit()
@@ -148,6 +162,7 @@ def test_auto_promotion_when_config_allows_it(trained_app):
 
 
 # --- fast: tiny untrained models registered straight into a real temp MLflow store ---------------
+
 
 def test_gate_on_two_tiny_models_is_stored_everywhere(gated):
     report = gate_run.latest_report(2)
@@ -182,14 +197,14 @@ def test_a_killed_promotion_is_finished_by_reconcile_and_blocks_others_meanwhile
     # the dead process still holds the lock: nobody else moves aliases until it is finished
     with pytest.raises(DecisionError, match="in progress"):
         decisions.rollback(user("admin"), "too early")
-    assert recovery.reconcile() == []                       # lease not expired yet
+    assert recovery.reconcile() == []  # lease not expired yet
     assert len(recovery.reconcile(stale_after=timedelta(0))) == 1  # the next start, later
     assert gated.aliases() == {"champion": 2, "previous": 1}
     kinds = [(e.kind, e.model_version) for e in reversed(history.history())]
     assert kinds[-2:] == [("approval", 2), ("promotion", 2)]
     assert history.history()[0].details["recovered"] is True
     assert gate_run.latest_report(2).decision == "approved"
-    decisions.rollback(user("admin"), "works again")       # the lock was released
+    decisions.rollback(user("admin"), "works again")  # the lock was released
     assert gated.aliases() == {"champion": 1, "previous": 2}
 
 
@@ -202,7 +217,7 @@ def test_an_intent_overtaken_by_a_hand_made_alias_move_is_abandoned_not_applied(
     with pytest.raises(PowerCut):
         decisions.change_aliases(change, "engineer", None, "approved", after_step=kill)
     db.session.rollback()
-    gated.set_alias("champion", 3)   # someone moved the alias in the MLflow UI meanwhile
+    gated.set_alias("champion", 3)  # someone moved the alias in the MLflow UI meanwhile
     assert len(recovery.reconcile(stale_after=timedelta(0))) == 1
     assert gated.aliases()["champion"] == 3
     last = history.history()[0]
@@ -211,6 +226,7 @@ def test_an_intent_overtaken_by_a_hand_made_alias_move_is_abandoned_not_applied(
 
 def test_two_rollbacks_at_once_roll_back_once(gated):
     decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
+
     def roll(name):
         decisions.rollback(user(name), f"{name} saw misses", expected_champion=2)
         return "rolled back"
@@ -223,7 +239,7 @@ def test_two_rollbacks_at_once_roll_back_once(gated):
 
 def test_approving_after_the_champion_changed_needs_a_fresh_gate(gated):
     gated.set_alias("previous", 3)
-    decisions.rollback(user("engineer"), "v1 misses")        # champion is now v3
+    decisions.rollback(user("engineer"), "v1 misses")  # champion is now v3
     with pytest.raises(DecisionError, match="run the gate again"):
         decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
     assert gate_run.run_gate(2).champion_version == 3
@@ -238,8 +254,17 @@ def test_auto_promotion_when_policy_allows_is_recorded_as_automatic(app, tiny):
     image_id = seed_pool(1, seed=77)[0]
     db.session.add(Label(image_id=image_id, user_id=user("doctor").id, label="normal", agreed=True))
     db.session.commit()
-    change_settings(app, {"gate": {"min_gold_size": 1, "min_sensitivity": {}, "max_drop": {},
-                                   "auto_promote": {"enabled": True, "min_margin": -1.0, "min_agreement": 0.5}}})
+    change_settings(
+        app,
+        {
+            "gate": {
+                "min_gold_size": 1,
+                "min_sensitivity": {},
+                "max_drop": {},
+                "auto_promote": {"enabled": True, "min_margin": -1.0, "min_agreement": 0.5},
+            }
+        },
+    )
     tiny.set_alias("candidate", 2)
     decisions.on_candidate(2)
     assert tiny.aliases() == {"champion": 2, "previous": 1}

@@ -1,4 +1,5 @@
 """The alias-change lease lock: compare-and-set, lease expiry, and release only by its holder."""
+
 from datetime import timedelta
 
 from webapp.approvals import lock
@@ -17,7 +18,7 @@ def _held_elsewhere_since(minutes: int) -> None:
 def test_one_holder_at_a_time_and_release_frees_it(app):
     first = lock.take()
     assert first is not None
-    assert lock.take() is None                  # held, and the holder is alive
+    assert lock.take() is None  # held, and the holder is alive
     assert lock.release(first)
     assert db.session.get(Setting, lock.LOCK_KEY) is None
     assert lock.take() is not None
@@ -26,8 +27,8 @@ def test_one_holder_at_a_time_and_release_frees_it(app):
 def test_an_expired_lease_of_another_host_is_broken(app):
     lease = lock.take()
     _held_elsewhere_since(minutes=5)
-    assert lock.take(stale_after=timedelta(minutes=10)) is None    # lease still running
-    new = lock.take(stale_after=timedelta(seconds=60))               # lease expired: taken over
+    assert lock.take(stale_after=timedelta(minutes=10)) is None  # lease still running
+    new = lock.take(stale_after=timedelta(seconds=60))  # lease expired: taken over
     assert new is not None and new != lease
 
 

@@ -1,4 +1,5 @@
 """Classes at run time: add, rename, refuse to remove one in use; labels, training and the gate follow."""
+
 import pytest
 
 from tests.conftest import api_token, csrf_token, login, registry_of, seed_gold, user
@@ -19,10 +20,11 @@ def test_classes_add_on_the_command_line_and_doctors_label_with_it_at_once(train
     client = trained_app.test_client()
     login(client, "doctor")
     page = client.get("/review").get_data(as_text=True)
-    assert "covid_19" in page or "COVID-19" in page                  # a button for the new class
+    assert "covid_19" in page or "COVID-19" in page  # a button for the new class
     image = queue.next_for(user("doctor2"))
-    response = client.post(f"/api/v1/images/{image.id}/labels", json={"label": "covid_19"},
-                           headers=api_token(trained_app, "doctor2"))
+    response = client.post(
+        f"/api/v1/images/{image.id}/labels", json={"label": "covid_19"}, headers=api_token(trained_app, "doctor2")
+    )
     assert response.status_code == 201, response.get_json()
     event = db.session.execute(db.select(AuditEvent).filter_by(kind="class")).scalar_one()
     assert event.details == {"action": "add", "class": "covid_19", "display": "COVID-19"}
@@ -53,11 +55,11 @@ def test_a_renamed_class_maps_old_labels_and_keeps_their_text(trained_app):
     queue.submit(user("doctor"), image.id, "pneumonia")
     catalog.rename("pneumonia", "pneumonia_any", ["normal", "pneumonia"])
     label = db.session.execute(db.select(Label).filter_by(image_id=image.id)).scalar_one()
-    assert label.label == "pneumonia"                                    # history keeps its words
+    assert label.label == "pneumonia"  # history keeps its words
     examples, _ = runs.training_set(trained_app.extensions["medal"].settings)
     mapped = {e.image_id: e.label for e in examples}
     assert mapped[image.id] == "pneumonia_any"
-    assert {e.label for e in examples} == {"normal", "pneumonia_any"}     # imported labels map too
+    assert {e.label for e in examples} == {"normal", "pneumonia_any"}  # imported labels map too
 
 
 def test_removing_a_class_that_labels_use_is_refused_with_a_message(trained_app):
@@ -90,7 +92,7 @@ def test_a_class_added_while_a_fine_tune_runs_waits_for_the_next_run(trained_app
     real = train.fine_tune
 
     def add_meanwhile(spec):
-        catalog.add("covid_19", ["normal", "pneumonia"])     # an engineer adds a class mid-run
+        catalog.add("covid_19", ["normal", "pneumonia"])  # an engineer adds a class mid-run
         return real(spec)
 
     monkeypatch.setattr(runs, "fine_tune", add_meanwhile)

@@ -1,4 +1,5 @@
 """Gold set: marking, two independent reads, adjudication, exclusion from queue and training."""
+
 import pytest
 
 from tests.conftest import csrf_token, login, seed_pool
@@ -127,7 +128,8 @@ def test_adjudicator_settles_from_the_reads_page(trained_app, marked):
     page = client.get("/gold/read").get_data(as_text=True)
     assert "Disputed gold images for you to settle (1)" in page
     token = csrf_token(client, "/gold/read")
-    response = client.post(f"/gold/{marked[0]}/adjudicate",
-                           data={"csrf_token": token, "label": "pneumonia", "next": "read"})
+    response = client.post(
+        f"/gold/{marked[0]}/adjudicate", data={"csrf_token": token, "label": "pneumonia", "next": "read"}
+    )
     assert response.status_code == 302 and response.location.endswith("/gold/read")
     assert db.session.get(GoldItem, marked[0]).final_label == "pneumonia"

@@ -1,4 +1,5 @@
 """The review queue: uncertainty order, claims, labels with who/when/agreement, double submits."""
+
 from tests.conftest import login, seed_pool
 from webapp.extensions import db
 from webapp.models import Claim, Image, Label, Prediction, QueryScore, User
@@ -12,13 +13,16 @@ def _user(name: str) -> User:
 def test_queue_serves_least_confident_first(trained_app):
     image = queue.next_for(_user("doctor"))
     version = trained_app.extensions["medal"].registry.version_for("champion")
-    confidences = {p.image_id: p.confidence for p in db.session.execute(
-        db.select(Prediction).filter_by(model_version=version)).scalars()}
+    confidences = {
+        p.image_id: p.confidence
+        for p in db.session.execute(db.select(Prediction).filter_by(model_version=version)).scalars()
+    }
     pool = [i for i in confidences if i != image.id and db.session.get(Claim, i) is None]
     open_pool = [i for i in pool if db.session.execute(db.select(Label).filter_by(image_id=i)).first() is None]
     assert confidences[image.id] <= min(confidences[i] for i in open_pool)
-    rank = db.session.execute(db.select(QueryScore.rank).filter_by(
-        image_id=image.id, model_version=version, strategy="least_confidence")).scalar_one()
+    rank = db.session.execute(
+        db.select(QueryScore.rank).filter_by(image_id=image.id, model_version=version, strategy="least_confidence")
+    ).scalar_one()
     assert rank == 0
 
 
@@ -37,8 +41,13 @@ def test_label_records_who_when_prediction_agreement_and_time(trained_app):
     saved = queue.submit(doctor, image.id, other, prediction_id=prediction.id, time_spent_ms=4200)
     assert saved.created
     label = saved.label
-    assert (label.user.username, label.label, label.prediction_id, label.agreed, label.time_spent_ms) == \
-        ("doctor", other, prediction.id, False, 4200)
+    assert (label.user.username, label.label, label.prediction_id, label.agreed, label.time_spent_ms) == (
+        "doctor",
+        other,
+        prediction.id,
+        False,
+        4200,
+    )
     assert label.created_at is not None
     assert db.session.get(Claim, image.id) is None
     assert queue.next_for(doctor).id != image.id
@@ -73,8 +82,10 @@ def test_review_page_confirm_with_form(trained_client, csrf_off):
     assert "Confirm" in page and "model version" in page
     image = db.session.execute(db.select(Claim)).scalar_one()
     prediction = db.session.execute(db.select(Prediction).filter_by(image_id=image.image_id)).scalars().first()
-    response = trained_client.post(f"/review/{image.image_id}", data={
-        "label": prediction.predicted_class, "prediction_id": prediction.id, "time_spent_ms": "1500"})
+    response = trained_client.post(
+        f"/review/{image.image_id}",
+        data={"label": prediction.predicted_class, "prediction_id": prediction.id, "time_spent_ms": "1500"},
+    )
     assert response.status_code == 302
     label = db.session.execute(db.select(Label)).scalar_one()
     assert label.agreed is True and label.time_spent_ms == 1500
@@ -91,9 +102,9 @@ def test_empty_queue_says_so(trained_client, csrf_off):
 def test_pool_without_scores_falls_back_to_confidence(trained_app):
     from webapp.inference import predictions
 
-    db.session.execute(db.delete(QueryScore))   # nothing scored for this champion yet
+    db.session.execute(db.delete(QueryScore))  # nothing scored for this champion yet
     fresh = seed_pool(3, seed=55)
-    for image_id in fresh:                       # an upload predicts at once, before any scoring
+    for image_id in fresh:  # an upload predicts at once, before any scoring
         predictions.predict(db.session.get(Image, image_id))
     db.session.commit()
     confidence = {p.image_id: p.confidence for p in db.session.execute(db.select(Prediction)).scalars()}

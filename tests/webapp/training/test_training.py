@@ -1,4 +1,5 @@
 """Training page: live status, Train now (the web never trains), strategy setting."""
+
 from tests.conftest import csrf_token, login
 from webapp.extensions import db
 from webapp.models import TrainingRun
@@ -47,15 +48,17 @@ def test_doctors_cannot_poll_or_start_training(trained_app):
 
 
 def test_progress_endpoint_reports_the_running_epoch(trained_app):
-    run = TrainingRun(trigger="manual", status="running",
-                      progress={"epoch": 2, "max_epochs": 4, "step": 3, "steps": 5, "loss": 0.41})
+    run = TrainingRun(
+        trigger="manual", status="running", progress={"epoch": 2, "max_epochs": 4, "step": 3, "steps": 5, "loss": 0.41}
+    )
     db.session.add(run)
     db.session.commit()
     client = trained_app.test_client()
     login(client, "engineer")
     active = client.get("/training/status").get_json()["active"]
-    assert [(r["id"], r["status"], r["progress"]["epoch"], r["progress"]["loss"]) for r in active] == \
-        [(run.id, "running", 2, 0.41)]
+    assert [(r["id"], r["status"], r["progress"]["epoch"], r["progress"]["loss"]) for r in active] == [
+        (run.id, "running", 2, 0.41)
+    ]
     page = client.get("/training").get_data(as_text=True)
     assert "training.js" in page and trained_app.config["MLFLOW_TRACKING_URI"] in page
     succeeded = db.session.execute(db.select(TrainingRun).filter_by(status="succeeded")).scalars().first()
@@ -67,10 +70,31 @@ def test_medal_simulate_writes_curves(app, tmp_path):
 
     data = tiny_npz(tmp_path / "tiny.npz")
     out = tmp_path / "sim"
-    result = app.test_cli_runner().invoke(args=[
-        "simulate", "--data", str(data), "--strategies", "random,entropy", "--seeds", "0", "--rounds", "2",
-        "--batch", "5", "--seed-size", "8", "--epochs", "1", "--backbone", "small_cnn", "--size", "32",
-        "--out", str(out)])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "simulate",
+            "--data",
+            str(data),
+            "--strategies",
+            "random,entropy",
+            "--seeds",
+            "0",
+            "--rounds",
+            "2",
+            "--batch",
+            "5",
+            "--seed-size",
+            "8",
+            "--epochs",
+            "1",
+            "--backbone",
+            "small_cnn",
+            "--size",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert len((out / "learning_curves.csv").read_text().splitlines()) == 1 + 2 * 3
     assert (out / "learning_curves.png").exists()

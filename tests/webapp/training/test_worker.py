@@ -1,4 +1,5 @@
 """The worker: triggers, queued runs, scoring after a change, crash recovery, one per home."""
+
 import subprocess
 
 import pytest
@@ -15,23 +16,27 @@ def _user(name):
     return db.session.execute(db.select(User).filter_by(username=name)).scalar_one()
 
 
-CFG = SchedulerSettings(min_new_labels=20, train_interval_minutes=60, check_seconds=30, plateau_runs=3,
-                        plateau_min_delta=0.002)
+CFG = SchedulerSettings(
+    min_new_labels=20, train_interval_minutes=60, check_seconds=30, plateau_runs=3, plateau_min_delta=0.002
+)
 
 
-@pytest.mark.parametrize("state, reason", [
-    (jobs.TriggerState(0, None, False), None),
-    (jobs.TriggerState(25, 5.0, False), "labels"),
-    (jobs.TriggerState(3, 90.0, False), "interval"),
-    (jobs.TriggerState(3, 10.0, False), None),
-    (jobs.TriggerState(50, 90.0, True), None),
-])
+@pytest.mark.parametrize(
+    "state, reason",
+    [
+        (jobs.TriggerState(0, None, False), None),
+        (jobs.TriggerState(25, 5.0, False), "labels"),
+        (jobs.TriggerState(3, 90.0, False), "interval"),
+        (jobs.TriggerState(3, 10.0, False), None),
+        (jobs.TriggerState(50, 90.0, True), None),
+    ],
+)
 def test_trigger_reason(state, reason):
     assert jobs.trigger_reason(state, CFG) == reason
 
 
 def test_plateau_rule():
-    assert not jobs.plateaued([0.01, 0.0005], runs=3, min_delta=0.002)      # too few runs
+    assert not jobs.plateaued([0.01, 0.0005], runs=3, min_delta=0.002)  # too few runs
     assert jobs.plateaued([0.05, 0.001, -0.01, 0.0], runs=3, min_delta=0.002)
     assert not jobs.plateaued([0.0, 0.0, 0.01], runs=3, min_delta=0.002)
 
@@ -98,13 +103,15 @@ def test_scheduler_jobs_coalesce_and_never_overlap(app):
 
 def test_plateau_is_read_from_the_finished_runs_in_the_database(app):
     for delta in (0.05, 0.001, -0.004, 0.0):
-        db.session.add(TrainingRun(trigger="test", status="succeeded", parent_version=1,
-                                   metrics={"gold_macro_auc_delta": delta}))
+        db.session.add(
+            TrainingRun(trigger="test", status="succeeded", parent_version=1, metrics={"gold_macro_auc_delta": delta})
+        )
     db.session.commit()
     assert jobs.run_improvements() == [0.05, 0.001, -0.004, 0.0]
-    assert jobs.current_trigger_state().plateaued          # the last three improved < 0.002
-    db.session.add(TrainingRun(trigger="test", status="succeeded", parent_version=1,
-                               metrics={"gold_macro_auc_delta": 0.03}))
+    assert jobs.current_trigger_state().plateaued  # the last three improved < 0.002
+    db.session.add(
+        TrainingRun(trigger="test", status="succeeded", parent_version=1, metrics={"gold_macro_auc_delta": 0.03})
+    )
     db.session.commit()
     assert not jobs.current_trigger_state().plateaued
 
@@ -119,15 +126,20 @@ def test_cleanup_drops_expired_claims_and_old_scores_of_other_versions(trained_a
     now = utcnow()
     db.session.add(Claim(image_id=pool[0], user_id=_user("doctor").id, expires_at=now - timedelta(seconds=1)))
     db.session.add(Claim(image_id=pool[1], user_id=_user("doctor2").id, expires_at=now + timedelta(minutes=5)))
-    old = QueryScore(image_id=pool[2], model_version=99, strategy="margin", score=0.5, rank=0,
-                     created_at=now - timedelta(days=8))
+    old = QueryScore(
+        image_id=pool[2], model_version=99, strategy="margin", score=0.5, rank=0, created_at=now - timedelta(days=8)
+    )
     recent = QueryScore(image_id=pool[2], model_version=98, strategy="margin", score=0.5, rank=0)
     db.session.add_all([old, recent])
     db.session.commit()
     champion_scores = db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=1)).scalar()
     assert jobs.cleanup() == {"claims": 1, "old_scores": 1}
     assert db.session.get(Claim, pool[0]) is None and db.session.get(Claim, pool[1]) is not None
-    assert [s.model_version for s in db.session.execute(db.select(QueryScore).filter(
-        QueryScore.model_version > 1)).scalars()] == [98]
-    assert db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(
-        model_version=1)).scalar() == champion_scores    # the champion's scores stay
+    assert [
+        s.model_version
+        for s in db.session.execute(db.select(QueryScore).filter(QueryScore.model_version > 1)).scalars()
+    ] == [98]
+    assert (
+        db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=1)).scalar()
+        == champion_scores
+    )  # the champion's scores stay

@@ -1,4 +1,5 @@
 """Uploading X-rays through the page: predictions, versions, and bad input that stores nothing."""
+
 import io
 
 import numpy as np
@@ -20,9 +21,11 @@ def test_upload_page_needs_login(client):
 
 def test_upload_predicts_every_class_with_the_model_version(trained_client, csrf_off):
     login(trained_client, "doctor")
-    files = [(io.BytesIO(synthetic.png_bytes(synthetic.radiograph(1, seed=99))), "a.png"),
-             (io.BytesIO(synthetic.jpeg_bytes(synthetic.radiograph(0, seed=98))), "b.jpg"),
-             (io.BytesIO(synthetic.dicom_bytes(synthetic.radiograph(1, seed=97))), "c.dcm")]
+    files = [
+        (io.BytesIO(synthetic.png_bytes(synthetic.radiograph(1, seed=99))), "a.png"),
+        (io.BytesIO(synthetic.jpeg_bytes(synthetic.radiograph(0, seed=98))), "b.jpg"),
+        (io.BytesIO(synthetic.dicom_bytes(synthetic.radiograph(1, seed=97))), "c.dcm"),
+    ]
     response = trained_client.post("/upload", data={"file": files}, content_type="multipart/form-data")
     assert response.status_code == 200
     results = response.get_json()["results"]
@@ -38,8 +41,7 @@ def test_upload_predicts_every_class_with_the_model_version(trained_client, csrf
 def test_dicom_upload_keeps_no_patient_name_on_disk(trained_client, csrf_off, home):
     login(trained_client, "doctor")
     data = synthetic.dicom_bytes(synthetic.radiograph(1, seed=5), patient_name="Secret^Patient")
-    trained_client.post("/upload", data={"file": (io.BytesIO(data), "x.dcm")},
-                        content_type="multipart/form-data")
+    trained_client.post("/upload", data={"file": (io.BytesIO(data), "x.dcm")}, content_type="multipart/form-data")
     stored = db.session.execute(db.select(Image).filter_by(source_format="dicom")).scalar_one()
     assert b"Secret" not in (home / "images" / stored.path).read_bytes()
 
@@ -47,12 +49,16 @@ def test_dicom_upload_keeps_no_patient_name_on_disk(trained_client, csrf_off, ho
 def test_bad_files_get_4xx_and_store_nothing(trained_client, csrf_off):
     login(trained_client, "doctor")
     before_images, before_predictions = _count(Image), _count(Prediction)
-    cases = [(b"", 400), (b"not an image", 415),
-             (synthetic.png_bytes(synthetic.radiograph(0))[:70], 400),
-             (synthetic.dicom_bytes(synthetic.radiograph(0), with_pixels=False), 400)]
+    cases = [
+        (b"", 400),
+        (b"not an image", 415),
+        (synthetic.png_bytes(synthetic.radiograph(0))[:70], 400),
+        (synthetic.dicom_bytes(synthetic.radiograph(0), with_pixels=False), 400),
+    ]
     for data, status in cases:
-        response = trained_client.post("/upload", data={"file": (io.BytesIO(data), "bad.png")},
-                                       content_type="multipart/form-data")
+        response = trained_client.post(
+            "/upload", data={"file": (io.BytesIO(data), "bad.png")}, content_type="multipart/form-data"
+        )
         assert response.status_code == status
         assert response.get_json()["results"][0]["error"]
     assert _count(Image) == before_images and _count(Prediction) == before_predictions
@@ -60,8 +66,10 @@ def test_bad_files_get_4xx_and_store_nothing(trained_client, csrf_off):
 
 def test_one_bad_file_does_not_lose_the_good_one(trained_client, csrf_off):
     login(trained_client, "doctor")
-    files = [(io.BytesIO(b"junk"), "junk.png"),
-             (io.BytesIO(synthetic.png_bytes(synthetic.radiograph(1, seed=1234))), "good.png")]
+    files = [
+        (io.BytesIO(b"junk"), "junk.png"),
+        (io.BytesIO(synthetic.png_bytes(synthetic.radiograph(1, seed=1234))), "good.png"),
+    ]
     response = trained_client.post("/upload", data={"file": files}, content_type="multipart/form-data")
     assert response.status_code == 200
     assert [r["ok"] for r in response.get_json()["results"]] == [False, True]
@@ -72,8 +80,7 @@ def test_image_over_pixel_limit_is_413(trained_app, csrf_off, monkeypatch):
     client = trained_app.test_client()
     login(client, "doctor")
     big = synthetic.png_bytes(np.zeros((60, 60), dtype=np.uint8))
-    response = client.post("/upload", data={"file": (io.BytesIO(big), "big.png")},
-                           content_type="multipart/form-data")
+    response = client.post("/upload", data={"file": (io.BytesIO(big), "big.png")}, content_type="multipart/form-data")
     assert response.status_code == 413
     assert "over the limit" in response.get_json()["results"][0]["error"]
 
@@ -83,8 +90,9 @@ def test_same_bytes_twice_store_one_image(trained_client, csrf_off):
     data = synthetic.png_bytes(synthetic.radiograph(1, seed=4321))
     ids = []
     for _ in range(2):
-        response = trained_client.post("/upload", data={"file": (io.BytesIO(data), "x.png")},
-                                       content_type="multipart/form-data")
+        response = trained_client.post(
+            "/upload", data={"file": (io.BytesIO(data), "x.png")}, content_type="multipart/form-data"
+        )
         ids.append(response.get_json()["results"][0]["image_id"])
     assert ids[0] == ids[1]
 
@@ -94,8 +102,9 @@ def test_forms_without_csrf_token_are_refused(trained_client):
     assert response.status_code == 400  # no CSRF token on the log-in form
     login(trained_client, "doctor")
     data = synthetic.png_bytes(synthetic.radiograph(1, seed=31))
-    response = trained_client.post("/upload", data={"file": (io.BytesIO(data), "x.png")},
-                                   content_type="multipart/form-data")
+    response = trained_client.post(
+        "/upload", data={"file": (io.BytesIO(data), "x.png")}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert _count(Image) == 52  # the 40 training and 12 pool images only
 
@@ -103,8 +112,9 @@ def test_forms_without_csrf_token_are_refused(trained_client):
 def test_prediction_page_shows_version_bars_and_escapes_text(trained_client, csrf_off):
     login(trained_client, "doctor")
     data = synthetic.png_bytes(synthetic.radiograph(1, seed=77))
-    result = trained_client.post("/upload", data={"file": (io.BytesIO(data), "<script>.png")},
-                                 content_type="multipart/form-data").get_json()["results"][0]
+    result = trained_client.post(
+        "/upload", data={"file": (io.BytesIO(data), "<script>.png")}, content_type="multipart/form-data"
+    ).get_json()["results"][0]
     page = trained_client.get(f"/predictions/{result['prediction']['id']}").get_data(as_text=True)
     assert "model version <strong>v1</strong>" in page
     assert "normal" in page and "pneumonia" in page and "<script>.png" not in page
