@@ -92,6 +92,8 @@ def _seed_gold(image_ids: list[int]) -> int:
     """The dataset's labels were set by expert graders, so the demo's gold items start adjudicated."""
     seeded = 0
     for image in db.session.execute(db.select(Image).where(Image.id.in_(image_ids))).scalars():
+        if image.split == "train":
+            continue  # the same bytes came in for training under another patient: never gold
         image.is_gold = True
         if db.session.get(GoldItem, image.id) is None:
             db.session.add(
@@ -112,7 +114,7 @@ def _first_model(directory: Path, data: Path, trained_on: set[str]) -> str:
         )
     net = load_model(directory)
     metrics = json.loads((directory / "metrics.json").read_text()) if (directory / "metrics.json").exists() else {}
-    flat = {key: value for key, value in _flatten(metrics).items() if isinstance(value, (int, float))}
+    flat = _test_metrics(metrics)
     record = RunRecord(
         params={
             "backbone": net.spec.backbone,
@@ -131,13 +133,19 @@ def _first_model(directory: Path, data: Path, trained_on: set[str]) -> str:
     return f"first model: version {version} (shipped, trained on {len(trained_on)} images) is champion"
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}_"))
-        else:
-            flat[f"{prefix}{key}"] = value
+def _test_metrics(metrics: dict) -> dict[str, float]:
+    """The held-out test figures of metrics.json (value and 95 % interval) as MLflow metrics."""
+    flat: dict[str, float] = {}
+    for name, found in (metrics.get("test") or {}).items():
+        if isinstance(found, dict) and isinstance(found.get("value"), (int, float)):
+            flat[f"test_{name}"] = float(found["value"])
+            low, high = found.get("ci95", (None, None))
+            if low is not None and high is not None:
+                flat[f"test_{name}_ci95_low"], flat[f"test_{name}_ci95_high"] = float(low), float(high)
+    for name in ("best_val_auc", "best_val_loss", "seconds", "epochs_run"):
+        value = (metrics.get("training") or {}).get(name)
+        if isinstance(value, (int, float)):
+            flat[f"train_{name}"] = float(value)
     return flat
 
 

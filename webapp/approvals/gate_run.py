@@ -159,9 +159,20 @@ def gate_verdicts() -> dict[int, dict]:
             "passed": r.passed,
             "decision": r.decision,
             "failures": r.result["failures"],
+            "below_floor": r.result.get("below_floor", []),
+            "floors_missed": floors_missed(r),
             "champion_version": r.champion_version,
             "gold_snapshot": r.snapshot.content_hash,
             "report_id": r.id,
         }
         for r in reports
     }
+
+
+def floors_missed(report: GateReport) -> list[str]:
+    """The classes whose clinical floor this report's model missed."""
+    return [
+        check["metric"].removeprefix("sensitivity_")
+        for check in report.result.get("checks", [])
+        if check["rule"] == "min_sensitivity" and not check["passed"]
+    ]

@@ -49,6 +49,7 @@ def page():
     registry = services().registry
     candidate, champion = registry.version_for(CANDIDATE), registry.version_for(CHAMPION)
     report = gate_run.latest_report(candidate) if candidate is not None else None
+    baseline = gate_run.latest_report(champion) if champion is not None and candidate is None else None
     return render_template(
         "approvals/approvals.html",
         candidate=candidate,
@@ -62,6 +63,9 @@ def page():
         verdicts=gate_run.gate_verdicts(),
         versions=registry.versions(),
         min_site_gold=services().settings.gate.min_site_gold,
+        baseline=baseline,
+        baseline_rows=metric_rows(baseline.candidate_metrics, None) if baseline else [],
+        floors_missed=gate_run.floors_missed,
     )
 
 

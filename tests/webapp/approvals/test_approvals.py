@@ -242,3 +242,22 @@ def test_a_passed_gate_is_approved_through_the_api_without_override(app, gated):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["event"]["override"] is False and body["aliases"] == {"champion": 2, "previous": 1}
+
+
+def test_with_no_candidate_the_champions_gold_report_is_shown_as_the_baseline(app, tiny):
+    from tests.conftest import seed_gold
+
+    seed_gold(8)
+    report = gate_run.run_gate(1)
+    report.decision = "bootstrap"
+    db.session.commit()
+    client = app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "Champion v1 on the gold set: the baseline" in page and "8 adjudicated images" in page
+    missed = gate_run.floors_missed(report)
+    if missed:   # the tiny untrained model misses floors: named, in the below-floor colour, not "failed"
+        assert f"below the clinical floor for {', '.join(missed)}" in page
+        assert "first model: below the floor for" in page
+    else:
+        assert "meets every floor" in page
