@@ -110,11 +110,13 @@ def pad(probabilities: np.ndarray, classes: int) -> np.ndarray:
 def gate(candidate: np.ndarray, champion: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
     mine = evaluate(y, candidate, classes).to_dict()
     theirs = evaluate(y, pad(champion, len(classes)), classes).to_dict()
-    result = check(mine, theirs, POLICY, len(y))
+    new = classes[champion.shape[1] :]  # classes the champion's head does not have
+    result = check(mine, theirs, POLICY, len(y), new_classes=new)
     better = mine["accuracy"] > theirs["accuracy"] and (mine["macro_auc"] or 0) > (theirs["macro_auc"] or 0)
     return {
         "passed": result.passed,
         "verdict": result.verdict,
+        "failures": result.failures,
         "strictly_better": bool(better),
         "blocked_better": bool(better and not result.passed),
     }

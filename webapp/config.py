@@ -46,6 +46,7 @@ class ModelSettings(Section):
 
 class TrainingSettings(Section):
     max_epochs: int = Field(gt=0)
+    max_minutes: float | None = Field(default=None, gt=0)
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
@@ -53,6 +54,8 @@ class TrainingSettings(Section):
     val_fraction: float = Field(gt=0.0, lt=1.0)
     early_stopping_patience: int = Field(ge=0)
     replay_samples: int = Field(ge=0)
+    balance: Literal["sampler", "loss", "none"] = "sampler"
+    freeze_backbone_epochs: int = Field(default=0, ge=0)
     seed: int
     num_workers: int = Field(ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]

@@ -87,7 +87,13 @@ def run_gate(version: int) -> GateReport:
     champion = registry.version_for(CHAMPION)
     mine = evaluate_version(version, examples)
     theirs = evaluate_version(champion, examples) if champion is not None else None
-    result = check(mine.report, theirs.report if theirs else None, settings.gate.policy, snapshot.size)
+    result = check(
+        mine.report,
+        theirs.report if theirs else None,
+        settings.gate.policy,
+        snapshot.size,
+        new_classes=_new_classes(version, champion),
+    )
     flipped = []
     if theirs is not None:
         gold = dict(map(tuple, snapshot.items))
@@ -124,6 +130,18 @@ def run_gate(version: int) -> GateReport:
     db.session.commit()
     _record_in_registry(version, report, mine)
     return report
+
+
+def _new_classes(version: int, champion: int | None) -> list[str]:
+    """Classes the candidate predicts that the champion's head does not have."""
+    if champion is None:
+        return []
+    server, registry = services().server, services().registry
+    mine = (server.net_for(version) or registry.load(version)).spec.class_names
+    theirs = (server.net_for(champion) or registry.load(champion)).spec.class_names
+    renamed = catalog.aliases()
+    known = {renamed.get(name, name) for name in theirs}
+    return [name for name in mine if renamed.get(name, name) not in known]
 
 
 def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
