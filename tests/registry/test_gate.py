@@ -150,12 +150,12 @@ def test_sites_with_too_few_gold_images_are_not_compared():
 
 
 def test_a_candidate_adding_a_class_is_not_blocked_by_the_drop_of_the_class_it_split_from():
-    champion = report(accuracy=0.70, auc=0.80, sens=(0.9, 0.95))       # called every viral film bacterial
-    candidate = report(accuracy=0.80, auc=0.90, sens=(0.9, 0.85))      # learnt viral: bacterial recall fell
+    champion = report(accuracy=0.70, auc=0.80, sens=(0.9, 0.95))  # called every viral film bacterial
+    candidate = report(accuracy=0.80, auc=0.90, sens=(0.9, 0.85))  # learnt viral: bacterial recall fell
     assert not check(candidate, champion, POLICY, 50).passed
     result = check(candidate, champion, POLICY, 50, new_classes=["viral"])
     assert result.passed
     graced = [c for c in result.checks if c.status == "grace"]
     assert [c.metric for c in graced] == ["sensitivity_pneumonia"] and "reported, not blocking" in graced[0].message
-    worse = report(accuracy=0.60, auc=0.90, sens=(0.9, 0.85))           # overall accuracy still guards
+    worse = report(accuracy=0.60, auc=0.90, sens=(0.9, 0.85))  # overall accuracy still guards
     assert not check(worse, champion, POLICY, 50, new_classes=["viral"]).passed

@@ -256,7 +256,7 @@ def test_with_no_candidate_the_champions_gold_report_is_shown_as_the_baseline(ap
     page = client.get("/approvals").get_data(as_text=True)
     assert "Champion v1 on the gold set: the baseline" in page and "8 adjudicated images" in page
     missed = gate_run.floors_missed(report)
-    if missed:   # the tiny untrained model misses floors: named, in the below-floor colour, not "failed"
+    if missed:  # the tiny untrained model misses floors: named, in the below-floor colour, not "failed"
         assert f"below the clinical floor for {', '.join(missed)}" in page
         assert "first model: below the floor for" in page
     else:
