@@ -201,10 +201,6 @@ class XrayClassifier(pl.LightningModule):
         self.log("val_auc", self.val_auc, prog_bar=True, batch_size=len(targets))
         self.log("val_acc", self.val_acc, batch_size=len(targets))
 
-    def predict_step(self, batch, batch_idx):
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(images).float().softmax(dim=1)
-
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay

@@ -40,12 +40,7 @@ def upload_image():
     upload = request.files.get("file")
     if upload is None:
         raise IngestError("Send the image as multipart form field 'file'.")
-    meta = ImageMeta.parse(
-        request.form.get("site"),
-        request.form.get("patient_age"),
-        request.form.get("patient_sex"),
-        request.form.get("patient_id"),
-    )
+    meta = ImageMeta.from_form(request.form)
     image, created = ingest(upload.read(), origin="api", meta=meta, user=g.api_user)
     db.session.commit()
     prediction = predictions.predict(image)

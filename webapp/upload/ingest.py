@@ -32,6 +32,11 @@ class ImageMeta:
     patient_key: str | None = None  # pseudonym of the patient id; the id itself is never kept
 
     @classmethod
+    def from_form(cls, form) -> ImageMeta:
+        """From an upload's form fields: site, patient_age, patient_sex, patient_id."""
+        return cls.parse(form.get("site"), form.get("patient_age"), form.get("patient_sex"), form.get("patient_id"))
+
+    @classmethod
     def parse(
         cls, site: str | None, age: str | int | None, sex: str | None, patient_id: str | None = None
     ) -> "ImageMeta":

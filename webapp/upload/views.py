@@ -25,12 +25,7 @@ def receive():
     files = request.files.getlist("file")
     if not files:
         raise IngestError("Send one or more files in the field 'file'.")
-    meta = ImageMeta.parse(
-        request.form.get("site"),
-        request.form.get("patient_age"),
-        request.form.get("patient_sex"),
-        request.form.get("patient_id"),
-    )
+    meta = ImageMeta.from_form(request.form)
     results = []
     for index, upload in enumerate(files):
         try:
