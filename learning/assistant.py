@@ -228,7 +228,7 @@ class KnowledgeBase:
         return self._model.encode(texts, normalize_embeddings=True)
 
     def search(self, query: str, topic: str | None = None, k: int = 1) -> list[Passage]:
-        candidates = [i for i, p in enumerate(self.passages) if topic is None or p.topic == topic]
+        candidates = [i for i, p in enumerate(self.passages) if topic is None or topic_key(p.topic) == topic_key(topic)]
         if not candidates:
             return []
         vector = self._embed([query])
@@ -247,9 +247,23 @@ class KnowledgeBase:
 # --- composing answers ------------------------------------------------------------------------
 
 
+def topic_key(name: str) -> str:
+    """One spelling for a class and a knowledge-base topic: "bacterial_pneumonia" and
+    "bacterial pneumonia", "covid_19" and "COVID-19" are the same thing."""
+    return re.sub(r"[\s_\-]+", " ", name.lower()).strip()
+
+
+def _as_class(topic: str | None, class_names: list[str]) -> str | None:
+    """The model's own name for a topic the question named, when the model has that class."""
+    if topic is None:
+        return None
+    return next((name for name in class_names if topic_key(name) == topic_key(topic)), topic)
+
+
 def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
     """The template answer: built only from the facts and the knowledge base, always available."""
     intent, named = classify(question, kb.aliases)
+    named = _as_class(named, list(facts.probabilities))
     if intent == "out_of_scope":
         return Answer(f"{REFUSAL}\n{REMINDER}", [], intent, "refusal")
     top, top_p = facts.ranking[0]
@@ -296,6 +310,13 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
     elif intent == "definition":
         topic = named or top
         passages = kb.search(question, topic, k=1)
+        if not passages and topic in facts.probabilities:
+            # a class added at run time may have no cited entry yet: say so rather than invent one
+            text = (
+                f"The knowledge base has no entry for {topic} yet, so I cannot describe it; "
+                f"the model gives it {pct(facts.probabilities[topic])} for this image."
+            )
+            return Answer(f"{text}\n{REMINDER}", used, intent, "template")
         if not passages:
             return Answer(f"{REFUSAL}\n{REMINDER}", [], "out_of_scope", "refusal")
         passage = passages[0]

@@ -216,3 +216,29 @@ def test_real_small_language_model_rewrites_or_falls_back(kb):
             assert grounded(
                 answer.text, "\n".join(facts.lines() + [compose(question, facts, kb).text]), list(facts.probabilities)
             )
+
+
+def _facts(probabilities):
+    return Facts(prediction_id=9, model_version=1, probabilities=probabilities)
+
+
+def test_class_names_as_the_platform_spells_them_find_their_knowledge_entry(kb):
+    facts = _facts({"normal": 0.1, "bacterial_pneumonia": 0.7, "viral_pneumonia": 0.2})
+    answer = compose("What is bacterial pneumonia?", facts, kb)
+    assert answer.source == "template" and "Source:" in answer.text
+    assert "does not predict" not in answer.text
+    answer = compose("what does this class mean?", facts, kb)
+    assert "Source:" in answer.text  # the predicted class bacterial_pneumonia, from its entry
+
+
+def test_a_class_added_at_run_time_without_an_entry_says_so(kb):
+    facts = _facts({"normal": 0.2, "sarcoidosis": 0.8})
+    answer = compose("What is this finding?", facts, kb)
+    assert "no entry for sarcoidosis yet" in answer.text
+    assert grounded(answer.text.replace(REMINDER, ""), "\n".join(facts.lines()), list(facts.probabilities))
+
+
+def test_covid_19_as_a_class_name_finds_the_covid_entry(kb):
+    facts = _facts({"normal": 0.3, "covid_19": 0.7})
+    answer = compose("what is covid 19?", facts, kb)
+    assert "Source:" in answer.text and "does not predict" not in answer.text
