@@ -34,7 +34,7 @@ from sklearn.metrics import recall_score, roc_auc_score
 from learning.data import patient_split, to_tensor
 from learning.metrics import evaluate
 from learning.model import ModelSpec, XrayNet
-from learning.strategies import PoolScores, rank
+from learning.strategies import PoolScores, rank, select
 from registry.gate import GatePolicy, check
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,8 +189,8 @@ def strategy_curves(x: np.ndarray, labels: np.ndarray, parts: dict, seed: int, a
             scores = PoolScores(
                 probabilities=head.proba(x[pool[open_]]), embeddings=x[pool[open_]], mc_probabilities=np.stack(passes)
             )
-            order, _ = rank(strategy, scores, batch=args.batch, random_share=0.0, seed=seed)
-            labeled.update(open_[order[: args.batch]].tolist())
+            chosen_now, _ = select(strategy, scores, args.batch, seed=seed)
+            labeled.update(open_[chosen_now].tolist())
         reached = next((row["labels"] for row in curve if row["macro_auc"] >= 0.99 * ceiling), None)
         out.append(
             {

@@ -45,7 +45,8 @@ def test_demo_registers_the_shipped_model_on_unseen_patients_and_serves(demo_env
     )
 
     # the pool and the gold set are patients the first model never trained on
-    split = list(csv.DictReader((ROOT / "models/kermany-split.csv").open()))
+    with (ROOT / "models/kermany-split.csv").open() as handle:
+        split = list(csv.DictReader(handle))
     trained_patients = {row["patient_id"] for row in split if row["part"] in ("train", "val")}
     tested = {row["filename"]: row["patient_id"] for row in split if row["part"] == "test"}
     assert not trained_patients & set(tested.values())
