@@ -305,3 +305,16 @@ def gated(app, tiny):
 def version_info(registry, version: int):
     """The registered model version's info (tags, run id)."""
     return next(info for info in registry.versions() if info.version == version)
+
+
+def upload_synthetic(client, headers: dict, seed: int, label: int = 1) -> dict:
+    """Upload one synthetic radiograph through the API; returns its prediction."""
+    import io
+
+    data = synthetic.png_bytes(synthetic.radiograph(label, seed=seed))
+    return client.post(
+        "/api/v1/images",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), "x.png")},
+    ).get_json()["prediction"]

@@ -11,13 +11,7 @@
     document.getElementById("time_spent_ms").value = Math.round(performance.now() - shown);
   });
   function press(button) { if (button && !sent) { button.click(); } }
-  // a slider or toggle keeps focus after use: the label keys still work there, not while typing
-  const NOT_TYPING = new Set(["range", "checkbox", "radio", "button", "submit", "reset"]);
-  function typing(target) {
-    if (!target) return false;
-    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
-    return target.tagName === "INPUT" && !NOT_TYPING.has(target.type);
-  }
+  const typing = window.medalTyping;   // keys.js
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     if (event.key === "Enter") { event.preventDefault(); press(document.getElementById("confirm")); }

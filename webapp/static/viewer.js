@@ -98,12 +98,7 @@
   }
 
   // --- keys -----------------------------------------------------------------------------------
-  const NOT_TYPING = new Set(["range", "checkbox", "radio", "button", "submit", "reset"]);
-  function typing(target) {
-    if (!target) return false;
-    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
-    return target.tagName === "INPUT" && !NOT_TYPING.has(target.type);
-  }
+  const typing = window.medalTyping;   // keys.js
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     const act = {

@@ -1,9 +1,6 @@
 """Approvals pages and API: roles, decisions, rollback, history, and the hot swap."""
 
-import io
-
-from tests import synthetic
-from tests.conftest import PowerCut, api_token, csrf_token, login, user
+from tests.conftest import PowerCut, api_token, csrf_token, login, upload_synthetic, user
 from webapp.approvals import decisions, gate_run, history, lock, recovery
 from webapp.extensions import db
 from webapp.models import User
@@ -91,13 +88,7 @@ def test_running_app_serves_the_new_champion_without_restart(candidate_app):
     headers = api_token(candidate_app, "doctor")
 
     def upload(seed):
-        data = synthetic.png_bytes(synthetic.radiograph(1, seed=seed))
-        return client.post(
-            "/api/v1/images",
-            headers=headers,
-            content_type="multipart/form-data",
-            data={"file": (io.BytesIO(data), "x.png")},
-        ).get_json()["prediction"]
+        return upload_synthetic(client, headers, seed)
 
     assert upload(501)["model_version"] == 1
     engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()

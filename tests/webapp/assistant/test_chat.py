@@ -1,21 +1,12 @@
 """The assistant in the app: grounded in the prediction and registry, threads kept per user."""
 
-import io
-
-from tests import synthetic
-from tests.conftest import api_token, csrf_token, login
+from tests.conftest import api_token, csrf_token, login, upload_synthetic
 from webapp.extensions import db
 from webapp.models import ChatMessage
 
 
 def _predict(app, client, headers, seed=61):
-    data = synthetic.png_bytes(synthetic.radiograph(1, seed=seed))
-    return client.post(
-        "/api/v1/images",
-        headers=headers,
-        content_type="multipart/form-data",
-        data={"file": (io.BytesIO(data), "x.png")},
-    ).get_json()["prediction"]
+    return upload_synthetic(client, headers, seed)
 
 
 def test_api_chat_answers_with_the_facts_it_used(trained_app):
