@@ -26,15 +26,19 @@ class ClassError(Problem):
 
 def _seed(configured: list[str]) -> None:
     """The first use on a new database writes the configured classes; later config edits do not
-    reorder a running deployment's classes (the models' outputs follow this order)."""
+    reorder a running deployment's classes (the models' outputs follow this order). A savepoint
+    keeps the caller's unfinished work out of it: that is committed only when the caller commits."""
     if db.session.execute(db.select(func.count()).select_from(LabelClass)).scalar_one():
         return
-    for position, name in enumerate(configured):
-        db.session.add(LabelClass(name=name, display=_display(name), position=position))
+    clean = not (db.session.new or db.session.dirty or db.session.deleted)
     try:
-        db.session.commit()
+        with db.session.begin_nested():
+            for position, name in enumerate(configured):
+                db.session.add(LabelClass(name=name, display=_display(name), position=position))
     except IntegrityError:  # another process seeded them a moment ago
-        db.session.rollback()
+        return
+    if clean:
+        db.session.commit()
 
 
 def current(configured: list[str]) -> list[str]:
