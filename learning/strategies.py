@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -190,23 +191,22 @@ def prioritise_classes(
     per_batch = int(round(batch * min(max(share, 0.0), 1.0)))
     if not classes or per_batch == 0 or len(order) == 0:
         return order
-    likely = np.argsort(-probabilities[:, classes].max(axis=1), kind="stable")
-    picks, rest = [int(i) for i in likely], [int(i) for i in order]
+    likely = deque(int(i) for i in np.argsort(-probabilities[:, classes].max(axis=1), kind="stable"))
+    rest = deque(int(i) for i in order)
     taken: set[int] = set()
     out: list[int] = []
+
+    def take(queue: deque[int], count: int) -> int:
+        """Move up to `count` images not yet asked from the front of `queue` to the order."""
+        moved = 0
+        while queue and moved < count:
+            candidate = queue.popleft()
+            if candidate not in taken:
+                out.append(candidate)
+                taken.add(candidate)
+                moved += 1
+        return moved
+
     while len(out) < len(order):
-        added = 0
-        while picks and added < per_batch:
-            candidate = picks.pop(0)
-            if candidate not in taken:
-                out.append(candidate)
-                taken.add(candidate)
-                added += 1
-        filled = 0
-        while rest and filled < batch - added:
-            candidate = rest.pop(0)
-            if candidate not in taken:
-                out.append(candidate)
-                taken.add(candidate)
-                filled += 1
+        take(rest, batch - take(likely, per_batch))
     return np.asarray(out, dtype=int)

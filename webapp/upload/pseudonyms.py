@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -21,7 +22,12 @@ def _key() -> bytes:
     """The installation's secret: MEDAL_PSEUDONYM_KEY, else a file in MEDAL_HOME made once."""
     if os.environ.get(ENV_KEY):
         return os.environ[ENV_KEY].encode()
-    path = Path(current_app.config["MEDAL_HOME"]) / KEY_FILE
+    return _key_file(Path(current_app.config["MEDAL_HOME"]) / KEY_FILE)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_file(path: Path) -> bytes:
+    """Read once per process (an import pseudonymises thousands of ids), made if missing."""
     if not path.exists():
         write_atomic(path, secrets.token_hex(32).encode(), mode=0o600)
     return path.read_bytes().strip()
