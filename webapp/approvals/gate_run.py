@@ -28,13 +28,14 @@ RECENT_LABELS = 200  # labels that define "recent model-doctor agreement"
 class Evaluation:
     report: dict  # EvaluationReport.to_dict()
     predicted: dict[int, str]  # image id -> predicted class
+    model_classes: list[str]  # the classes the version's head outputs
 
 
 def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evaluation:
     names = services().class_names
     net = services().server.net_for(version) or services().registry.load(version)
     if not examples:
-        return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {})
+        return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {}, net.spec.class_names)
     # a model from before a class was added never predicts it: probability 0 for that class
     probabilities = align_probabilities(
         score_pool(net, [example.path for example in examples]).probabilities,
@@ -46,7 +47,7 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
     predicted = {example.image_id: names[int(i)] for example, i in zip(examples, probabilities.argmax(axis=1))}
     report = evaluate(truth, probabilities, names).to_dict()
     report["per_site"] = _per_site(examples, truth, probabilities, names)
-    return Evaluation(report, predicted)
+    return Evaluation(report, predicted, net.spec.class_names)
 
 
 def _per_site(
@@ -92,7 +93,7 @@ def run_gate(version: int) -> GateReport:
         theirs.report if theirs else None,
         settings.gate.policy,
         snapshot.size,
-        new_classes=_new_classes(version, champion),
+        new_classes=_new_classes(mine, theirs),
     )
     flipped = []
     if theirs is not None:
@@ -132,16 +133,13 @@ def run_gate(version: int) -> GateReport:
     return report
 
 
-def _new_classes(version: int, champion: int | None) -> list[str]:
+def _new_classes(mine: Evaluation, theirs: Evaluation | None) -> list[str]:
     """Classes the candidate predicts that the champion's head does not have."""
-    if champion is None:
+    if theirs is None:
         return []
-    server, registry = services().server, services().registry
-    mine = (server.net_for(version) or registry.load(version)).spec.class_names
-    theirs = (server.net_for(champion) or registry.load(champion)).spec.class_names
     renamed = catalog.aliases()
-    known = {renamed.get(name, name) for name in theirs}
-    return [name for name in mine if renamed.get(name, name) not in known]
+    known = {renamed.get(name, name) for name in theirs.model_classes}
+    return [name for name in mine.model_classes if renamed.get(name, name) not in known]
 
 
 def _auc_delta(mine: dict, theirs: dict | None) -> float | None:
