@@ -67,14 +67,17 @@ def locate(heatmap: np.ndarray) -> LungLocation:
         return LungLocation("both lungs", "middle", 0.0, "The heat map is flat: no region stands out.")
     height, width = heatmap.shape
     image_left = float(heatmap[:, : width // 2].sum()) / total
-    if image_left >= 0.6:
+    if width < 2:
+        side, columns = "both lungs", slice(0, width)  # one column has no sides
+    elif image_left >= 0.6:
         side, columns = "right lung", slice(0, width // 2)  # image left = patient's right
     elif image_left <= 0.4:
         side, columns = "left lung", slice(width // 2, width)
     else:
         side, columns = "both lungs", slice(0, width)
-    thirds = np.array_split(np.arange(height), 3)
-    shares = [float(heatmap[rows[0] : rows[-1] + 1, columns].sum()) / total for rows in thirds]
+    # thirds by height; a map under three rows tall leaves a zone empty (share 0) instead of failing
+    bounds = np.linspace(0, height, 4).round().astype(int)
+    shares = [float(heatmap[bounds[i] : bounds[i + 1], columns].sum()) / total for i in range(3)]
     zone_index = int(np.argmax(shares))
     zone = ZONES[zone_index]
     where = f"the {zone} zone of the patient's {side}" if side != "both lungs" else f"the {zone} zones of both lungs"
@@ -87,8 +90,11 @@ def overlay_png(image: np.ndarray, heatmap: np.ndarray) -> bytes:
     X-ray in the browser, where an opacity slider controls it."""
     from matplotlib import colormaps
 
-    rgba = colormaps["jet"](heatmap)
-    rgba[..., 3] = np.clip(heatmap * 1.2, 0, 1)
+    # uint8 indices into the colour table give uint8 RGBA directly: 4 bytes a pixel, where floats
+    # took 64 (a 36 MP overlay once needed more than 2 GB)
+    levels = np.rint(np.clip(heatmap, 0, 1) * 255).astype(np.uint8)
+    rgba = colormaps["jet"](levels, bytes=True)
+    rgba[..., 3] = np.minimum(levels.astype(np.uint16) * 6 // 5, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray((rgba * 255).astype(np.uint8), mode="RGBA").save(buffer, format="PNG")
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
     return buffer.getvalue()

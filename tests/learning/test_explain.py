@@ -74,3 +74,22 @@ def test_overlay_is_a_transparent_png():
         assert image.mode == "RGBA" and image.size == (10, 10)
         alpha = np.asarray(image)[..., 3]
         assert alpha[0, 0] == 0 and alpha[-1, -1] == 255
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (2, 40), (40, 1), (40, 2), (2, 2)])
+def test_explains_images_only_one_or_two_pixels_tall_or_wide(trained_net, shape):
+    """array_split of one or two rows into thirds once crashed prediction with a 500."""
+    image = np.full(shape, 90, dtype=np.uint8)
+    image[0, 0] = 200
+    explanation = explain(trained_net, image, 32)
+    assert explanation.heatmap.shape == shape
+    assert explanation.location.zone in ("upper", "middle", "lower")
+    assert abs(explanation.probabilities.sum() - 1) < 1e-5
+
+
+def test_location_of_a_two_row_map_names_the_row_that_holds_the_heat():
+    heat = np.zeros((2, 30), dtype=np.float32)
+    heat[1, :10] = 1.0
+    location = locate(heat)
+    assert (location.side, location.zone) == ("right lung", "lower")
+    assert location.share == 1.0
