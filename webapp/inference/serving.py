@@ -38,24 +38,40 @@ class ModelServer:
         self._lock = threading.Lock()
         self._others: dict[int, XrayNet] = {}  # older versions, for heat maps of old predictions
 
-    def current(self) -> Served:
-        if time.monotonic() - self._checked_at >= self.poll_seconds:
-            self.refresh()
-        if self._served is None:
-            raise NoChampion("No model is serving yet: train and promote one first (`medal train`).")
-        return self._served
+    def _due(self) -> bool:
+        return time.monotonic() - self._checked_at >= self.poll_seconds
 
-    def refresh(self) -> Served | None:
-        """Check the champion alias; load and swap when it moved."""
+    def current(self) -> Served:
+        if self._due():
+            self.refresh(only_if_due=True)
+        served = self._served
+        if served is None:
+            raise NoChampion("No model is serving yet: train and promote one first (`medal train`).")
+        return served
+
+    def refresh(self, only_if_due: bool = False) -> Served | None:
+        """Check the champion alias; load and swap when it moved.
+
+        The check counts as done only once the model is loaded: requests arriving meanwhile wait
+        on the lock for that load (instead of seeing "no model" while v1 is champion), and a failed
+        load leaves the check due, so the next request tries again."""
         with self._lock:
-            self._checked_at = time.monotonic()
+            if only_if_due and not self._due():
+                return self._served  # another request checked while this one waited for the lock
             version = self.registry.version_for(CHAMPION)
             if version is None:
                 self._served = None
             elif self._served is None or self._served.version != version:
-                net = self.registry.load(version)
+                try:
+                    net = self.registry.load(version)
+                except Exception:
+                    log.exception("champion version %s cannot be loaded", version)
+                    if self._served is None:
+                        raise NoChampion(f"The champion model (version {version}) cannot be loaded yet.") from None
+                    return self._served  # keep serving the loaded model; the next request retries
                 self._served = Served(version, net)  # one reference assignment: atomic swap
                 log.info("serving model version %s", version)
+            self._checked_at = time.monotonic()
             return self._served
 
     def net_for(self, version: int) -> XrayNet | None:
