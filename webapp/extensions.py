@@ -1,5 +1,7 @@
 """Flask extensions, created unbound and bound in create_app()."""
 
+import sqlite3
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -14,6 +16,15 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+class WalConnection(sqlite3.Connection):
+    """The app database's SQLite connections: write-ahead log, so a reader never waits for a
+    writer and several web processes share the file (the busy timeout is sqlite3's `timeout`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA journal_mode=WAL")  # kept in the file; cheap to repeat
+
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate(render_as_batch=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 
 from learning.data import LabeledImage
 from webapp.classes import catalog
 from webapp.extensions import db
-from webapp.models import GoldItem, Image, Label
+from webapp.models import REVIEW_LABEL, GoldItem, Image, Label
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,15 @@ def patient_group(image: Image) -> str:
 
 
 def doctor_examples(store, class_names: list[str]) -> list[Example]:
-    """The newest doctor label of every non-gold image (gold never trains), renamed classes mapped."""
+    """The review label of every non-gold image (gold never trains), renamed classes mapped. Labels
+    from before one-label-per-image (channel "double") stay stored but do not train: the first stands."""
     renamed = catalog.aliases()
-    newest = db.select(Label.image_id, func.max(Label.id).label("label_id")).group_by(Label.image_id).subquery()
+    newest = (
+        db.select(Label.image_id, func.max(Label.id).label("label_id"))
+        .where(text(REVIEW_LABEL))
+        .group_by(Label.image_id)
+        .subquery()
+    )
     rows = db.session.execute(
         db.select(Label, Image)
         .join(newest, Label.id == newest.c.label_id)

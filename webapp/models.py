@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, UniqueConstraint, event
+from sqlalchemy import JSON, UniqueConstraint, event, text
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
@@ -98,10 +98,24 @@ class Prediction(db.Model):
     image = db.relationship(Image, backref=db.backref("predictions", lazy="dynamic"))
 
 
-class Label(db.Model):
-    """A doctor's answer. One per image and doctor: a double submit cannot store two."""
+# Labels that take an image's one review answer: all but blind gold reads and pre-0004 doubles.
+REVIEW_LABEL = "channel NOT IN ('gold', 'double')"
 
-    __table_args__ = (UniqueConstraint("image_id", "user_id", name="uq_label_image_user"),)
+
+class Label(db.Model):
+    """A doctor's answer. One per image and doctor: a double submit cannot store two. One review
+    label per image (every channel but blind gold reads): two doctors cannot both label it."""
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "user_id", name="uq_label_image_user"),
+        db.Index(
+            "uq_label_review_image",
+            "image_id",
+            unique=True,
+            sqlite_where=text(REVIEW_LABEL),
+            postgresql_where=text(REVIEW_LABEL),
+        ),
+    )
     id = db.Column(db.Integer, primary_key=True)
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
     user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
@@ -117,11 +131,13 @@ class Label(db.Model):
 
 
 class Claim(db.Model):
-    """A short reservation so two doctors are not served the same image at once."""
+    """Who is served an image: held for a short while, then kept for good once the image is
+    labeled (or found unshowable), so its primary key stops anyone being served it again."""
 
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
     user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
     expires_at = db.Column(db.DateTime, nullable=False)
+    state = db.Column(db.String(10), nullable=False, default="held", server_default="held")  # held|labeled|unshowable
 
 
 class QueryScore(db.Model):

@@ -8,10 +8,12 @@ from webapp.api import bp
 from webapp.auth.roles import token_required
 from webapp.errors import Problem
 from webapp.extensions import db
+from webapp.gold import goldset
 from webapp.inference import predictions
 from webapp.jsonbody import json_object
 from webapp.models import Image, Label
 from webapp.review import queue
+from webapp.review.access import labelers_api
 from webapp.upload.ingest import ImageMeta, IngestError, ingest
 
 
@@ -52,24 +54,25 @@ def upload_image():
 @bp.get("/images/<int:image_id>")
 @token_required()
 def get_image(image_id: int):
-    return jsonify(image_to_dict(db.get_or_404(Image, image_id, description=f"No image with id {image_id}.")))
+    # a gold image awaiting its reads answers 404 like a missing one: blind reads stay blind
+    return jsonify(image_to_dict(goldset.visible_image(image_id)))
 
 
 @bp.get("/review/next")
-@token_required()
+@labelers_api
 def review_next():
-    image = queue.next_for(g.api_user)
-    if image is None:
+    served = queue.serve(g.api_user)
+    if served is None:
         return jsonify(image=None, message="Nothing to review right now.")
-    prediction = predictions.predict(image)
-    db.session.commit()
     return jsonify(
-        image=image_to_dict(image), prediction=predictions.to_dict(prediction), strategy=queue.current_strategy()
+        image=image_to_dict(served.image),
+        prediction=predictions.to_dict(served.prediction),
+        strategy=queue.current_strategy(),
     )
 
 
 @bp.post("/images/<int:image_id>/labels")
-@token_required()
+@labelers_api
 def add_label(image_id: int):
     body = json_object('{"label": "normal"}', label=str, prediction_id=int, time_spent_ms=int)
     if not isinstance(body.get("label"), str):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
+from webapp import audit
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Image, Label, User, utcnow
@@ -68,9 +69,34 @@ def reads(image_id: int) -> list[Label]:
     )
 
 
+def is_blind(image: Image) -> bool:
+    """A gold image whose label is not final yet: outside the gold-read flow it does not exist."""
+    return bool(image.is_gold) and (image.gold is None or image.gold.status != "final")
+
+
+def visible_image(image_id: int) -> Image:
+    """The image as the ordinary routes may show it: a 404 for a missing image and for a gold image
+    awaiting its reads alike, so nobody learns which images are gold (nor their reads, nor the
+    model's prediction) before adjudication."""
+    image = db.session.get(Image, image_id)
+    if image is None or is_blind(image):
+        raise GoldError(f"No image with id {image_id}.", 404)
+    return image
+
+
+def may_read(user: User) -> bool:
+    # exact membership of security.label_roles: User.has_role would let every admin read
+    from webapp.services import services
+
+    return user.role in services().settings.security.label_roles
+
+
 def _require_doctor(user: User) -> None:
-    if not user.has_role("doctor"):
-        raise GoldError("Gold reads come from doctors.", 403)
+    if not may_read(user):
+        from webapp.services import services
+
+        roles = services().settings.security.label_roles
+        raise GoldError(f"Gold reads come from the role {' or '.join(roles)}.", 403)
 
 
 def next_read(doctor: User) -> GoldItem | None:
@@ -98,33 +124,36 @@ def record_read(
     if item.status != "pending":
         raise GoldError(f"Image {image_id} already has its reads.", 409)
     # no prediction is attached: the doctor did not see one, and gold reads never count as agreement
-    db.session.add(
-        Label(
-            image_id=image_id,
-            user_id=doctor.id,
-            label=label,
-            prediction=None,
-            agreed=None,
-            time_spent_ms=time_spent_ms,
-            channel=READ_CHANNEL,
-        )
+    read = Label(
+        image_id=image_id,
+        user_id=doctor.id,
+        label=label,
+        prediction=None,
+        agreed=None,
+        time_spent_ms=time_spent_ms,
+        channel=READ_CHANNEL,
     )
+    db.session.add(read)
     try:
         db.session.flush()
     except IntegrityError:  # the unique (image, doctor) constraint: one read per doctor
         db.session.rollback()
         raise GoldError("You already read this gold image; a second read must come from another doctor.", 409) from None
-    settle(item)
+    details = {"image_id": image_id, "label_id": read.id, "label": label, "channel": READ_CHANNEL}
+    audit.record("label", doctor, details=details)
+    settle(item, doctor)
     return item
 
 
-def settle(item: GoldItem) -> None:
+def settle(item: GoldItem, reader: User | None = None) -> None:
     """Two reads that agree make the label final; two that disagree go to an adjudicator."""
     by_doctor = {label.user_id: label.label for label in reads(item.image_id)}
     if len(by_doctor) >= READS_NEEDED and item.status == "pending":
         answers = set(by_doctor.values())
         if len(answers) == 1:
             item.status, item.final_label, item.finalized_at = "final", answers.pop(), utcnow()
+            details = {"image_id": item.image_id, "label": item.final_label, "gold": "agreeing reads"}
+            audit.record("label", reader, details=details, automatic=True)
         else:
             item.status = "disputed"
     db.session.commit()
@@ -163,6 +192,8 @@ def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) ->
         .where(GoldItem.image_id == image_id, GoldItem.status == "disputed")
         .values(status="final", final_label=label, adjudicated_by_id=user.id, finalized_at=utcnow())
     ).rowcount
+    if settled == 1:
+        audit.record("label", user, details={"image_id": image_id, "label": label, "gold": "adjudicated"})
     db.session.commit()
     if settled != 1:
         raise GoldError(f"Image {image_id} was settled by someone else meanwhile.", 409)

@@ -94,7 +94,7 @@ def read():
     disputed = goldset.disputed_for(current_user)
     return render_template(
         "gold/read.html",
-        item=goldset.next_read(current_user),
+        item=goldset.next_read(current_user) if goldset.may_read(current_user) else None,  # admins adjudicate
         classes=services().class_names,
         disputed=disputed,
         reads={item.image_id: goldset.reads(item.image_id) for item in disputed},

@@ -1,15 +1,23 @@
-"""The review queue: which image a doctor sees next, short claims, and storing their answer."""
+"""The review queue: which image a doctor sees next, claims, and storing their answer.
+
+One image gets one review label. The database holds that rule twice over: a claim row per image
+(its primary key) that is kept once the image is labeled, and a partial unique index on review
+labels. A label is stored together with its claim turning "labeled", in one transaction.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case
+from sqlalchemy import case, or_
 from sqlalchemy.exc import IntegrityError
 
+from webapp import audit
 from webapp.errors import Problem
 from webapp.extensions import db
+from webapp.gold import goldset
 from webapp.inference import predictions
 from webapp.models import (
     Claim,
@@ -23,7 +31,9 @@ from webapp.models import (
 )
 from webapp.services import services
 
+log = logging.getLogger(__name__)
 STRATEGY_KEY = "active_learning.strategy"
+HELD, LABELED, UNSHOWABLE = "held", "labeled", "unshowable"  # Claim.state
 
 
 class LabelError(Problem):
@@ -34,6 +44,25 @@ class LabelError(Problem):
 class SavedLabel:
     label: Label
     created: bool  # False when this doctor had already answered (a double submit)
+
+
+@dataclass(frozen=True)
+class Served:
+    """An image the queue hands a doctor, with the prediction it is shown beside."""
+
+    image: Image
+    prediction: Prediction
+
+
+def may_label(user: User) -> bool:
+    """Exact membership: User.has_role lets admins hold every role, labels need a listed one."""
+    return user.role in services().settings.security.label_roles
+
+
+def require_labeler(user: User) -> None:
+    if not may_label(user):
+        roles = " or ".join(services().settings.security.label_roles)
+        raise LabelError(f"Labels come from the role {roles}; a {user.role} account cannot label images.", 403)
 
 
 def current_strategy() -> str:
@@ -53,25 +82,24 @@ def set_strategy(name: str, user: User) -> None:
 
 
 def _open_images():
-    """Pool images nobody has labeled, not gold, not claimed by someone else right now."""
+    """Pool images nobody has labeled, not gold."""
     labeled = db.select(Label.image_id)
     return db.select(Image).where(Image.split == "pool", Image.is_gold.is_(False), Image.id.not_in(labeled))
 
 
-def next_for(user: User) -> Image | None:
-    """The most informative open image for this doctor, claimed for a short while."""
-    now = utcnow()
-    db.session.execute(db.delete(Claim).where(Claim.expires_at < now))
-    db.session.commit()
-    mine = db.session.execute(
+def _held_by(user: User, now) -> Image | None:
+    return db.session.execute(
         _open_images()
         .join(Claim, Claim.image_id == Image.id)
-        .where(Claim.user_id == user.id)
+        .where(Claim.user_id == user.id, Claim.state == HELD, Claim.expires_at >= now)
         .order_by(Claim.expires_at.desc())
         .limit(1)
     ).scalar_one_or_none()
-    if mine is not None:
-        return mine  # a reload shows the same image rather than skipping it
+
+
+def _best_unclaimed(now) -> tuple[Image, bool] | None:
+    """The most informative open image nobody holds: (image, whether an expired claim is on it).
+    Read fresh each time: a list read earlier goes stale as soon as other doctors claim."""
     version = services().registry.version_for("champion")
     score = (
         db.select(QueryScore.rank)
@@ -91,22 +119,107 @@ def next_for(user: User) -> Image | None:
         .correlate(Image)
         .scalar_subquery()
     )
-    claimed = db.select(Claim.image_id)
-    query = (
+    row = db.session.execute(
         _open_images()
-        .where(Image.id.not_in(claimed))
-        .order_by(case((score.is_(None), 1), else_=0), score, confidence, Image.id)
-        .limit(20)
+        .add_columns(Claim.image_id.is_not(None))
+        .outerjoin(Claim, Claim.image_id == Image.id)
+        .where(or_(Claim.image_id.is_(None), (Claim.state == HELD) & (Claim.expires_at < now)))
+        # unscored and unpredicted images last on every database (NULLs sort differently)
+        .order_by(case((score.is_(None), 1), else_=0), score, case((confidence.is_(None), 1), else_=0), confidence)
+        .order_by(Image.id)
+        .limit(1)
+    ).first()
+    return (row[0], bool(row[1])) if row is not None else None
+
+
+def _claim(image_id: int, user: User, now, expired_claim: bool) -> bool:
+    """Take the image for this doctor; False when another doctor took it first."""
+    expires = now + timedelta(seconds=services().settings.active_learning.claim_seconds)
+    if expired_claim:  # conditional: of two doctors taking over one expired claim, one wins
+        taken = db.session.execute(
+            db.update(Claim)
+            .where(Claim.image_id == image_id, Claim.state == HELD, Claim.expires_at < now)
+            .values(user_id=user.id, expires_at=expires)
+        ).rowcount
+        db.session.commit()
+        return taken == 1
+    try:
+        db.session.execute(db.insert(Claim).values(image_id=image_id, user_id=user.id, expires_at=expires, state=HELD))
+        db.session.commit()
+        return True
+    except IntegrityError:  # the primary key: someone claimed (or labeled) it a moment ago
+        db.session.rollback()
+        return False
+
+
+def _park(image: Image, user: User, error: Exception) -> None:
+    """An image that cannot be shown leaves the queue for everyone instead of blocking its holder."""
+    db.session.rollback()
+    log.warning("image %s cannot be shown in review (%s); taken out of the queue", image.id, type(error).__name__)
+    db.session.execute(
+        db.update(Claim).where(Claim.image_id == image.id, Claim.user_id == user.id).values(state=UNSHOWABLE)
     )
-    seconds = services().settings.active_learning.claim_seconds
-    for image in db.session.execute(query).scalars():
-        db.session.add(Claim(image_id=image.id, user_id=user.id, expires_at=now + timedelta(seconds=seconds)))
+    db.session.commit()
+
+
+def serve(user: User) -> Served | None:
+    """The most informative open image for this doctor, claimed for a while, with its prediction.
+    None only when no open image is left that nobody holds."""
+    require_labeler(user)
+    while True:
+        now = utcnow()
+        image = _held_by(user, now)  # a reload shows the same image rather than skipping it
+        if image is None:
+            found = _best_unclaimed(now)
+            if found is None:
+                return None
+            if not _claim(found[0].id, user, now, expired_claim=found[1]):
+                continue  # another doctor was quicker: look again, the queue has moved on
+            image = found[0]
+        services().server.current()  # no model serving is not this image's fault: that error stands
         try:
+            prediction = predictions.predict(image)
             db.session.commit()
-            return image
-        except IntegrityError:  # another doctor claimed it a moment ago: try the next one
-            db.session.rollback()
-    return None
+        except Exception as error:  # noqa: BLE001 - any failure of this one image must not block the queue
+            _park(image, user, error)
+            continue
+        return Served(image, prediction)
+
+
+def next_for(user: User) -> Image | None:
+    served = serve(user)
+    return served.image if served is not None else None
+
+
+def _label_taken(image_id: int, user: User) -> SavedLabel:
+    """Why the claim could not turn "labeled": this doctor's own earlier answer, or another's."""
+    mine = db.session.execute(db.select(Label).filter_by(image_id=image_id, user_id=user.id)).scalar_one_or_none()
+    if mine is not None:
+        return SavedLabel(mine, False)
+    if db.session.execute(db.select(Label.id).filter_by(image_id=image_id).limit(1)).first() is not None:
+        raise LabelError(f"Image {image_id} was already labeled by another doctor; the first answer stands.", 409)
+    state = db.session.execute(db.select(Claim.state).filter_by(image_id=image_id)).scalar_one_or_none()
+    if state == UNSHOWABLE:
+        raise LabelError(f"Image {image_id} cannot be shown for review (its prediction failed).", 409)
+    raise LabelError(f"Image {image_id} is being reviewed by another doctor right now.", 409)
+
+
+def _take_for_label(image_id: int, user: User) -> bool:
+    """The image's claim becomes this doctor's, labeled: theirs already, expired, or not there."""
+    now = utcnow()
+    taken = db.session.execute(
+        db.update(Claim)
+        .where(Claim.image_id == image_id, Claim.state == HELD, or_(Claim.user_id == user.id, Claim.expires_at < now))
+        .values(user_id=user.id, state=LABELED, expires_at=now)
+    ).rowcount
+    if taken == 1:
+        return True
+    try:
+        db.session.execute(db.insert(Claim).values(image_id=image_id, user_id=user.id, expires_at=now, state=LABELED))
+        return True
+    except IntegrityError:  # held by another doctor, labeled, or unshowable; nothing else was written yet
+        db.session.rollback()
+        return False
 
 
 def submit(
@@ -118,17 +231,30 @@ def submit(
     time_spent_ms: int | None = None,
     channel: str = "web",
 ) -> SavedLabel:
+    require_labeler(user)
     class_names = services().class_names
     if label not in class_names:
         raise LabelError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
     image = db.session.get(Image, image_id)
-    if image is None:
+    if image is None or goldset.is_blind(image):  # a gold image awaiting reads looks missing
         raise LabelError(f"No image with id {image_id}.", 404)
-    prediction = db.session.get(Prediction, prediction_id) if prediction_id else predictions.latest(image_id)
-    if prediction is not None and prediction.image_id != image_id:
-        raise LabelError("That prediction belongs to another image.")
+    if image.is_gold:
+        raise LabelError(f"Image {image_id} is in the gold set; it takes no review labels.", 409)
+    if prediction_id is not None:
+        prediction = db.session.get(Prediction, prediction_id)
+        if prediction is None:
+            raise LabelError(f"No prediction with id {prediction_id}.")
+        if prediction.image_id != image_id:
+            raise LabelError("That prediction belongs to another image.")
+    else:
+        prediction = predictions.latest(image_id)
     if time_spent_ms is not None and not 0 <= time_spent_ms <= 24 * 3600 * 1000:
         time_spent_ms = None  # a clock skew in the browser should not store nonsense
+    mine = db.session.execute(db.select(Label).filter_by(image_id=image_id, user_id=user.id)).scalar_one_or_none()
+    if mine is not None:  # double submit: the first answer stands
+        return SavedLabel(mine, False)
+    if not _take_for_label(image_id, user):
+        return _label_taken(image_id, user)
     row = Label(
         image_id=image_id,
         user_id=user.id,
@@ -141,13 +267,24 @@ def submit(
     db.session.add(row)
     try:
         db.session.flush()
-    except IntegrityError:  # double submit: the first answer stands
+    except IntegrityError:  # the unique indexes: a double submit, or another doctor's label
         db.session.rollback()
-        existing = db.session.execute(db.select(Label).filter_by(image_id=image_id, user_id=user.id)).scalar_one()
-        return SavedLabel(existing, False)
-    db.session.execute(db.delete(Claim).where(Claim.image_id == image_id))
+        return _label_taken(image_id, user)
+    audit.record("label", user, details=label_details(row))
     db.session.commit()
     return SavedLabel(row, True)
+
+
+def label_details(label: Label) -> dict:
+    """What the history keeps of a label: ids and the answer, never anything about the patient."""
+    return {
+        "image_id": label.image_id,
+        "label_id": label.id,
+        "label": label.label,
+        "channel": label.channel,
+        "prediction_id": label.prediction_id,
+        "agreed": label.agreed,
+    }
 
 
 def label_to_dict(label: Label) -> dict:

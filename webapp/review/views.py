@@ -7,9 +7,10 @@ from flask_login import current_user, login_required
 
 from webapp.auth.redirects import safe_next
 from webapp.extensions import db
-from webapp.inference import predictions
+from webapp.gold import goldset
 from webapp.models import Label, Prediction
 from webapp.review import queue
+from webapp.review.access import labelers_page
 from webapp.services import services
 
 bp = Blueprint("review", __name__, template_folder="templates")
@@ -18,44 +19,51 @@ bp = Blueprint("review", __name__, template_folder="templates")
 @bp.get("/")
 @login_required
 def home():
-    return redirect(url_for("review.next_image"))
+    # labels are a doctor's: the other roles start where their work is
+    return redirect(url_for("review.next_image" if queue.may_label(current_user) else "training.page"))
 
 
 @bp.get("/review")
-@login_required
+@labelers_page
 def next_image():
-    image = queue.next_for(current_user)
-    if image is None:
+    served = queue.serve(current_user)
+    if served is None:
         return render_template("review/empty.html")
-    prediction = predictions.predict(image)
-    db.session.commit()
     return render_template(
         "review/review.html",
-        image=image,
-        prediction=prediction,
+        image=served.image,
+        prediction=served.prediction,
         classes=services().class_names,
         strategy=queue.current_strategy(),
     )
 
 
 @bp.post("/review/<int:image_id>")
-@login_required
+@labelers_page
 def submit(image_id: int):
     label = request.form.get("label", "")
     prediction_id = request.form.get("prediction_id", type=int)
     spent = request.form.get("time_spent_ms", type=int)
-    saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id, time_spent_ms=spent)
+    back = safe_next(request.form.get("next"), url_for("review.next_image"))
+    try:
+        saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id, time_spent_ms=spent)
+    except queue.LabelError as error:
+        if error.status != 409:
+            raise
+        flash(str(error), "error")  # another doctor was first: on to the next image
+        return redirect(back)
     if saved.created:
         flash(f"Saved: image {image_id} labeled {saved.label.label}.", "success")
     else:
         flash(f"Image {image_id} was already labeled by you ({saved.label.label}); kept the first answer.")
-    return redirect(safe_next(request.form.get("next"), url_for("review.next_image")))
+    return redirect(back)
 
 
 @bp.get("/predictions/<int:prediction_id>")
 @login_required
 def prediction_page(prediction_id: int):
     prediction = db.get_or_404(Prediction, prediction_id)
+    goldset.visible_image(prediction.image_id)  # a gold image's prediction stays hidden until adjudicated
     mine = db.session.execute(
         db.select(Label).filter_by(image_id=prediction.image_id, user_id=current_user.id)
     ).scalar_one_or_none()

@@ -49,7 +49,7 @@ def test_label_records_who_when_prediction_agreement_and_time(trained_app):
         4200,
     )
     assert label.created_at is not None
-    assert db.session.get(Claim, image.id) is None
+    assert db.session.get(Claim, image.id).state == "labeled"  # kept: nobody is served it again
     assert queue.next_for(doctor).id != image.id
 
 
