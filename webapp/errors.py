@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
@@ -33,8 +33,19 @@ class Problem(ValueError):
         self.details = details  # extra JSON fields for API callers, e.g. the label that stands
 
 
+def json_errors(view):
+    """Mark a page route that scripts call: its errors are JSON, like the API's."""
+    view.json_errors = True
+    return view
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return (
+        request.path.startswith("/api/")
+        or getattr(view, "json_errors", False)
+        or request.accept_mimetypes.best == "application/json"
+    )
 
 
 def render_problem(message: str, status: int, details: dict | None = None):
@@ -44,7 +55,26 @@ def render_problem(message: str, status: int, details: dict | None = None):
     return render_template("error.html", message=message, status=status), status
 
 
+def discard_unread_body(response):
+    """Read what is left of the request body (a 401, 403 or CSRF answer never looked at it), up to
+    MAX_CONTENT_LENGTH, so the server can keep the connection alive: gunicorn closes a keep-alive
+    connection whose unread body is over 64 KiB, and the client sees it dropped."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if response.status_code == 413 or (limit is not None and length is not None and length > limit):
+        return response  # too large to read for nothing: closing the connection is the right answer
+    try:
+        stream = request.stream
+        while stream.read(64 * 1024):
+            pass
+    except (HTTPException, OSError, ValueError):  # over the limit while reading, or the client went away
+        pass
+    return response
+
+
 def register(app: Flask) -> None:
+    app.after_request(discard_unread_body)
+
     @app.errorhandler(Problem)
     def problem(error: Problem):
         return render_problem(str(error), error.status, error.details)
@@ -52,6 +82,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         return render_problem(MESSAGES.get(error.code or 500, error.description), error.code or 500)
+
+    @app.errorhandler(OverflowError)
+    def out_of_range(error: OverflowError):
+        # a number from the request too large for the database driver (form and query fields are
+        # parsed in many views; ids in URLs and JSON are bounded before they get this far)
+        log.warning("number out of range on %s %s: %s", request.method, request.path, error)
+        return render_problem("A number in the request is out of range.", 400)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import request
 
+from webapp.converters import MAX_INT
 from webapp.errors import Problem
 
 MAX_DEPTH = 20
@@ -29,7 +30,8 @@ def _depth(value: Any, limit: int) -> int:
 
 def json_object(example: str, **fields: type | tuple[type, ...]) -> dict[str, Any]:
     """The request's JSON object. `fields` maps a name to the type(s) it must have when present
-    (booleans are never accepted as numbers); `example` shows the caller a good body."""
+    (booleans are never accepted as numbers, integers must fit a database column); `example` shows
+    the caller a good body."""
     raw = request.get_data(cache=True)
     try:
         body = json.loads(raw or b"null")
@@ -47,6 +49,8 @@ def json_object(example: str, **fields: type | tuple[type, ...]) -> dict[str, An
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             wanted = " or ".join(_TYPE_NAMES.get(kind, kind.__name__) for kind in kinds)
             raise Problem(f'"{name}" must be {wanted}.')
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
+            raise Problem(f'"{name}" is out of range (at most {MAX_INT}).')
     return body
 
 
