@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, Weight
 from torchvision.transforms import v2
 
 DICOM_MAGIC_OFFSET = 128
-ACCEPTED_FORMATS = {"PNG", "JPEG"}
+ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO"}  # MPO: a JPEG with extra pictures (first kept)
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
 
 class ImageDecodeError(ValueError):
@@ -46,64 +49,183 @@ def is_dicom(data: bytes) -> bool:
     return len(data) >= DICOM_MAGIC_OFFSET + 4 and data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upload's pixels as 2-D uint8 grayscale, at most `max_side` on its longer side, with the
+    size the file declared (what the viewer reports) and the format it came in."""
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    source_format: str  # png | jpeg | dicom
+
+
+def decode_image(data: bytes, max_pixels: int, min_side: int = 1, max_side: int | None = None) -> np.ndarray:
     """Return the image as a 2-D uint8 grayscale array, or raise ImageDecodeError."""
+    return decode_radiograph(data, max_pixels, min_side, max_side).pixels
+
+
+def decode_radiograph(data: bytes, max_pixels: int, min_side: int = 1, max_side: int | None = None) -> DecodedImage:
+    """Decode PNG, JPEG or DICOM bytes into bounded grayscale pixels, or raise ImageDecodeError.
+
+    Every failure of the decoders on hostile bytes (bombs, truncation, broken headers) becomes an
+    ImageDecodeError with a message for the user. With `max_side` the pixels are scaled down so
+    the longer side is at most that (JPEG is decoded at the reduced size directly), which bounds
+    the memory and time of everything done with them afterwards."""
     if not data:
         raise ImageDecodeError("The file is empty.")
     if is_dicom(data):
-        return _decode_dicom(data, max_pixels)
-    return _decode_bitmap(data, max_pixels)
+        return _decode_dicom(data, max_pixels, min_side, max_side)
+    return _decode_bitmap(data, max_pixels, min_side, max_side)
 
 
-def _decode_bitmap(data: bytes, max_pixels: int) -> np.ndarray:
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageDecodeError("The file is not a PNG, JPEG or DICOM image.", "unsupported") from None
+def _open_bitmap(data: bytes, max_pixels: int) -> Image.Image:
+    with warnings.catch_warnings():
+        # Pillow only warns between its own limit and twice it; either way the header lies or is huge
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageDecodeError(
+                f"The image declares more pixels than the limit of {max_pixels:,} pixels.", "too_large"
+            ) from None
+        except UnidentifiedImageError:
+            raise ImageDecodeError("The file is not a PNG, JPEG or DICOM image.", "unsupported") from None
+        except ValueError as error:
+            raise ImageDecodeError(_chunk_message(error)) from None
+        except Exception as error:  # Pillow's parsers raise many types (SyntaxError, struct.error ...) on bad bytes
+            raise ImageDecodeError(f"The image is truncated or corrupt ({error}).") from None
+
+
+def _chunk_message(error: Exception) -> str:
+    if "Decompressed" in str(error):  # a zTXt/iTXt/iCCP chunk that inflates beyond Pillow's limit
+        return "The image carries a metadata chunk that inflates beyond the allowed size."
+    return f"The image is truncated or corrupt ({error})."
+
+
+def _decode_bitmap(data: bytes, max_pixels: int, min_side: int, max_side: int | None) -> DecodedImage:
+    image = _open_bitmap(data, max_pixels)
     if image.format not in ACCEPTED_FORMATS:
         raise ImageDecodeError(f"{image.format} images are not accepted; send PNG, JPEG or DICOM.", "unsupported")
+    if image.format == "PNG" and getattr(image, "is_animated", False):
+        raise ImageDecodeError("Animated PNG images are not accepted; send one radiograph per file.", "unsupported")
     width, height = image.size
-    _check_size(width, height, max_pixels)
+    _check_size(width, height, max_pixels, min_side)
     try:
+        if image.format in ("JPEG", "MPO") and max_side is not None and max(width, height) > max_side:
+            # JPEG decodes at 1/2, 1/4 or 1/8 scale directly: the full-size pixels never exist
+            image.draft("L", _fitted(width, height, max_side))
         image.load()
-    except (OSError, SyntaxError, ValueError) as error:
+        if image.mode in HIGH_DEPTH_MODES:
+            pixels = _to_uint8(np.asarray(_fit(image, max_side)))
+        else:
+            pixels = np.asarray(_fit(image.convert("L"), max_side), dtype=np.uint8)
+    except ImageDecodeError:
+        raise
+    except ValueError as error:
+        raise ImageDecodeError(_chunk_message(error)) from None
+    except Exception as error:  # truncated data (OSError), broken chunks (SyntaxError), bad tables ...
         raise ImageDecodeError(f"The image is truncated or corrupt ({error}).") from None
-    if image.mode in ("I;16", "I;16B", "I", "F"):
-        return _to_uint8(np.asarray(image, dtype=np.float64))
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+    source = "png" if image.format == "PNG" else "jpeg"
+    return DecodedImage(pixels, width, height, source)
 
 
-def _decode_dicom(data: bytes, max_pixels: int) -> np.ndarray:
+def _fitted(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _fit(image: Image.Image, max_side: int | None) -> Image.Image:
+    """The image scaled down (never up) so its longer side is at most max_side."""
+    if max_side is None or max(image.size) <= max_side:
+        return image
+    return image.resize(_fitted(*image.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def _decode_dicom(data: bytes, max_pixels: int, min_side: int, max_side: int | None) -> DecodedImage:
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about sloppy but readable headers
+            dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         raise ImageDecodeError(f"The DICOM file is malformed ({error}).") from None
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file holds no pixel data.")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    _check_size(columns, rows, max_pixels)
+    rows, columns = _dicom_int(dataset, "Rows"), _dicom_int(dataset, "Columns")
+    _check_size(columns, rows, max_pixels, min_side)
+    _dicom_number(dataset, "RescaleIntercept")  # checked: the modality LUT would fail on it later
+    slope = _dicom_number(dataset, "RescaleSlope")
+    if slope == 0:
+        raise ImageDecodeError("The DICOM RescaleSlope is 0: every pixel would be the same.")
+    width = _dicom_number(dataset, "WindowWidth")
+    _dicom_number(dataset, "WindowCenter")
+    if width is not None and width < 1:
+        raise ImageDecodeError(f"The DICOM WindowWidth is {width:g}; it must be at least 1.")
     try:
-        pixels = dataset.pixel_array
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if _dicom_int(dataset, "NumberOfFrames", 1) > 1:
+                dataset.pixel_array_options(index=0)  # multi-frame: only the first frame is decoded
+            pixels = dataset.pixel_array
+            if pixels.ndim == 3 and dataset.get("SamplesPerPixel", 1) == 1:
+                pixels = pixels[0]  # multi-frame: the first frame is the radiograph
+            if pixels.ndim != 2:
+                raise ImageDecodeError("Only single-channel (grayscale) DICOM radiographs are accepted.", "unsupported")
+            values = apply_modality_lut(pixels, dataset)
+            values = apply_voi_lut(values, dataset)
+    except ImageDecodeError:
+        raise
     except Exception as error:  # pydicom raises many types for bad or unsupported pixel data
         raise ImageDecodeError(f"The DICOM pixel data cannot be read ({error}).") from None
-    if pixels.ndim == 3 and dataset.get("SamplesPerPixel", 1) == 1:
-        pixels = pixels[0]  # multi-frame: the first frame is the radiograph
-    if pixels.ndim != 2:
-        raise ImageDecodeError("Only single-channel (grayscale) DICOM radiographs are accepted.", "unsupported")
-    values = apply_modality_lut(pixels, dataset)
-    values = apply_voi_lut(values, dataset)
-    image = _to_uint8(np.asarray(values, dtype=np.float64))
+    values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ImageDecodeError("The DICOM pixel values are not finite numbers.")
+    image = _to_uint8(values)
     if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
         image = 255 - image  # MONOCHROME1 stores bright air as high values; show it as on film
-    return image
+    image = np.asarray(_fit(Image.fromarray(image, mode="L"), max_side), dtype=np.uint8)
+    return DecodedImage(image, columns, rows, "dicom")
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def _dicom_int(dataset, keyword: str, default: int = 0) -> int:
+    try:
+        value = dataset.get(keyword, default)
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError, OverflowError):
+        raise ImageDecodeError(f"The DICOM {keyword} is not a whole number.") from None
+
+
+def _dicom_number(dataset, keyword: str) -> float | None:
+    """A numeric header value (the first of several), checked: headers are written by anyone."""
+    try:
+        value = dataset.get(keyword)
+    except Exception:  # a value pydicom cannot even convert
+        raise ImageDecodeError(f"The DICOM {keyword} is not a number.") from None
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None
+        if value is None:
+            return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ImageDecodeError(f"The DICOM {keyword} is not a number ({str(value)[:40]!r}).") from None
+    if not math.isfinite(number):
+        raise ImageDecodeError(f"The DICOM {keyword} is not a finite number.")
+    return number
+
+
+def _check_size(width: int, height: int, max_pixels: int, min_side: int = 1) -> None:
     if width <= 0 or height <= 0:
         raise ImageDecodeError("The image has no pixels.")
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"The image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels.", "too_large"
+        )
+    if min(width, height) < min_side:
+        raise ImageDecodeError(
+            f"The image is {width}x{height} pixels; a radiograph needs at least {min_side} pixels on each side."
         )
 
 
@@ -111,7 +233,11 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     low, high = float(np.min(values)), float(np.max(values))
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
-    return np.round((values - low) / (high - low) * 255.0).astype(np.uint8)
+    scaled = values.astype(np.float32)  # float32 in place: a 16-bit 36 MP image stays near 150 MB
+    scaled -= low
+    scaled *= 255.0 / (high - low)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def encode_png(image: np.ndarray) -> bytes:

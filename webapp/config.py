@@ -34,6 +34,8 @@ class ImageSettings(Section):
     size: int = Field(gt=0, le=2048)
     max_pixels: int = Field(gt=0)
     max_upload_mb: int = Field(gt=0, le=4096)
+    min_side: int = Field(default=16, ge=1, le=4096)  # refused below this many pixels on either side
+    store_max_side: int = Field(default=2048, ge=64, le=16384)  # stored copies and overlays are at most this
     default_site: str = Field(default="local", min_length=1, max_length=80)  # an image's site when none is given
 
 

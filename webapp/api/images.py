@@ -14,7 +14,7 @@ from webapp.jsonbody import json_object
 from webapp.models import Image, Label
 from webapp.review import queue
 from webapp.review.access import labelers_api
-from webapp.upload.ingest import ImageMeta, IngestError, ingest
+from webapp.upload.ingest import ImageMeta, IngestError, upload
 
 
 def image_to_dict(image: Image) -> dict:
@@ -39,16 +39,13 @@ def image_to_dict(image: Image) -> dict:
 @bp.post("/images")
 @token_required()
 def upload_image():
-    upload = request.files.get("file")
-    if upload is None:
+    file = request.files.get("file")
+    if file is None:
         raise IngestError("Send the image as multipart form field 'file'.")
     meta = ImageMeta.from_form(request.form)
-    image, created = ingest(upload.read(), origin="api", meta=meta, user=g.api_user)
-    db.session.commit()
-    prediction = predictions.predict(image)
-    db.session.commit()
-    body = {"image_id": image.id, "created": created, "prediction": predictions.to_dict(prediction)}
-    return jsonify(body), 201 if created else 200
+    done = upload(file.read(), origin="api", meta=meta, user=g.api_user)
+    body = {"image_id": done.image.id, "created": done.created, "prediction": predictions.to_dict(done.prediction)}
+    return jsonify(body), 201 if done.created else 200
 
 
 @bp.get("/images/<int:image_id>")

@@ -26,18 +26,22 @@ def explain_image(net, pixels):
         return explain(net, pixels, net.spec.image_size)
 
 
-def _cache_file(prediction_id: int) -> Path:
-    return Path(current_app.config["MEDAL_HOME"]) / "heatmaps" / f"{prediction_id}.png"
+def overlay_png(pixels, explanation) -> bytes:
+    from learning.explain import overlay_png as render
+
+    return render(pixels, explanation.heatmap)
 
 
-def store(prediction: Prediction, image, explanation) -> None:
-    """Write the overlay beside the prediction; the caller commits."""
-    from learning.explain import overlay_png
+def overlay_file(sha256: str, version: int) -> Path:
+    """Named by the image's content and the model version, so it can be written before the
+    prediction row exists (the row and the file are stored together or not at all)."""
+    return Path(current_app.config["MEDAL_HOME"]) / "heatmaps" / f"{sha256}-v{version}.png"
 
-    target = _cache_file(prediction.id)
-    write_atomic(target, overlay_png(image, explanation.heatmap))
-    prediction.heatmap_path = str(target)
-    prediction.location = explanation.location.description
+
+def write_overlay(sha256: str, version: int, png: bytes) -> Path:
+    target = overlay_file(sha256, version)
+    write_atomic(target, png)
+    return target
 
 
 def heatmap_path(prediction: Prediction) -> Path | None:
@@ -47,7 +51,11 @@ def heatmap_path(prediction: Prediction) -> Path | None:
     net = services().server.net_for(prediction.model_version)
     if net is None:
         return None
-    pixels = load_grayscale(services().store.path(prediction.image.path))
-    store(prediction, pixels, explain_image(net, pixels))
+    image = prediction.image
+    pixels = load_grayscale(services().store.path(image.path))
+    explanation = explain_image(net, pixels)  # the heavy part, before any write
+    target = write_overlay(image.sha256, prediction.model_version, overlay_png(pixels, explanation))
+    prediction.heatmap_path = str(target)
+    prediction.location = explanation.location.description
     db.session.commit()
-    return Path(prediction.heatmap_path)
+    return target

@@ -26,6 +26,13 @@ class ImageStore:
             raise ValueError("Image path escapes the store.")
         return resolved
 
+    def exists(self, sha256: str) -> bool:
+        return self.path(self.relative_path(sha256)).exists()
+
+    def remove(self, sha256: str) -> None:
+        """Undo a `put` whose row was never stored (all or nothing per upload)."""
+        self.path(self.relative_path(sha256)).unlink(missing_ok=True)
+
     def put(self, sha256: str, png: bytes) -> str:
         relative = self.relative_path(sha256)
         target = self.path(relative)

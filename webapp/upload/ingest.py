@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from learning.data import ImageDecodeError, decode_image, encode_png, is_dicom
+from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png
 from webapp.errors import Problem
 from webapp.extensions import db
-from webapp.models import Image, User
+from webapp.inference import predictions
+from webapp.models import Image, Prediction, User
 from webapp.services import services
 from webapp.upload.pseudonyms import pseudonym
 
@@ -60,6 +62,49 @@ class ImageMeta:
         return cls(site, parsed_age, sex, pseudonym(patient_id) if patient_id else None)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Uploaded bytes checked and decoded, ready to store: no row and no file yet."""
+
+    sha256: str
+    decoded: DecodedImage
+    png: bytes  # the normalised copy the store keeps (8-bit grayscale, bounded size)
+
+
+def prepare(data: bytes, sha256: str | None = None) -> Prepared:
+    """Decode and bound an upload; raises IngestError (4xx) for anything that is not a usable image."""
+    images = services().settings.images
+    try:
+        decoded = decode_radiograph(data, images.max_pixels, images.min_side, images.store_max_side)
+    except ImageDecodeError as error:
+        raise IngestError(str(error), STATUS_BY_KIND.get(error.kind, 400)) from None
+    return Prepared(sha256 or hashlib.sha256(data).hexdigest(), decoded, encode_png(decoded.pixels))
+
+
+def _find(sha256: str) -> Image | None:
+    return db.session.execute(db.select(Image).filter_by(sha256=sha256)).scalar_one_or_none()
+
+
+def _new_image(
+    prepared: Prepared, path: str, origin: str, meta: ImageMeta, user: User | None, split: str, label: str | None
+) -> Image:
+    return Image(
+        sha256=prepared.sha256,
+        path=path,
+        width=prepared.decoded.width,  # as the file declared it; the stored copy may be smaller
+        height=prepared.decoded.height,
+        source_format=prepared.decoded.source_format,
+        origin=origin,
+        split=split,
+        reference_label=label,
+        site=meta.site or services().settings.images.default_site,
+        patient_age=meta.patient_age,
+        patient_sex=meta.patient_sex,
+        patient_key=meta.patient_key,
+        uploaded_by=user,
+    )
+
+
 def ingest(
     data: bytes,
     *,
@@ -69,43 +114,74 @@ def ingest(
     split: str = "pool",
     reference_label: str | None = None,
 ) -> tuple[Image, bool]:
-    """Store an image once. Returns (image, created); a re-upload of the same bytes is found."""
+    """Store an image once, without a prediction (imports: the pool is scored by a job).
+    Returns (image, created); a re-upload of the same bytes is found. The caller commits."""
     sha = hashlib.sha256(data).hexdigest()
-    existing = db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one_or_none()
+    existing = _find(sha)
     if existing is not None:
         return existing, False
-    settings = services().settings
-    try:
-        pixels = decode_image(data, settings.images.max_pixels)
-    except ImageDecodeError as error:
-        raise IngestError(str(error), STATUS_BY_KIND.get(error.kind, 400)) from None
     names = services().class_names
     if reference_label is not None and reference_label not in names:
         raise IngestError(f"Unknown class {reference_label!r}; known: {', '.join(names)}.")
-    path = services().store.put(sha, encode_png(pixels))
-    image = Image(
-        sha256=sha,
-        path=path,
-        width=int(pixels.shape[1]),
-        height=int(pixels.shape[0]),
-        source_format="dicom" if is_dicom(data) else _bitmap_format(data),
-        origin=origin,
-        split=split,
-        reference_label=reference_label,
-        site=meta.site or settings.images.default_site,
-        patient_age=meta.patient_age,
-        patient_sex=meta.patient_sex,
-        patient_key=meta.patient_key,
-        uploaded_by=user,
-    )
-    db.session.add(image)
+    prepared = prepare(data, sha)
+    store = services().store
+    had_file = store.exists(sha)
+    image = _new_image(prepared, store.put(sha, prepared.png), origin, meta, user, split, reference_label)
     try:
-        db.session.flush()
+        with db.session.begin_nested():  # a savepoint: a clash never rolls back the caller's earlier rows
+            db.session.add(image)
     except IntegrityError:  # the same bytes arrived at the same moment from another request
-        db.session.rollback()
         return db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one(), False
+    except BaseException:
+        if not had_file:
+            store.remove(sha)
+        raise
     return image, True
 
 
-def _bitmap_format(data: bytes) -> str:
-    return "png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "jpeg"
+@dataclass(frozen=True)
+class Uploaded:
+    image: Image
+    prediction: Prediction
+    created: bool
+
+
+def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: User | None = None) -> Uploaded:
+    """An upload with its prediction by the serving champion, all or nothing: the image row, its
+    file, the prediction and its overlay are stored together, or none of them is.
+
+    The heavy work (decoding, Grad-CAM, the overlay) runs outside any transaction, so one large
+    upload never holds the database; the rows are written in one short transaction at the end."""
+    started = time.perf_counter()
+    sha = hashlib.sha256(data).hexdigest()
+    served = services().server.current()  # 503 before anything is stored when no model serves
+    existing = _find(sha)
+    db.session.commit()  # end the read (and any pending write of the request) before the heavy work
+    if existing is not None:
+        return _known(existing)
+    prepared = prepare(data, sha)
+    explained = predictions.explain_pixels(served, prepared.decoded.pixels, started)
+    store = services().store
+    had_file = store.exists(sha)
+    try:
+        image = _new_image(prepared, store.put(sha, prepared.png), origin, meta, user, "pool", None)
+        db.session.add(image)
+        prediction = predictions.add_explained(image, sha, explained)
+        db.session.commit()
+    except IntegrityError:  # the same bytes arrived at the same moment: the other request's rows stand
+        db.session.rollback()
+        return _known(db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one())
+    except BaseException:
+        db.session.rollback()
+        if not had_file:
+            store.remove(sha)
+        predictions.discard_overlay(sha, explained.version)
+        raise
+    return Uploaded(image, prediction, True)
+
+
+def _known(image: Image) -> Uploaded:
+    """A re-upload: the stored image with the serving version's prediction (made now if missing)."""
+    prediction = predictions.predict(image)
+    db.session.commit()
+    return Uploaded(image, prediction, False)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user, login_required
 
+from webapp.errors import Problem, json_errors
 from webapp.extensions import db
 from webapp.inference import predictions
-from webapp.upload.ingest import ImageMeta, IngestError, ingest
+from webapp.upload.ingest import ImageMeta, IngestError, upload
 
 bp = Blueprint("upload", __name__, template_folder="templates")
+log = logging.getLogger(__name__)
 
 
 @bp.get("/upload")
@@ -19,6 +23,7 @@ def page():
 
 
 @bp.post("/upload")
+@json_errors  # the page's script reads every answer, a 413 or a bad field included, as JSON
 @login_required
 def receive():
     """Each file succeeds or fails on its own: one bad file never loses the others."""
@@ -26,18 +31,24 @@ def receive():
     if not files:
         raise IngestError("Send one or more files in the field 'file'.")
     meta = ImageMeta.from_form(request.form)
-    results = []
-    for index, upload in enumerate(files):
-        try:
-            image, _ = ingest(upload.read(), origin="upload", meta=meta, user=current_user)
-            db.session.commit()
-            prediction = predictions.predict(image)
-            db.session.commit()
-            results.append(
-                {"index": index, "ok": True, "image_id": image.id, "prediction": predictions.to_dict(prediction)}
-            )
-        except IngestError as error:
-            db.session.rollback()
-            results.append({"index": index, "ok": False, "error": str(error), "status": error.status})
+    results = [_receive_one(index, file.read(), meta) for index, file in enumerate(files)]
     status = 200 if any(r["ok"] for r in results) else results[0]["status"]
     return jsonify(results=results), status
+
+
+def _receive_one(index: int, data: bytes, meta: ImageMeta) -> dict:
+    try:
+        done = upload(data, origin="upload", meta=meta, user=current_user)
+    except Problem as error:
+        db.session.rollback()
+        return {"index": index, "ok": False, "error": str(error), "status": error.status}
+    except Exception:  # a fault of ours on one file still leaves the others their results
+        db.session.rollback()
+        log.exception("upload of file %d failed", index)
+        return {
+            "index": index,
+            "ok": False,
+            "error": "Something went wrong on our side; nothing was stored.",
+            "status": 500,
+        }
+    return {"index": index, "ok": True, "image_id": done.image.id, "prediction": predictions.to_dict(done.prediction)}
