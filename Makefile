@@ -35,13 +35,15 @@ lint: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver (needs root;
-# without them those tests are skipped with the reason)
+# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver, nginx (the
+# deployment's TLS proxy config is checked with `nginx -t`) (needs root; without them those tests
+# are skipped with the reason). The MLflow server of the deployment test comes with mlflow (PyPI).
 system-deps:
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium chromium-driver"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "system-deps: not root or no apt-get; PostgreSQL and browser tests will be skipped"; fi
 

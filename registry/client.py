@@ -47,7 +47,7 @@ class Registry:
 
     _lock = threading.Lock()
 
-    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str, cache_dir: str | Path):
+    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | None, cache_dir: str | Path):
         self.tracking_uri, self.model_name = tracking_uri, model_name
         self.artifact_root = artifact_root
         self.cache_dir = Path(cache_dir)

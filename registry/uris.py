@@ -20,5 +20,9 @@ def tracking_uri_for(home: str) -> str:
     return f"sqlite:///{home}/mlruns.db"
 
 
-def artifact_root_for(home: str) -> str:
+def artifact_root_for(home: str, tracking_uri: str | None = None) -> str | None:
+    """Where new experiments keep artifacts. A tracking server decides itself (None): with
+    --serve-artifacts it proxies them to its store, so no client needs the server's disk."""
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        return None
     return f"file://{home}/mlartifacts"

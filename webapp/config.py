@@ -261,7 +261,7 @@ def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -
         "SQLALCHEMY_DATABASE_URI": database,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database, settings),
         "MLFLOW_TRACKING_URI": tracking,
-        "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or artifact_root_for(str(home)),
+        "MLFLOW_ARTIFACT_ROOT": environ.get("MLFLOW_ARTIFACT_ROOT") or artifact_root_for(str(home), tracking),
         "IMAGE_STORE": str(home / "images"),
         "MODEL_CACHE": str(home / "model-cache"),
         "MAX_CONTENT_LENGTH": settings.images.max_upload_mb * 1024 * 1024,
