@@ -19,6 +19,7 @@ from webapp.approvals.lock import alias_lock
 from webapp.approvals.recovery import finish_interrupted
 from webapp.extensions import db
 from webapp.models import AuditEvent, GateReport, User
+from webapp.processes import pause_point
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,14 @@ def change_aliases(
         AuditEvent(**common, details={"phase": "started", "operation": operation, "change": change.to_dict()})
     )
     db.session.commit()
-    aliases.apply(services().registry, change, after_step=after_step)
+    pause_point(f"{kind}:intent")  # test hook: the intent is stored, no alias moved yet
+
+    def step(name: str) -> None:
+        pause_point(f"{kind}:{name}")  # test hook: kill -9 between two alias steps
+        if after_step is not None:
+            after_step(name)
+
+    aliases.apply(services().registry, change, after_step=step)
     done = AuditEvent(**common, details={"phase": "completed", "operation": operation, "change": change.to_dict()})
     db.session.add(done)
     db.session.commit()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.approvals import DecisionError
 from webapp.extensions import db
 from webapp.models import Setting, utcnow
-from webapp.processes import alive
+from webapp.processes import hostname, same_process_alive, started_at
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "lock:alias-change"
@@ -41,7 +40,8 @@ def alias_lock(stale_after: timedelta = LOCK_LEASE):
 def take(stale_after: timedelta = LOCK_LEASE) -> str | None:
     """The lease id when the lock is now ours, None when someone else holds it."""
     lease = uuid.uuid4().hex
-    holder = {"pid": os.getpid(), "host": socket.gethostname(), "lease": lease}
+    # pid plus start time: a pid reused by another process after a crash does not keep the lock
+    holder = {"pid": os.getpid(), "started": started_at(), "host": hostname(), "lease": lease}
     for attempt in range(2):
         try:
             # a plain INSERT: the primary key makes it a compare-and-set across processes
@@ -60,7 +60,7 @@ def _break_stale(stale_after: timedelta) -> bool:
     if held is None:
         return True
     value = held.value or {}
-    holder_gone = value.get("host") == socket.gethostname() and not alive(value.get("pid"))
+    holder_gone = value.get("host") == hostname() and not same_process_alive(value.get("pid"), value.get("started"))
     if not holder_gone and held.updated_at > utcnow() - stale_after:
         return False
     # conditional: if two processes break the same stale lock, only one succeeds

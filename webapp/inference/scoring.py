@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.gold import goldset
 from webapp.inference import predictions
 from webapp.models import Prediction, QueryScore
+from webapp.processes import pause_point
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,11 @@ log = logging.getLogger(__name__)
 
 def score(version: int | None = None) -> dict:
     """Predict every open pool image with `version` (the champion by default) and store, for
-    every strategy, each image's score and rank, so a strategy switch needs no recompute."""
+    every strategy, each image's score and rank, so a strategy switch needs no recompute.
+
+    Crash-safe: the old scores' removal, the predictions and every new score are one transaction,
+    so a version's scores are complete or absent, never half there (a kill -9 rolls it all back and
+    the worker scores the version again)."""
     started = time.perf_counter()
     registry, settings = services().registry, services().settings
     version = version if version is not None else registry.version_for(CHAMPION)
@@ -63,6 +68,7 @@ def score(version: int | None = None) -> dict:
         )
     if rows:
         db.session.execute(db.insert(QueryScore), rows)
+    pause_point("scoring:rows-written")  # test hook: every row written, nothing committed
     db.session.commit()
     elapsed = time.perf_counter() - started
     log.info("scored %d pool images with version %s in %.1f s", len(ids), version, elapsed)

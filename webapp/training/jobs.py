@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 
-from registry.uris import CHAMPION
-from webapp import labelstore
+from registry.uris import CANDIDATE, CHAMPION
+from webapp import audit, labelstore
 from webapp.config import SchedulerSettings
 from webapp.extensions import db
 from webapp.inference import scoring
-from webapp.models import Claim, QueryScore, TrainingRun, utcnow
-from webapp.processes import alive
+from webapp.models import AuditEvent, Claim, GateReport, QueryScore, TrainingRun, utcnow
+from webapp.processes import hostname, same_process_alive
 from webapp.services import services
 from webapp.training import runs
 
@@ -98,17 +98,86 @@ def current_trigger_state(now: datetime | None = None) -> TriggerState:
     )
 
 
+def interrupted_because(run: TrainingRun, now: datetime | None = None) -> str | None:
+    """Why a 'running' run has no live owner, or None while it may still have one. Its lease decides
+    across hosts; on this host the owner's pid *and* start time must match, since pids get reused."""
+    now = now or utcnow()
+    if run.lease_expires_at is not None and run.lease_expires_at < now:
+        return "its lease expired"
+    if run.worker_pid is None:
+        return "no worker recorded"
+    if run.worker_host not in (None, hostname()):
+        return None  # another machine's worker, its lease still running
+    if run.worker_pid == os.getpid() and run.worker_started_at is None:
+        return "this process restarted"
+    if not same_process_alive(run.worker_pid, run.worker_started_at):
+        return "its worker process is gone"
+    return None
+
+
 def recover_interrupted() -> int:
-    """Runs left 'running' by a worker that died are marked failed; the next run goes on."""
+    """Runs left 'running' by a worker that died are marked failed, with a recovery entry in the
+    history; a version it registered before dying never stays candidate without a gate report."""
     running = db.session.execute(db.select(TrainingRun).where(TrainingRun.status == "running")).scalars().all()
-    stale = [run for run in running if not (run.worker_pid and run.worker_pid != os.getpid() and alive(run.worker_pid))]
-    for run in stale:
-        run.status, run.finished_at = "failed", utcnow()
-        run.error = "The worker stopped during this run (killed or crashed); nothing was registered."
+    recovered = 0
+    for run in running:
+        why = interrupted_because(run)
+        if why is None:
+            continue
+        versions = _versions_of(run.id)
+        run.status, run.finished_at, run.lease_expires_at = "failed", utcnow(), None
+        run.progress = dict(run.progress or {}, stage="failed")
+        run.error = f"The worker stopped during this run (killed or crashed; {why}); " + (
+            f"version {versions[-1]} was registered but not kept as candidate."
+            if versions
+            else "nothing was registered."
+        )
+        if versions and run.model_version is None:
+            run.model_version = versions[-1]
+        for version in versions:
+            _settle_orphan(version)
         if run.mlflow_run_id:
             services().registry.client.set_terminated(run.mlflow_run_id, "FAILED")
-    db.session.commit()
-    return len(stale)
+        audit.record(
+            "recovery",
+            None,
+            reason=f"Training run {run.id} was interrupted: {why}.",
+            model_version=versions[-1] if versions else None,
+            details={"training_run": run.id, "worker_pid": run.worker_pid, "worker_host": run.worker_host, "why": why},
+            automatic=True,
+        )
+        db.session.commit()
+        recovered += 1
+    return recovered
+
+
+def _versions_of(run_id: int) -> list[int]:
+    return sorted(
+        info.version for info in services().registry.versions() if info.tags.get("training_run") == str(run_id)
+    )
+
+
+def _settle_orphan(version: int) -> None:
+    """A version whose run died: a candidate alias without a gate report is taken back; a champion the
+    first-model bootstrap set without its history entry gets the entry, so aliases and history agree."""
+    registry = services().registry
+    registry.set_tags(version, {"training_run_failed": True})
+    gated = db.session.execute(db.select(GateReport.id).filter_by(model_version=version).limit(1)).first()
+    if registry.version_for(CANDIDATE) == version and not gated:
+        registry.clear_alias(CANDIDATE)
+    if registry.version_for(CHAMPION) == version:
+        recorded = db.session.execute(
+            db.select(AuditEvent.id).filter_by(kind="promotion", model_version=version).limit(1)
+        ).first()
+        if not recorded:
+            audit.record(
+                "promotion",
+                None,
+                reason="First model: no champion to compare with (recorded by crash recovery).",
+                model_version=version,
+                details={"bootstrap": True, "recovered": True},
+                automatic=True,
+            )
 
 
 def needs_scoring() -> int | None:
@@ -124,6 +193,9 @@ def tick() -> dict:
     """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
     with _app.app_context():
         done: dict = {}
+        recovered = recover_interrupted()  # a `medal train` killed meanwhile must not block the queue
+        if recovered:
+            done["recovered"] = recovered
         reason = trigger_reason(current_trigger_state(), services().settings.scheduler)
         if reason:
             done["enqueued"] = runs.enqueue(reason).id

@@ -6,6 +6,9 @@ import logging
 import os
 import random
 import subprocess
+import threading
+import uuid
+from datetime import timedelta
 
 from flask import current_app
 
@@ -19,6 +22,7 @@ from webapp.classes import catalog
 from webapp.config import Settings
 from webapp.extensions import db
 from webapp.models import AuditEvent, TrainingRun, User, utcnow
+from webapp.processes import hostname, pause_point, started_at
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -55,12 +59,58 @@ def training_set(settings: Settings) -> tuple[list[labelstore.Example], int]:
     return doctor + earlier, len(doctor)
 
 
+class RunLease:
+    """A running run's proof of life: an owner token, this process's host, pid and start time, and
+    an expiry that a thread renews through its own connection while the run works. Recovery takes a
+    run for dead when its lease ran out, or when its process (pid and start time) is gone from this
+    host; a pid alone proves nothing, since pids get reused."""
+
+    def __init__(self, training: TrainingRun, seconds: int):
+        self.training, self.seconds = training, seconds
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self) -> None:
+        run = self.training
+        run.lease_token, run.worker_host = self.token, hostname()
+        run.worker_pid, run.worker_started_at = os.getpid(), started_at()
+        run.lease_expires_at = utcnow() + timedelta(seconds=self.seconds)
+        engine, run_id = db.engine, run.id
+        self._thread = threading.Thread(target=self._renew, args=(engine, run_id), daemon=True, name="run-lease")
+
+    def start(self) -> None:
+        if self._thread is not None:
+            self._thread.start()
+
+    def _renew(self, engine, run_id: int) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                with engine.begin() as connection:
+                    connection.execute(
+                        db.update(TrainingRun)
+                        .where(TrainingRun.id == run_id, TrainingRun.lease_token == self.token)
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=self.seconds))
+                    )
+            except Exception:  # a busy database: the next beat tries again, well within the lease
+                log.warning("could not renew the lease of training run %s", run_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
 def run(training: TrainingRun) -> TrainingRun:
-    """Execute a queued run to the end; any failure is stored on the run, never lost."""
+    """Execute a queued run to the end; any failure is stored on the run, never lost. A crash (kill -9)
+    leaves it running with a lease that stops being renewed; jobs.recover_interrupted() closes it."""
     settings = services().settings
-    training.status, training.started_at, training.worker_pid = "running", utcnow(), os.getpid()
+    lease = RunLease(training, settings.scheduler.run_lease_seconds)
+    training.status, training.started_at = "running", utcnow()
+    lease.take()
     training.progress, training.error = {"stage": "preparing"}, None
     db.session.commit()
+    lease.start()
     try:
         _execute(training, settings)
         training.status = "succeeded"
@@ -69,7 +119,9 @@ def run(training: TrainingRun) -> TrainingRun:
         log.exception("training run %s failed", training.id)
         training.status, training.error = "failed", f"{type(error).__name__}: {error}"
         training.progress = dict(training.progress or {}, stage="failed")
-    training.finished_at = utcnow()
+    finally:
+        lease.stop()
+    training.finished_at, training.lease_expires_at = utcnow(), None
     db.session.commit()
     return training
 
@@ -95,6 +147,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
     def progress(update: dict) -> None:
         training.progress = dict(update, stage="training")
         db.session.commit()
+        pause_point("training:fitting")  # test hook: kill -9 mid fine-tune
 
     result = fine_tune(
         TrainSpec(
@@ -158,6 +211,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
     version = registry.register(
         run_id, tags={"training_run": training.id, "parent_version": champion if champion is not None else "none"}
     )
+    pause_point("training:registered")  # test hook: a version exists that the database does not know yet
     training.mlflow_run_id, training.model_version, training.metrics = run_id, version, final
     if champion is None:
         bootstrap_champion(version)

@@ -1,0 +1,1 @@
+"""Backups: a consistent copy of the app database, the image store and the MLflow store, and restoring it."""
