@@ -30,12 +30,27 @@ def main() -> None:
 def register_commands(app: Flask) -> None:
     from webapp.approvals.commands import rollback
     from webapp.auth.commands import tokens, users
+    from webapp.backup.commands import backup, restore
     from webapp.classes.commands import classes
     from webapp.inference.commands import score
     from webapp.training.commands import simulate, train, worker
     from webapp.upload.commands import import_images
 
-    for command in (web, demo, users, tokens, classes, import_images, train, score, worker, simulate, rollback):
+    for command in (
+        web,
+        demo,
+        users,
+        tokens,
+        classes,
+        import_images,
+        train,
+        score,
+        worker,
+        simulate,
+        rollback,
+        backup,
+        restore,
+    ):
         app.cli.add_command(command)
 
 

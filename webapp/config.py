@@ -87,6 +87,8 @@ class SchedulerSettings(Section):
     check_seconds: int = Field(gt=0)
     plateau_runs: int = Field(ge=0)
     plateau_min_delta: float = Field(ge=0)
+    # a running training run's lease: renewed while it runs; a run whose lease ran out is taken for dead
+    run_lease_seconds: int = Field(default=120, ge=10)
 
 
 class AutoPromotionSettings(Section):
