@@ -7,30 +7,26 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `config` overrides Flask keys after config.yaml and the environment; the
     settings are read and validated here, once."""
+    from webapp.auth import access
     from webapp.config import flask_config, load_settings
-    from webapp.extensions import csrf, db, login, migrate
+    from webapp.extensions import csrf, db, limiter, login, migrate
     from webapp.services import init_services
 
     app = Flask(__name__, instance_relative_config=False)
     settings = load_settings()
     app.config.from_mapping(flask_config(settings))
-    if config:
-        app.config.from_mapping(config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("pytorch_lightning", "lightning", "lightning.pytorch", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-    db.init_app(app)
-    migrate.init_app(app, db, directory=str(_migrations_dir()))
-    login.init_app(app)
+    app.config["RATELIMIT_STORAGE_URI"] = settings.security.rate_limit_storage
+    # the route -> roles table runs first, so a stranger is told to log in before anything else
+    app.before_request(access.enforce)
     csrf.init_app(app)
+    limiter.init_app(app)
+    app.jinja_env.globals["may"] = access.may
     init_services(app, settings)
 
     from webapp import errors
@@ -61,8 +57,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens only, never cookies
     errors.register(app)
 
+    secure = settings.security.secure_cookies
+
     @app.after_request
     def security_headers(response):
+        if secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+        )
+        if request.endpoint != "static":  # pages, images and API answers hold patient data: never cached
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -143,6 +143,23 @@ class AssistantSettings(Section):
 class SecuritySettings(Section):
     # who may create training labels (review queue and label API); admins only if listed
     label_roles: tuple[Literal["doctor", "engineer", "admin"], ...] = Field(default=("doctor",), min_length=1)
+    secure_cookies: bool = False  # HTTPS deployments: Secure cookies and HSTS
+    login_rate_limit: str = "20 per minute"  # Flask-Limiter syntax, per client address, on POST /login
+    rate_limit_storage: str = "memory://"  # per process; redis://host:6379 shares it across web processes
+    lockout_failures: int = Field(default=10, gt=0)  # wrong passwords in a row before an account waits
+    lockout_minutes: float = Field(default=15, gt=0)
+    token_days: int = Field(default=90, gt=0, le=3650)  # API token lifetime unless `--days` says otherwise
+    token_touch_seconds: int = Field(default=60, ge=0)  # last_used_at is written at most this often
+
+    @model_validator(mode="after")
+    def _valid_rate_limit(self) -> "SecuritySettings":
+        from limits import parse_many
+
+        try:
+            parse_many(self.login_rate_limit)
+        except ValueError as error:
+            raise ValueError(f"login_rate_limit {self.login_rate_limit!r}: {error}") from None
+        return self
 
 
 class DemoUser(Section):
@@ -270,6 +287,8 @@ def flask_config(settings: Settings, environ: Mapping[str, str] | None = None) -
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": settings.security.secure_cookies,
+        "REMEMBER_COOKIE_SECURE": settings.security.secure_cookies,
         "WTF_CSRF_TIME_LIMIT": None,
     }
 

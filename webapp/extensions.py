@@ -2,6 +2,8 @@
 
 import sqlite3
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -17,6 +19,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
 class WalConnection(sqlite3.Connection):
     """The app database's SQLite connections: write-ahead log, so a reader never waits for a
     writer and several web processes share the file (the busy timeout is sqlite3's `timeout`)."""
@@ -30,3 +33,6 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate(render_as_batch=True)
 login = LoginManager()
 csrf = CSRFProtect()
+# no default limits: only the routes that name one (POST /login) are limited; the storage URI
+# comes from security.rate_limit_storage (memory:// counts per process, redis:// across them)
+limiter = Limiter(key_func=get_remote_address)

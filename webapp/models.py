@@ -26,9 +26,21 @@ class User(UserMixin, db.Model):
     can_adjudicate = db.Column(db.Boolean, nullable=False, default=False)
     active = db.Column(db.Boolean, nullable=False, default=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    # part of the session cookie's user id: bumping it (log-out, new password, new role) ends every session
+    session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    failed_logins = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # wrong passwords in a row
+    locked_until = db.Column(db.DateTime)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Every session cookie issued so far stops working (cookies are signed, not stored: the id changes)."""
+        self.session_generation = (self.session_generation or 0) + 1
+
+    def get_id(self) -> str:  # Flask-Login stores this in the session
+        return f"{self.id}:{self.session_generation or 0}"
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -53,8 +65,9 @@ class ApiToken(db.Model):
     token_hash = db.Column(db.String(64), unique=True, nullable=False)
     name = db.Column(db.String(80), nullable=False, default="")
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    last_used_at = db.Column(db.DateTime)
+    last_used_at = db.Column(db.DateTime)  # written at most once per security.token_touch_seconds
     revoked = db.Column(db.Boolean, nullable=False, default=False)
+    expires_at = db.Column(db.DateTime, nullable=False)
     user = db.relationship(User)
 
     @staticmethod

@@ -1,11 +1,20 @@
-"""`medal users` and `medal tokens`."""
+"""`medal users` and `medal tokens`; every change of who may do what lands in the history."""
 
 from __future__ import annotations
 
 import click
 
+from webapp import audit
+from webapp.errors import Problem
 from webapp.extensions import db
-from webapp.models import ROLES, User
+from webapp.models import ROLES, User, utcnow
+
+
+def _user(username: str) -> User:
+    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user {username!r}.")
+    return user
 
 
 @click.group()
@@ -26,8 +35,41 @@ def users_create(username: str, role: str, password: str, adjudicator: bool) -> 
     user = User(username=username, role=role, can_adjudicate=adjudicator)
     user.set_password(password)
     db.session.add(user)
+    db.session.flush()
+    audit.record("user_created", None, details={"user": username, "role": role, "adjudicator": adjudicator})
     db.session.commit()
     click.echo(f"Created {role} {username}.")
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(username: str, role: str) -> None:
+    """Give a user another role; their sessions end, so the new role applies at once."""
+    user = _user(username)
+    if user.role == role:
+        click.echo(f"{username} is already {role}.")
+        return
+    before, user.role = user.role, role
+    user.end_sessions()
+    audit.record("role_changed", None, details={"user": username, "from": before, "to": role})
+    db.session.commit()
+    click.echo(f"{username}: {before} -> {role}.")
+
+
+@users.command("deactivate")
+@click.argument("username")
+def users_deactivate(username: str) -> None:
+    """Stop a user logging in or using their tokens; their labels and history stay."""
+    user = _user(username)
+    if not user.active:
+        click.echo(f"{username} is already deactivated.")
+        return
+    user.active = False
+    user.end_sessions()
+    audit.record("user_deactivated", None, details={"user": username, "role": user.role})
+    db.session.commit()
+    click.echo(f"Deactivated {username}.")
 
 
 @click.group()
@@ -38,13 +80,44 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("username")
 @click.option("--name", default="cli", help="a note on what the token is for")
-def tokens_create(username: str, name: str) -> None:
+@click.option("--days", type=click.IntRange(min=1, max=3650), help="valid this many days (default security.token_days)")
+def tokens_create(username: str, name: str, days: int | None) -> None:
     """Create a bearer token; it is printed once, on the last line."""
     from webapp.auth.tokens import create_token
 
-    user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
-    if user is None:
-        raise click.ClickException(f"No user {username!r}.")
-    token = create_token(user, name)
+    user = _user(username)
+    token = create_token(user, name, days=days)
     click.echo(f"Token for {username} ({user.role}); store it now, it is not shown again:")
     click.echo(token)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """Every token with its owner, dates and state; never the secret."""
+    from webapp.auth.tokens import list_tokens
+
+    now = utcnow()
+    click.echo(f"{'id':>4}  {'user':<16} {'name':<16} {'created':<16} {'expires':<16} {'last used':<16} state")
+    for row in list_tokens():
+        state = "revoked" if row.revoked else "expired" if row.expires_at <= now else "active"
+        click.echo(
+            f"{row.id:>4}  {row.user.username:<16} {row.name:<16} {_when(row.created_at)} {_when(row.expires_at)} "
+            f"{_when(row.last_used_at)} {state}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=click.IntRange(min=1, max=2**62))
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by the id `medal tokens list` shows; it stops working at once."""
+    from webapp.auth.tokens import revoke_token
+
+    try:
+        row = revoke_token(token_id)
+    except Problem as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Revoked token {row.id} ({row.user.username}, {row.name}).")
+
+
+def _when(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else f"{'-':<16}"
