@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export MEDAL_HOME ?= $(CURDIR)/instance
 
-.PHONY: venv demo test test-slow test-browser lint system-deps worker web stop bench clean
+.PHONY: venv demo test test-slow test-browser lint audit system-deps worker web stop bench clean
 
 $(BIN)/medal: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ lint: venv
 	$(BIN)/ruff format --check webapp registry learning tests scripts migrations
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# supply chain: bandit fails on any high-severity finding in our code (the medium ones are explained in
+# docs/security.md); pip-audit checks every pin in requirements.lock for known vulnerabilities, and says so
+# when its vulnerability service cannot be reached from this machine instead of failing the build
+audit: venv
+	$(BIN)/bandit -q -r webapp registry learning scripts migrations --severity-level high
+	$(BIN)/python scripts/pip_audit.py
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
