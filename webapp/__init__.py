@@ -22,6 +22,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings()
     app.config.from_mapping(flask_config(settings))
     app.config["RATELIMIT_STORAGE_URI"] = settings.security.rate_limit_storage
+    if settings.security.proxy_hops:  # behind the TLS proxy: per-client limits need the client's address
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.security.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     # the route -> roles table runs first, so a stranger is told to log in before anything else
     app.before_request(access.enforce)
     csrf.init_app(app)

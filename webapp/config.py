@@ -150,6 +150,7 @@ class SecuritySettings(Section):
     lockout_minutes: float = Field(default=15, gt=0)
     token_days: int = Field(default=90, gt=0, le=3650)  # API token lifetime unless `--days` says otherwise
     token_touch_seconds: int = Field(default=60, ge=0)  # last_used_at is written at most this often
+    proxy_hops: int = Field(default=0, ge=0, le=5)  # reverse proxies in front: trust that many X-Forwarded-*
 
     @model_validator(mode="after")
     def _valid_rate_limit(self) -> "SecuritySettings":
