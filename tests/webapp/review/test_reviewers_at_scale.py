@@ -30,12 +30,13 @@ def _free_port() -> int:
 
 
 def _start_web(port: int, log: Path) -> subprocess.Popen:
-    web = subprocess.Popen(
-        [str(MEDAL), "web", "--port", str(port), "--workers", str(WORKERS)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        web = subprocess.Popen(
+            [str(MEDAL), "web", "--port", str(port), "--workers", str(WORKERS)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if web.poll() is not None:
