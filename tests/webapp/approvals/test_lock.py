@@ -40,3 +40,22 @@ def test_a_holder_whose_lease_was_broken_does_not_release_the_new_owners_lock(ap
     assert lock.release(old) is False
     assert db.session.get(Setting, lock.LOCK_KEY).value["lease"] == new
     assert lock.release(new) is True
+
+
+def test_a_lock_whose_pid_now_names_another_process_is_broken(app):
+    import subprocess
+
+    from webapp.processes import started_at
+
+    lease = lock.take()
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        held = db.session.get(Setting, lock.LOCK_KEY)
+        # the holder died and its pid went to `sleep`: alive by pid, not by pid and start time
+        held.value = dict(held.value, pid=other.pid, started=started_at(other.pid) - 30)
+        db.session.commit()
+        new = lock.take()
+        assert new is not None and new != lease
+    finally:
+        other.kill()
+        other.wait()
