@@ -1,15 +1,54 @@
-"""The append-only history as users read it: gate runs, decisions, promotions, rollbacks."""
+"""The append-only history as users read it: every audited change (labels, classes, roles, tokens,
+gate runs, decisions, promotions, rollbacks), newest first, filtered by kind."""
 
 from __future__ import annotations
 
+from flask import request
+
+from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import AuditEvent
 
+# every kind the platform records, as the history names it; a kind missing here still shows, by its code
+KINDS = {
+    "label": "label",
+    "class": "class change",
+    "user_created": "user created",
+    "role_changed": "role change",
+    "user_deactivated": "user deactivated",
+    "account_locked": "log-in locked",
+    "token_created": "token created",
+    "token_revoked": "token revoked",
+    "gate": "gate run",
+    "approval": "approval",
+    "rejection": "rejection",
+    "promotion": "promotion",
+    "rollback": "rollback",
+}
+MODEL_KINDS = ("gate", "approval", "rejection", "promotion", "rollback")
 
-def history(limit: int = 500) -> list[AuditEvent]:
+
+def history(limit: int = 500, kinds: list[str] | None = None) -> list[AuditEvent]:
     """What the history page and API show: every event but the internal 'started' markers."""
-    events = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)).scalars()
+    query = db.select(AuditEvent).order_by(AuditEvent.id.desc())
+    if kinds:
+        query = query.where(AuditEvent.kind.in_(kinds))
+    events = db.session.execute(query.limit(limit)).scalars()
     return [e for e in events if (e.details or {}).get("phase") != "started"]
+
+
+def requested_kinds() -> list[str]:
+    """`?kind=label` or `?kind=promotion,rollback`; none means every kind."""
+    kinds = [k.strip() for value in request.args.getlist("kind") for k in value.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise Problem(f"Unknown kind {', '.join(unknown)}; the kinds are {', '.join(KINDS)}.")
+    return kinds
+
+
+def from_request() -> list[AuditEvent]:
+    """The history the page or API asked for (`?kind=`)."""
+    return history(kinds=requested_kinds())
 
 
 def event_to_dict(event: AuditEvent) -> dict:
@@ -17,6 +56,7 @@ def event_to_dict(event: AuditEvent) -> dict:
     return {
         "id": event.id,
         "kind": event.kind,
+        "what": KINDS.get(event.kind, event.kind),
         "actor": event.actor_name,
         "model_version": event.model_version,
         "from_version": event.from_version,
@@ -27,4 +67,5 @@ def event_to_dict(event: AuditEvent) -> dict:
         "recovered": bool(details.get("recovered")),
         "abandoned": details.get("phase") == "abandoned",
         "gold_snapshot": details.get("snapshot"),
+        "details": details,
     }

@@ -12,9 +12,10 @@ from flask import g
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
+from webapp import audit
 from webapp.errors import Problem
 from webapp.extensions import db
-from webapp.models import AuditEvent, ClassAlias, GoldItem, Image, Label, LabelClass, User
+from webapp.models import ClassAlias, GoldItem, Image, Label, LabelClass, User
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
 PROTECTED = 2  # a classifier needs two classes at least
@@ -87,15 +88,7 @@ def _check_name(name: str) -> str:
 
 
 def _audit(user: User | None, reason: str, details: dict) -> None:
-    db.session.add(
-        AuditEvent(
-            kind="class",
-            actor_id=user.id if user else None,
-            actor_name=user.username if user else "system",
-            reason=reason,
-            details=details,
-        )
-    )
+    audit.record("class", user, reason=reason, details=details)
 
 
 def _forget() -> None:
