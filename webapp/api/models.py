@@ -33,7 +33,7 @@ def list_models():
 @bp.get("/models/history")
 @token_required("engineer")
 def model_history():
-    return jsonify(events=[history.event_to_dict(event) for event in history.history()])
+    return jsonify(events=[history.event_to_dict(event) for event in history.from_request()])
 
 
 def _body() -> dict:

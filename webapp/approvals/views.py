@@ -124,7 +124,13 @@ def rerun_gate(version: int):
 @bp.get("/history", endpoint="history")
 @roles_required("engineer")
 def history_page():
-    return render_template("approvals/history.html", events=history.history())
+    return render_template(
+        "approvals/history.html",
+        events=history.from_request(),
+        kinds=history.KINDS,
+        model_kinds=history.MODEL_KINDS,
+        selected=history.requested_kinds(),
+    )
 
 
 @bp.app_template_filter("delta_class")
