@@ -27,6 +27,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         hops = settings.security.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    if config:
+        app.config.from_mapping(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pytorch_lightning", "lightning", "lightning.pytorch", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    login.init_app(app)
     # the route -> roles table runs first, so a stranger is told to log in before anything else
     app.before_request(access.enforce)
     csrf.init_app(app)
@@ -34,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["may"] = access.may
     init_services(app, settings)
 
-    from webapp import errors
+    from webapp import converters, errors
     from webapp.api import bp as api_bp
     from webapp.approvals.views import bp as approvals_bp
     from webapp.assistant.views import bp as assistant_bp
@@ -46,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.training.views import bp as training_bp
     from webapp.upload.views import bp as upload_bp
 
+    converters.register(app)  # bounded <int:...> ids; before the blueprints add their rules
     for blueprint in (
         auth_bp,
         upload_bp,
