@@ -26,9 +26,10 @@
     const form = new FormData(); form.append("file", file);
     ["site", "patient_age", "patient_sex"].forEach(id => { const v = document.getElementById(id).value; if (v) form.append(id, v); });
     try {
-      const response = await fetch(window.location.pathname, { method: "POST", body: form, headers: { "X-CSRFToken": csrf } });
-      const data = await response.json();
-      const result = data.results ? data.results[0] : { ok: false, error: data.error };
+      const response = await fetch(window.location.pathname, {
+        method: "POST", body: form, headers: { "X-CSRFToken": csrf, "Accept": "application/json" },
+      });
+      const result = await readResult(response);
       if (!result.ok) { status.textContent = result.error; status.className = "error-message"; return; }
       const p = result.prediction;
       status.innerHTML = ""; const strong = document.createElement("strong"); strong.textContent = p.predicted_class; status.appendChild(strong);
@@ -36,7 +37,27 @@
       cell(row, "v" + p.model_version);
       const link = document.createElement("a"); link.href = "/predictions/" + p.id; link.textContent = "open";
       cell(row, "").appendChild(link);
-    } catch (error) { status.textContent = "Upload failed: " + error; }
+    } catch (error) { status.textContent = "Upload failed: " + error.message; status.className = "error-message"; }
+  }
+
+  // The app answers JSON, but a proxy in front of it (a 413 or 502 from nginx) or an expired
+  // session (the log-in page) answers HTML: say what happened instead of a JSON SyntaxError.
+  async function readResult(response) {
+    const type = response.headers.get("Content-Type") || "";
+    if (type.includes("application/json")) {
+      const data = await response.json();
+      return data.results ? data.results[0] : { ok: false, error: data.error || ("HTTP " + response.status) };
+    }
+    if (response.redirected && new URL(response.url).pathname === "/login") {
+      return { ok: false, error: "Your session has ended: log in again, then upload this file again." };
+    }
+    const known = {
+      413: "The file is larger than the server accepts.",
+      502: "The server is not reachable right now; try again in a minute.",
+      503: "The server is busy or starting; try again in a minute.",
+      504: "The server took too long to answer; try again.",
+    };
+    return { ok: false, error: (known[response.status] || "The server answered unexpectedly.") + " (HTTP " + response.status + ")" };
   }
 
   function sendAll(files) { Array.from(files).forEach(send); }
