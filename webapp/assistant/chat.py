@@ -14,6 +14,7 @@ from learning.assistant import (
     KnowledgeBase,
     Rephraser,
 )
+from learning.intents import IntentClassifier
 from learning.metrics import PER_CLASS_METRICS, metric_key
 from webapp.errors import Problem
 from webapp.extensions import db
@@ -29,9 +30,13 @@ def assistant() -> Assistant:
     with _lock:
         found = current_app.extensions.get("medal_assistant")
         if found is None:
-            cfg = services().settings.assistant.language_model
+            settings = services().settings.assistant
+            cfg = settings.language_model
             rephraser = Rephraser(cfg.package, cfg.max_new_tokens) if cfg.enabled else None
-            found = Assistant(KnowledgeBase(), rephraser)
+            # the encoder loads once per process; the first question waits for it (see IntentClassifier)
+            found = Assistant(
+                KnowledgeBase(encoder=settings.embeddings), rephraser, IntentClassifier(settings.embeddings)
+            )
             found.kb.start_loading()
             if rephraser is not None:
                 rephraser.start_loading()
@@ -110,6 +115,7 @@ def answer_to_dict(thread: ChatThread, answer: Answer) -> dict:
         "facts": answer.facts_used,
         "intent": answer.intent,
         "source": answer.source,
+        "understood_by": answer.understood_by,  # keywords: the sentence encoder is unavailable (degraded)
         "reminder": REMINDER,
     }
 

@@ -33,6 +33,10 @@
                                         body: JSON.stringify({ message }) });
     const data = await response.json();
     show(response.ok ? { role: "assistant", text: data.answer, facts: data.facts } : { role: "assistant", text: data.error });
+    if (response.ok && data.understood_by === "keywords") {
+      // the sentence encoder is not available: questions are matched by keywords only
+      show({ role: "notice", text: "The assistant is running in a reduced mode (keyword matching); rephrase if the answer misses your question." });
+    }
   });
   input.addEventListener("keydown", e => e.stopPropagation());  // typing never triggers review shortcuts
 })();

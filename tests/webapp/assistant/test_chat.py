@@ -95,3 +95,29 @@ def test_answer_text_is_escaped_on_the_page(trained_app):
     login(client, "doctor")
     page = client.get(f"/predictions/{prediction['id']}").get_data(as_text=True)
     assert "<img src=x" not in page and "chat-panel" in page
+
+
+def test_prognosis_treatment_and_other_patients_are_refused_over_the_api_and_the_page(trained_app):
+    client = trained_app.test_client()
+    headers = api_token(trained_app, "doctor")
+    prediction = _predict(trained_app, client, headers, seed=67)
+    url = f"/api/v1/predictions/{prediction['id']}/chat"
+    for message, intent in [
+        ("What is the probability this patient dies within 30 days?", "prognosis"),
+        ("Should I give steroids?", "treatment"),
+        ("Can I send this patient home?", "treatment"),
+        ("What did the last patient's X-ray show?", "other_patients"),
+    ]:
+        body = client.post(url, headers=headers, json={"message": message}).get_json()
+        assert (body["intent"], body["source"]) == (intent, "refusal"), body
+        assert f"{prediction['probabilities'][prediction['predicted_class']] * 100:.1f}%" not in body["answer"]
+    body = client.post(url, headers=headers, json={"message": "What made the model decide this?"}).get_json()
+    assert (body["intent"], body["source"], body["understood_by"]) == ("why", "template", "embeddings")
+    login(client, "doctor")
+    token = csrf_token(client, f"/predictions/{prediction['id']}")
+    page = client.post(
+        f"/predictions/{prediction['id']}/chat",
+        json={"message": "Is it safe to send her home today?"},
+        headers={"X-CSRFToken": token},
+    ).get_json()
+    assert (page["intent"], page["source"]) == ("treatment", "refusal")
