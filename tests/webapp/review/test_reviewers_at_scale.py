@@ -4,6 +4,7 @@ SQLite (WAL, busy timeout) and PostgreSQL: every label stored once, no image lab
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,8 +103,12 @@ def test_fifty_reviewers_against_gunicorn(request, tmp_path, database):
         with ThreadPoolExecutor(REVIEWERS) as threads:
             tallies = list(threads.map(lambda token: _reviewer(f"http://127.0.0.1:{port}", token), tokens))
     finally:
-        web.terminate()
-        web.wait(30)
+        web.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: the load is over
+        try:
+            web.wait(60)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait()
     seconds = time.monotonic() - started
 
     statuses = sum((tally["statuses"] for tally in tallies), Counter())
