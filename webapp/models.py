@@ -192,6 +192,11 @@ class TrainingRun(db.Model):
     metrics = db.Column(JSON)
     error = db.Column(db.Text)
     worker_pid = db.Column(db.Integer)
+    # the lease of a running run: a pid alone is no proof of life, since pids get reused
+    lease_token = db.Column(db.String(32))
+    lease_expires_at = db.Column(db.DateTime)
+    worker_host = db.Column(db.String(255))
+    worker_started_at = db.Column(db.Float)  # the owner process's start time (psutil create_time)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     started_at = db.Column(db.DateTime)
     finished_at = db.Column(db.DateTime)
@@ -205,11 +210,6 @@ class TrainingRun(db.Model):
 
 
 class GoldItem(db.Model):
-    # the lease of a running run: a pid alone is no proof of life, since pids get reused
-    lease_token = db.Column(db.String(32))
-    lease_expires_at = db.Column(db.DateTime)
-    worker_host = db.Column(db.String(255))
-    worker_started_at = db.Column(db.Float)  # the owner process's start time (psutil create_time)
     """An image marked for the gold set and the state of its adjudication."""
 
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)

@@ -29,7 +29,9 @@ def test_every_post_form_in_the_templates_carries_the_token():
 def test_every_form_endpoint_refuses_a_post_without_the_token(app):
     """As a user the route -> roles table lets in (so the refusal is CSRF's, not the role's)."""
     refused = []
-    posts = [(endpoint, url) for endpoint, method, url in _calls(app) if method == "POST" and not access.is_api(endpoint)]
+    posts = [
+        (endpoint, url) for endpoint, method, url in _calls(app) if method == "POST" and not access.is_api(endpoint)
+    ]
     clients = {}
     for endpoint, url in posts:
         rule = access.ACCESS[endpoint]
