@@ -8,15 +8,14 @@ from webapp.api import bp
 from webapp.assistant import chat
 from webapp.auth.roles import token_required
 from webapp.errors import Problem
-from webapp.extensions import db
+from webapp.gold.goldset import visible_prediction
 from webapp.jsonbody import json_object
-from webapp.models import Prediction
 
 
 @bp.post("/predictions/<int:prediction_id>/chat")
 @token_required()
 def ask(prediction_id: int):
-    prediction = db.get_or_404(Prediction, prediction_id, description=f"No prediction with id {prediction_id}.")
+    prediction = visible_prediction(prediction_id)
     body = json_object('{"message": "why?"}', message=str)
     if not isinstance(body.get("message"), str):
         raise Problem('Send JSON like {"message": "why?"}.')

@@ -6,9 +6,8 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from webapp.assistant import chat
-from webapp.extensions import db
+from webapp.gold.goldset import visible_prediction
 from webapp.jsonbody import json_object
-from webapp.models import Prediction
 
 bp = Blueprint("assistant", __name__, template_folder="templates")
 
@@ -16,7 +15,7 @@ bp = Blueprint("assistant", __name__, template_folder="templates")
 @bp.post("/predictions/<int:prediction_id>/chat")
 @login_required
 def ask(prediction_id: int):
-    prediction = db.get_or_404(Prediction, prediction_id)
+    prediction = visible_prediction(prediction_id)
     body = json_object('{"message": "why?"}', message=str)
     thread, answer = chat.ask(prediction, current_user, body.get("message") or "")
     return jsonify(chat.answer_to_dict(thread, answer))
@@ -25,5 +24,5 @@ def ask(prediction_id: int):
 @bp.get("/predictions/<int:prediction_id>/chat")
 @login_required
 def thread(prediction_id: int):
-    prediction = db.get_or_404(Prediction, prediction_id)
+    prediction = visible_prediction(prediction_id)
     return jsonify(messages=chat.history(prediction, current_user))

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp import audit
 from webapp.errors import Problem
 from webapp.extensions import db
-from webapp.models import Claim, GoldItem, Image, Label, User, utcnow
+from webapp.models import Claim, GoldItem, Image, Label, Prediction, User, utcnow
 
 READS_NEEDED = 2
 READ_CHANNEL = "gold"  # Label.channel of a gold read: made blind, outside the review queue
@@ -82,6 +82,14 @@ def visible_image(image_id: int) -> Image:
     if image is None or is_blind(image):
         raise GoldError(f"No image with id {image_id}.", 404)
     return image
+
+
+def visible_prediction(prediction_id: int) -> Prediction:
+    """A prediction as the ordinary routes (heat map, chat) may show it: hidden like its image."""
+    prediction = db.session.get(Prediction, prediction_id)
+    if prediction is None or is_blind(prediction.image):
+        raise GoldError(f"No prediction with id {prediction_id}.", 404)
+    return prediction
 
 
 def may_read(user: User) -> bool:

@@ -11,8 +11,9 @@ from PIL import Image as PILImage
 
 from webapp.extensions import db
 from webapp.files import write_atomic
+from webapp.gold.goldset import visible_prediction
 from webapp.inference import explanations
-from webapp.models import Image, Label, Prediction
+from webapp.models import Image, Label
 from webapp.services import services
 
 bp = Blueprint("inference", __name__)
@@ -51,7 +52,7 @@ def _thumbnail_png(path: Path) -> bytes:
 @bp.get("/predictions/<int:prediction_id>/heatmap.png")
 @login_required
 def heatmap(prediction_id: int):
-    prediction = db.get_or_404(Prediction, prediction_id)
+    prediction = visible_prediction(prediction_id)
     path = explanations.heatmap_path(prediction)
     if path is None:
         abort(404)

@@ -181,7 +181,14 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
 
 
 def _known(image: Image) -> Uploaded:
-    """A re-upload: the stored image with the serving version's prediction (made now if missing)."""
+    """A re-upload: the stored image with the serving version's prediction (made now if missing).
+    A gold image awaiting its blind reads keeps its prediction to itself, whoever sends it again."""
+    from webapp.gold.goldset import is_blind
+
+    if is_blind(image):
+        raise IngestError(
+            "This image is already stored and awaits independent reads; its prediction is withheld until then.", 409
+        )
     prediction = predictions.predict(image)
     db.session.commit()
     return Uploaded(image, prediction, False)

@@ -3,9 +3,12 @@ exist (404, like a missing image), and only label_roles may read; every final la
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.conftest import api_token, login, seed_pool, user
+from tests.synthetic import png_bytes, radiograph
 from webapp.extensions import db
 from webapp.gold import goldset
 from webapp.inference import predictions
@@ -81,3 +84,26 @@ def test_reads_and_final_labels_are_audited(gold_image):
     events = db.session.execute(db.select(AuditEvent).filter_by(kind="label").order_by(AuditEvent.id)).scalars()
     found = [(event.actor_name, event.details.get("channel"), event.details.get("gold")) for event in events]
     assert found == [("doctor", "gold", None), ("doctor2", "gold", None), ("doctor2", None, "agreeing reads")]
+
+
+def test_heat_map_and_chat_of_a_pending_gold_image_are_404(app, client, gold_image):
+    _, prediction_id = gold_image
+    login(client, "doctor")
+    assert client.get(f"/predictions/{prediction_id}/heatmap.png").status_code == 404
+    assert client.get(f"/predictions/{prediction_id}/chat").status_code == 404
+    asked = client.post(
+        f"/api/v1/predictions/{prediction_id}/chat", headers=api_token(app, "doctor"), json={"message": "why?"}
+    )
+    assert asked.status_code == 404
+    assert "probab" not in asked.get_data(as_text=True)
+
+
+def test_uploading_a_pending_gold_image_again_withholds_its_prediction(app, client, tiny):
+    headers = api_token(app, "doctor")
+    data = png_bytes(radiograph(1, seed=62))
+    first = client.post("/api/v1/images", headers=headers, data={"file": (io.BytesIO(data), "a.png")})
+    assert first.status_code == 201
+    goldset.mark([first.get_json()["image_id"]], user("engineer"))
+    again = client.post("/api/v1/images", headers=headers, data={"file": (io.BytesIO(data), "a.png")})
+    assert again.status_code == 409
+    assert "prediction" not in again.get_json() and "withheld" in again.get_json()["error"]
