@@ -187,17 +187,25 @@ class Registry:
             return target
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{version}-"))
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri(self.model_name, version), dst_path=str(staging)
-        )
         try:
-            Path(local).rename(target)  # atomic: readers never see a half-written version
-        except OSError:
-            if not (target / "spec.json").exists():
-                raise
-        shutil.rmtree(staging, ignore_errors=True)
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=model_uri(self.model_name, version), dst_path=str(staging)
+                )
+            )
+            if not (local / "spec.json").exists():  # never cache an empty or partial copy
+                raise FileNotFoundError(f"model version {version} has no spec.json in the registry's artifacts")
+            if target.exists() and not (target / "spec.json").exists():
+                shutil.rmtree(target, ignore_errors=True)  # an unusable copy left by an older release
+            try:
+                local.rename(target)  # atomic: readers never see a half-written version
+            except OSError:
+                if not (target / "spec.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
 
     def load(self, version: int) -> XrayNet:
