@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -76,7 +77,9 @@ def app(home):
 @pytest.fixture
 def pg_app(home, postgres, monkeypatch, request):
     """The app on a fresh PostgreSQL database instead of SQLite."""
-    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50]
+    # a readable prefix and a hash of the whole name: parametrized tests share the prefix
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:40] + "_" + digest
     monkeypatch.setenv("DATABASE_URL", postgres.create_database(name))
     yield from _make_app()
 

@@ -86,6 +86,22 @@ def test_an_id_too_large_in_a_form_is_a_4xx(app, client):
     assert db.session.execute(db.select(Label)).first() is None
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("field", ["prediction_id", "time_spent_ms"])
+def test_a_number_too_large_in_a_form_is_a_4xx_on_postgres(pg_app, field):
+    from webapp.extensions import db
+    from webapp.models import Label
+
+    pg_app.config["WTF_CSRF_ENABLED"] = False
+    client = pg_app.test_client()
+    image_id = seed_pool(1)[0]
+    login(client, "doctor")
+    response = client.post(f"/review/{image_id}", data={"label": "normal", field: str(2**63)})
+    assert response.status_code < 500, response.data[:300]
+    stored = db.session.execute(db.select(Label)).scalars().all()
+    assert all(label.time_spent_ms is None and label.prediction_id is None for label in stored)
+
+
 def _nested(depth: int) -> bytes:
     return b'{"label": ' + b"[" * depth + b"]" * depth + b"}"
 

@@ -9,6 +9,7 @@ from wtforms import StringField
 from wtforms.validators import Length
 
 from webapp.auth.roles import roles_required
+from webapp.converters import bounded_int
 from webapp.extensions import db
 from webapp.gold import goldset, pool
 from webapp.models import GoldItem
@@ -59,7 +60,7 @@ def mark():
     # ticked thumbnails and the typed field all arrive as `image_ids`
     typed = " ".join(request.form.getlist("image_ids")) if form.validate_on_submit() else ""
     try:
-        ids = [int(part) for part in typed.replace(",", " ").split()]
+        ids = [bounded_int(part) for part in typed.replace(",", " ").split()]
     except ValueError:
         ids = []
     if len(ids) > MAX_MARK:
@@ -110,7 +111,7 @@ def record_read(image_id: int):
             image_id,
             request.form.get("label", ""),
             services().class_names,
-            time_spent_ms=request.form.get("time_spent_ms", type=int),
+            time_spent_ms=request.form.get("time_spent_ms", type=bounded_int),
         )
         flash(f"Read of gold image {image_id} saved.", "success")
     except goldset.GoldError as error:

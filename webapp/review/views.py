@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.auth.redirects import safe_next
+from webapp.converters import bounded_int
 from webapp.extensions import db
 from webapp.gold import goldset
 from webapp.models import Label, Prediction
@@ -38,12 +39,22 @@ def next_image():
     )
 
 
+def _prediction_id(raw: str | None) -> int | None:
+    """The prediction the doctor answered: absent means the latest; anything else must name one."""
+    if raw in (None, ""):
+        return None
+    try:
+        return bounded_int(raw)
+    except ValueError:
+        raise queue.LabelError(f"prediction_id {raw[:40]!r} names no prediction.") from None
+
+
 @bp.post("/review/<int:image_id>")
 @labelers_page
 def submit(image_id: int):
     label = request.form.get("label", "")
-    prediction_id = request.form.get("prediction_id", type=int)
-    spent = request.form.get("time_spent_ms", type=int)
+    prediction_id = _prediction_id(request.form.get("prediction_id"))
+    spent = request.form.get("time_spent_ms", type=bounded_int)
     back = safe_next(request.form.get("next"), url_for("review.next_image"))
     try:
         saved = queue.submit(current_user, image_id, label, prediction_id=prediction_id, time_spent_ms=spent)
