@@ -76,12 +76,27 @@ def test_in_scope_answers_are_grounded_for_every_phrasing(classifier, kb):
         assert all(n in allowed for n in NUMBER.findall(answer.text.replace(REMINDER, ""))), (question, answer.text)
 
 
-def test_without_the_encoder_rules_still_refuse_and_say_so(kb, caplog):
-    with caplog.at_level(logging.WARNING, logger="learning.embeddings"):
-        degraded = IntentClassifier("no_such_encoder_package", wait=30)
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_without_the_encoder_rules_still_refuse_and_say_so(kb):
+    # a handler on the module's own logger: what other libraries do to the root logger cannot hide it
+    collect, logger = _Collect(), logging.getLogger("learning.embeddings")
+    logger.addHandler(collect)
+    try:
+        degraded = IntentClassifier("no_such_encoder_for_the_rules_test", wait=30)
         # one that no rule knows: classified by the keyword fallback and marked as such
         understood = degraded.classify("Explain the basis of this", kb.aliases)
-    assert degraded.degraded and "no_such_encoder_package" in caplog.text and "degraded" in caplog.text
+    finally:
+        logger.removeHandler(collect)
+    logged = "\n".join(collect.lines)
+    assert degraded.degraded and "no_such_encoder_for_the_rules_test" in logged and "degraded" in logged
     assert (understood.intent, understood.method) == ("why", "keywords")
     assert degraded.classify("How sure is it?", kb.aliases).intent == "confidence"
     results, wrong = accuracy(degraded, kb, PHRASINGS)

@@ -158,6 +158,9 @@ def _sqlite_backup(source: Path, copy: Path) -> None:
     try:
         with dst:
             src.backup(dst)
+        # a copy in WAL mode would grow -wal and -shm files beside it whenever it is opened: one
+        # self-contained file instead (the app puts its live database back in WAL on connect)
+        dst.execute("PRAGMA journal_mode=DELETE")
     finally:
         dst.close()
         src.close()
