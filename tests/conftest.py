@@ -54,6 +54,16 @@ def postgres():
     server.stop()
 
 
+def _fresh_request_state() -> None:
+    """Tests hold one app context for a whole test, so Flask's `g` would outlive a request: the user
+    Flask-Login or the token check cached, or Flask-WTF's token, would pass to the next request. In
+    production every request starts with an empty `g`; so does every test request."""
+    from flask import g
+
+    for name in ("_login_user", "token_user", "csrf_token"):
+        g.pop(name, None)
+
+
 def _make_app():
     from flask_migrate import upgrade
 
@@ -61,6 +71,7 @@ def _make_app():
     from webapp.extensions import db
 
     app = create_app({"TESTING": True})
+    app.before_request_funcs.setdefault(None, []).insert(0, _fresh_request_state)
     with app.app_context():
         upgrade()
         _add_users(db)
