@@ -104,6 +104,12 @@ def label_roles() -> tuple[str, ...]:
     return tuple(services().settings.security.label_roles)
 
 
+def may_label(user: User) -> bool:
+    """Review labels and gold reads: exact membership of security.label_roles, since User.has_role
+    lets admins hold every role and labels need a listed one."""
+    return user.role in label_roles()
+
+
 def allows(rule: Rule, user: User | None) -> bool:
     """Whether `user` (None: anonymous) may call an endpoint with this rule."""
     if rule == PUBLIC:
@@ -112,7 +118,7 @@ def allows(rule: Rule, user: User | None) -> bool:
         return False
     checks: dict[str, Callable[[User], bool]] = {
         SIGNED_IN: lambda _: True,
-        LABELERS: lambda who: who.role in label_roles(),
+        LABELERS: may_label,
         ADJUDICATORS: lambda who: who.adjudicates,
     }
     if isinstance(rule, str):

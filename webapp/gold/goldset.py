@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from webapp import audit
+from webapp.auth import access
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Image, Label, Prediction, User, utcnow
@@ -92,19 +93,9 @@ def visible_prediction(prediction_id: int) -> Prediction:
     return prediction
 
 
-def may_read(user: User) -> bool:
-    # exact membership of security.label_roles: User.has_role would let every admin read
-    from webapp.services import services
-
-    return user.role in services().settings.security.label_roles
-
-
 def _require_doctor(user: User) -> None:
-    if not may_read(user):
-        from webapp.services import services
-
-        roles = services().settings.security.label_roles
-        raise GoldError(f"Gold reads come from the role {' or '.join(roles)}.", 403)
+    if not access.may_label(user):
+        raise GoldError(f"Gold reads come from the role {' or '.join(access.label_roles())}.", 403)
 
 
 def next_read(doctor: User) -> GoldItem | None:

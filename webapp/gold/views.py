@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length
 
+from webapp.auth import access
 from webapp.auth.roles import roles_required
 from webapp.converters import bounded_int
 from webapp.extensions import db
@@ -95,7 +96,7 @@ def read():
     disputed = goldset.disputed_for(current_user)
     return render_template(
         "gold/read.html",
-        item=goldset.next_read(current_user) if goldset.may_read(current_user) else None,  # admins adjudicate
+        item=goldset.next_read(current_user) if access.may_label(current_user) else None,  # admins adjudicate
         classes=services().class_names,
         disputed=disputed,
         reads={item.image_id: goldset.reads(item.image_id) for item in disputed},

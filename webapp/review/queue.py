@@ -15,6 +15,7 @@ from sqlalchemy import case, or_
 from sqlalchemy.exc import IntegrityError
 
 from webapp import audit
+from webapp.auth import access
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.gold import goldset
@@ -54,14 +55,9 @@ class Served:
     prediction: Prediction
 
 
-def may_label(user: User) -> bool:
-    """Exact membership: User.has_role lets admins hold every role, labels need a listed one."""
-    return user.role in services().settings.security.label_roles
-
-
 def require_labeler(user: User) -> None:
-    if not may_label(user):
-        roles = " or ".join(services().settings.security.label_roles)
+    if not access.may_label(user):
+        roles = " or ".join(access.label_roles())
         raise LabelError(f"Labels come from the role {roles}; a {user.role} account cannot label images.", 403)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from webapp.auth import access
 from webapp.auth.redirects import safe_next
 from webapp.converters import bounded_int
 from webapp.extensions import db
@@ -21,7 +22,7 @@ bp = Blueprint("review", __name__, template_folder="templates")
 @login_required
 def home():
     # labels are a doctor's: the other roles start where their work is
-    return redirect(url_for("review.next_image" if queue.may_label(current_user) else "training.page"))
+    return redirect(url_for("review.next_image" if access.may_label(current_user) else "training.page"))
 
 
 @bp.get("/review")
