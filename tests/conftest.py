@@ -56,11 +56,11 @@ def postgres():
 
 def _fresh_request_state() -> None:
     """Tests hold one app context for a whole test, so Flask's `g` would outlive a request: the user
-    Flask-Login or the token check cached, or Flask-WTF's token, would pass to the next request. In
-    production every request starts with an empty `g`; so does every test request."""
+    Flask-Login cached, or Flask-WTF's token, would pass to the next request. In production every
+    request starts with an empty `g`; so does every test request."""
     from flask import g
 
-    for name in ("_login_user", "token_user", "csrf_token"):
+    for name in ("_login_user", "csrf_token"):
         g.pop(name, None)
 
 

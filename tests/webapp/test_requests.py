@@ -124,9 +124,6 @@ def test_json_nested_deep_is_a_400_through_a_real_route(app, client):
 
 def _call(app, method: str, path: str, body: bytes, headers: dict | None = None) -> tuple[int, int]:
     """Run one request through the real WSGI app; returns (status, bytes of the body left unread)."""
-    from flask import g
-
-    g.pop("token_user", None)  # tests hold one app context: each request looks its token up afresh
     stream = io.BytesIO(body)
     environ = EnvironBuilder(
         method=method, path=path, headers=headers or {}, content_type="application/octet-stream"
