@@ -50,8 +50,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.assistant.views import bp as assistant_bp
     from webapp.auth.views import bp as auth_bp
     from webapp.classes.views import bp as classes_bp
+    from webapp.clinical.views import bp as clinical_bp
     from webapp.gold.views import bp as gold_bp
     from webapp.inference.views import bp as inference_bp
+    from webapp.reports import bp as reports_bp
     from webapp.review.views import bp as review_bp
     from webapp.training.views import bp as training_bp
     from webapp.upload.views import bp as upload_bp
@@ -67,6 +69,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         approvals_bp,
         assistant_bp,
         classes_bp,
+        clinical_bp,
+        reports_bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp, url_prefix="/api/v1")

@@ -308,3 +308,27 @@ class ChatMessage(db.Model):
     facts = db.Column(JSON)
     source = db.Column(db.String(20))  # template | language_model | refusal
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+# --- clinical data and the image + clinical data model (issue 13) ---
+
+
+# --- study reports (issue 13) ---
+
+
+# --- model dashboard (issue 13) ---
+
+
+# --- trust meter, labelling activity, operations metrics (issue 13) ---
+
+
+# --- drift (issue 13) ---
+
+
+# --- assistant (issue 13) ---
+
+
+# --- DICOM de-identification (issue 14) ---
+
+
+# --- PACS (issue 14) ---

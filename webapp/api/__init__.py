@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from webapp.api import chat, images, models  # noqa: E402,F401  (routes register on bp)
+from webapp.api import chat, fhir, images, models, monitoring, reports  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,3 @@
+"""API routes (fhir)."""
+
+from webapp.api import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""API routes (monitoring)."""
+
+from webapp.api import bp  # noqa: F401

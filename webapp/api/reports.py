@@ -1,0 +1,3 @@
+"""API routes (reports)."""
+
+from webapp.api import bp  # noqa: F401

@@ -1,0 +1,1 @@
+"""Hospital integration: the PACS over DICOMweb and FHIR R4 export."""

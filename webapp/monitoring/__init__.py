@@ -1,0 +1,1 @@
+"""Operations metrics for the hospital's IT team (Prometheus)."""

@@ -1,0 +1,3 @@
+"""Routes of the reports blueprint (activity_views)."""
+
+from webapp.reports import bp  # noqa: F401
