@@ -10,6 +10,8 @@ import pytest
 
 from tests import synthetic
 
+pytest_plugins = ["tests.browser"]  # browser, live_url, screenshots
+
 # Small and fast: a tiny CNN on 32 px synthetic images.
 TEST_ENV = {
     "MEDAL_CLASSES": "[normal, pneumonia]",

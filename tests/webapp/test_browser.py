@@ -2,69 +2,19 @@
 map), keyboard review, the assistant, and picking gold images from thumbnails.
 
 Needs Debian's `chromium` and `chromium-driver` (`make test-browser` installs them); skipped,
-with the reason, where they are missing. Screenshots of the review and gold pages go to
-$MEDAL_SCREENSHOTS when set, else to the test's temporary folder."""
+with the reason, where they are missing. Screenshots of the review and gold pages are kept in
+test-artefacts/screenshots/ ($MEDAL_SCREENSHOTS overrides); the fixtures are in tests/browser.py."""
 
-import os
 import re
-import shutil
-import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORDS
 from webapp.extensions import db
 from webapp.models import GoldItem, Image, Label, Prediction
 
 pytestmark = pytest.mark.browser
-# read at import: the app fixtures clear every MEDAL_* variable before a test runs
-SCREENSHOTS = os.environ.get("MEDAL_SCREENSHOTS")
-
-
-@pytest.fixture
-def browser():
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("chromium and chromium-driver are not installed (make test-browser installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1300,1000",
-    ):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # script errors, CSP refusals
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def live_url(trained_app):
-    server = make_server("127.0.0.1", 0, trained_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def screenshots(tmp_path) -> Path:
-    folder = Path(SCREENSHOTS or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _log_in(browser, live_url, username):

@@ -1,0 +1,61 @@
+"""Headless Chromium fixtures shared by the browser tests (registered in tests/conftest.py).
+
+`browser` is Debian's chromium driven by chromium-driver (skipped, with the reason, where they are
+missing); `live_url` serves the trained test app on a free port; `screenshots` is the folder where
+tests keep their screenshots as artefacts: test-artefacts/screenshots/ at the repository root, or
+$MEDAL_SCREENSHOTS."""
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+# read at import: the app fixtures clear every MEDAL_* variable before a test runs
+SCREENSHOTS = os.environ.get("MEDAL_SCREENSHOTS")
+ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
+
+
+@pytest.fixture
+def browser():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromium-driver are not installed (make test-browser installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1300,1000",
+    ):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # script errors, CSP refusals
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def live_url(trained_app):
+    server = make_server("127.0.0.1", 0, trained_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else ARTEFACTS / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
