@@ -16,6 +16,7 @@ import numpy as np
 
 from learning import embeddings
 from learning.intents import REFUSALS, IntentClassifier
+from learning.plain_language import confidence_phrase
 
 log = logging.getLogger(__name__)
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
@@ -73,6 +74,9 @@ class Facts:
     gold_metrics: dict[str, float] = field(default_factory=dict)  # for the predicted class
     gold_size: int | None = None
     doctor_labels: list[str] = field(default_factory=list)  # "your label: normal", ...
+    # the gold-set metrics of every class the registry measured, {"viral pneumonia": {"sensitivity": 0.9}}
+    gold_by_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    clinical: list[str] = field(default_factory=list)  # "CRP 85 mg/L", from webapp.clinical.records.describe
 
     @property
     def ranking(self) -> list[tuple[str, float]]:
@@ -100,6 +104,8 @@ class Facts:
             f"Prediction {self.prediction_id} was made by model version {self.model_version}.",
             "Class probabilities: " + ", ".join(f"{name} {pct(p)}" for name, p in self.ranking) + ".",
             f"Top class: {self.predicted_class}; the margin over the next class is {pct(self.margin)}.",
+            # the one number plain answers use, listed so that it is grounded like the others
+            f"In plain words: {confidence_phrase(self.ranking[0][1])} sure of {self.predicted_class}.",
         ]
         if self.location:
             lines.append(f"Heat map: {self.location}")
@@ -109,7 +115,12 @@ class Facts:
             lines.append(
                 f"Model version {self.model_version} on the gold set{size}, for {self.predicted_class}: {parts}."
             )
+        for name, metrics in self.gold_by_class.items():
+            if name != self.predicted_class or not self.gold_metrics:
+                parts = ", ".join(f"{key} {pct(value)}" for key, value in metrics.items())
+                lines.append(f"Model version {self.model_version} on the gold set, for {name}: {parts}.")
         lines.extend(self.doctor_labels)
+        lines.extend(f"Clinical record: {line}" for line in self.clinical)
         return lines
 
 
