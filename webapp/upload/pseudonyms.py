@@ -37,3 +37,16 @@ def pseudonym(patient_id: str) -> str:
     """The same id always gives the same pseudonym under one key, and another under another key."""
     digest = hmac.new(_key(), patient_id.strip().encode(), hashlib.sha256).hexdigest()
     return "p-" + digest[:32]
+
+
+def keyed_hash(value: str, purpose: str) -> str:
+    """An HMAC of `value` under a key derived from the installation's secret for one `purpose`
+    (e.g. "study-uid"), so hashes made for one use never match those made for another. Stable
+    under one installation key; another key gives other hashes. 64 hex characters."""
+    return hmac.new(derived_secret(purpose).encode(), value.strip().encode(), hashlib.sha256).hexdigest()
+
+
+def derived_secret(purpose: str) -> str:
+    """A secret for one purpose (the de-identification salt, study hashes ...), derived from the
+    installation key: the key itself never leaves this module."""
+    return hmac.new(_key(), b"medal/" + purpose.encode(), hashlib.sha256).hexdigest()
