@@ -313,6 +313,49 @@ class ChatMessage(db.Model):
 # --- clinical data and the image + clinical data model (issue 13) ---
 
 
+class ClinicalRecord(db.Model):
+    """Clinical data of one study (symptoms, vital signs, lab values, history). Units and ranges:
+    webapp/clinical/records.py FIELDS. The history is patient data: shown to users, never logged."""
+
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
+    symptoms = db.Column(db.String(300))  # comma-separated words: "cough, fever"
+    symptom_days = db.Column(db.Integer)
+    temperature_c = db.Column(db.Float)
+    spo2_pct = db.Column(db.Integer)
+    respiratory_rate = db.Column(db.Integer)  # breaths per minute
+    wbc = db.Column(db.Float)  # 10^9/L
+    crp_mg_l = db.Column(db.Float)
+    history = db.Column(db.Text)
+    entered_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime)
+    image = db.relationship(Image, backref=db.backref("clinical", uselist=False))
+    entered_by = db.relationship(User)
+
+
+class ClinicalModel(db.Model):
+    """A fitted image + clinical data model: its MLflow version, its gate result on the gold images
+    that carry clinical data, and the engineer's decision. Only an approved one is shown."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    model_version = db.Column(db.Integer, nullable=False)  # version of "<model.name>-clinical"
+    image_model_version = db.Column(db.Integer, nullable=False, index=True)  # whose probabilities it reads
+    mlflow_run_id = db.Column(db.String(64))
+    num_train = db.Column(db.Integer, nullable=False)
+    num_gold = db.Column(db.Integer, nullable=False)
+    metrics = db.Column(JSON, nullable=False)  # EvaluationReport.to_dict() of image + clinical data
+    image_metrics = db.Column(JSON, nullable=False)  # image-only on the same gold images
+    result = db.Column(JSON, nullable=False)  # GateResult.to_dict()
+    passed = db.Column(db.Boolean, nullable=False)
+    decision = db.Column(db.String(10))  # approved | rejected | None (pending)
+    decided_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
+    decided_at = db.Column(db.DateTime)
+    reason = db.Column(db.Text)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    decided_by = db.relationship(User)
+
+
+
 # --- study reports (issue 13) ---
 
 

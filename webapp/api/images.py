@@ -6,6 +6,7 @@ from flask import g, jsonify, request
 
 from webapp.api import bp
 from webapp.auth.roles import token_required
+from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.gold import goldset
@@ -32,6 +33,7 @@ def image_to_dict(image: Image) -> dict:
         "is_gold": image.is_gold,
         "created_at": image.created_at.isoformat() + "Z",
         "prediction": predictions.to_dict(latest) if latest else None,
+        "clinical": clinical_records.for_image(image.id),
         "labels": [queue.label_to_dict(label) for label in labels],
     }
 
@@ -53,6 +55,14 @@ def upload_image():
 def get_image(image_id: int):
     # a gold image awaiting its reads answers 404 like a missing one: blind reads stay blind
     return jsonify(image_to_dict(goldset.visible_image(image_id)))
+
+
+@bp.put("/images/<int:image_id>/clinical")
+@labelers_api
+def put_clinical(image_id: int):
+    """Add or correct a study's clinical data: {"crp_mg_l": 85, "spo2_pct": null} (null clears a field)."""
+    body = json_object('{"temperature_c": 38.9, "crp_mg_l": 85}')
+    return jsonify(image_id=image_id, clinical=clinical_records.update(image_id, body, g.api_user))
 
 
 @bp.get("/review/next")

@@ -81,6 +81,7 @@ ACCESS: dict[str, Rule] = {
     "api.get_image": SIGNED_IN,
     "api.review_next": LABELERS,
     "api.add_label": LABELERS,
+    "api.put_clinical": LABELERS,
     "api.ask": SIGNED_IN,
     "api.list_models": ENGINEERS,
     "api.model_history": ENGINEERS,

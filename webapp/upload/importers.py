@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from learning.data import encode_png
+from webapp.clinical import records as clinical_records
 from webapp.extensions import db
 from webapp.upload.ingest import ImageMeta, IngestError, ingest
 from webapp.upload.pseudonyms import pseudonym
@@ -58,17 +59,21 @@ def _store(
 class ManifestRow:
     label: str | None
     patient_id: str | None
+    clinical: dict | None = None  # the clinical columns as written; validated when the image is stored
 
 
 def read_manifest(path: Path) -> dict[str, ManifestRow]:
-    """`filename,label,patient_id` (more columns are ignored); filenames relative to the tree."""
+    """`filename,label,patient_id` plus any clinical columns (webapp/clinical/records.py FIELDS, e.g.
+    temperature_c, crp_mg_l); other columns are ignored; filenames relative to the tree."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "filename" not in reader.fieldnames:
             raise IngestError(f"{path.name} needs a header with at least: filename,label,patient_id")
         return {
             row["filename"].strip(): ManifestRow(
-                (row.get("label") or "").strip() or None, (row.get("patient_id") or "").strip() or None
+                (row.get("label") or "").strip() or None,
+                (row.get("patient_id") or "").strip() or None,
+                clinical_records.raw_from_row(row) or None,
             )
             for row in reader
             if (row.get("filename") or "").strip()
@@ -108,7 +113,9 @@ def from_image_folder(
                 continue
             row = rows.get(relative, ManifestRow(None, None))
             label = (row.label or path.parent.name) if keep else None
-            meta = ImageMeta(site=site, patient_key=pseudonym(row.patient_id) if row.patient_id else None)
+            meta = ImageMeta(
+                site=site, patient_key=pseudonym(row.patient_id) if row.patient_id else None, clinical=row.clinical
+            )
             yield relative, path.read_bytes(), label, meta
 
     return _store(items(), split, origin, gold_ids=ids)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png
+from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.inference import predictions
@@ -32,11 +34,15 @@ class ImageMeta:
     patient_age: int | None = None
     patient_sex: str | None = None
     patient_key: str | None = None  # pseudonym of the patient id; the id itself is never kept
+    # clinical fields (webapp/clinical/records.py FIELDS), stored with the image row or not at all
+    clinical: dict[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def from_form(cls, form) -> ImageMeta:
-        """From an upload's form fields: site, patient_age, patient_sex, patient_id."""
-        return cls.parse(form.get("site"), form.get("patient_age"), form.get("patient_sex"), form.get("patient_id"))
+        """From an upload's form fields: site, patient_age, patient_sex, patient_id and the clinical fields."""
+        meta = cls.parse(form.get("site"), form.get("patient_age"), form.get("patient_sex"), form.get("patient_id"))
+        clinical = clinical_records.from_form(form)  # a bad value is a 400 before anything is stored
+        return cls(meta.site, meta.patient_age, meta.patient_sex, meta.patient_key, clinical or None)
 
     @classmethod
     def parse(
@@ -123,6 +129,7 @@ def ingest(
     names = services().class_names
     if reference_label is not None and reference_label not in names:
         raise IngestError(f"Unknown class {reference_label!r}; known: {', '.join(names)}.")
+    clinical = _clinical(meta)
     prepared = prepare(data, sha)
     store = services().store
     had_file = store.exists(sha)
@@ -130,6 +137,7 @@ def ingest(
     try:
         with db.session.begin_nested():  # a savepoint: a clash never rolls back the caller's earlier rows
             db.session.add(image)
+            _add_clinical(image, clinical, user)
     except IntegrityError:  # the same bytes arrived at the same moment from another request
         return db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one(), False
     except BaseException:
@@ -137,6 +145,21 @@ def ingest(
             store.remove(sha)
         raise
     return image, True
+
+
+def _clinical(meta: ImageMeta) -> dict[str, Any]:
+    """The clinical values validated (again: CSV rows arrive raw); a bad one is a 400 before any file."""
+    try:
+        return {k: v for k, v in clinical_records.parse(meta.clinical).items() if v is not None}
+    except Problem as error:
+        raise IngestError(str(error), error.status, **error.details) from None
+
+
+def _add_clinical(image: Image, clinical: dict[str, Any], user: User | None) -> None:
+    """The record joins the image row's transaction: both are stored or neither is."""
+    if clinical:
+        db.session.flush()  # the image's id
+        clinical_records.save(image.id, clinical, user)
 
 
 @dataclass(frozen=True)
@@ -159,6 +182,7 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
     db.session.commit()  # end the read (and any pending write of the request) before the heavy work
     if existing is not None:
         return _known(existing)
+    clinical = _clinical(meta)
     prepared = prepare(data, sha)
     explained = predictions.explain_pixels(served, prepared.decoded.pixels, started)
     store = services().store
@@ -166,6 +190,7 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
     try:
         image = _new_image(prepared, store.put(sha, prepared.png), origin, meta, user, "pool", None)
         db.session.add(image)
+        _add_clinical(image, clinical, user)
         prediction = predictions.add_explained(image, sha, explained)
         db.session.commit()
     except IntegrityError:  # the same bytes arrived at the same moment: the other request's rows stand
