@@ -33,6 +33,7 @@ def register_commands(app: Flask) -> None:
     from webapp.backup.commands import backup, restore
     from webapp.classes.commands import classes
     from webapp.inference.commands import score
+    from webapp.integration.commands import pacs
     from webapp.training.commands import simulate, train, worker
     from webapp.upload.commands import import_images
 
@@ -50,6 +51,7 @@ def register_commands(app: Flask) -> None:
         rollback,
         backup,
         restore,
+        pacs,
     ):
         app.cli.add_command(command)
 

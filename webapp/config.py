@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from registry.gate import AutoPromotion, GatePolicy
 from registry.uris import artifact_root_for, tracking_uri_for
@@ -163,6 +163,25 @@ class SecuritySettings(Section):
         return self
 
 
+class PacsSettings(Section):
+    """A DICOMweb PACS (QIDO-RS / WADO-RS / STOW-RS) pulled into the review pool; an empty url turns it off."""
+
+    url: str = ""  # the DICOMweb root, e.g. http://pacs:8042/dicom-web
+    username: str = ""
+    password: SecretStr = SecretStr("")  # MEDAL_PACS__PASSWORD; never logged or shown
+    modalities: tuple[str, ...] = Field(default=("CR", "DX"), min_length=1)  # used unless dicom.modalities is set
+    interval_minutes: float = Field(default=60, gt=0)  # the worker's scheduled pull
+    lookback_days: int = Field(default=1, ge=0, le=365)  # a default pull re-queries this far before the last one
+    site: str = Field(default="pacs", min_length=1, max_length=80)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        # environment values are parsed as YAML: a password of digits arrives as a number
+        return "" if value is None else str(value) if isinstance(value, int | float) else value
+
+
 class DemoUser(Section):
     password: str = Field(min_length=8)
     role: Literal["doctor", "engineer", "admin"]
@@ -196,6 +215,7 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()
+    pacs: PacsSettings = PacsSettings()
     demo: DemoSettings
 
     @model_validator(mode="after")

@@ -375,3 +375,27 @@ class ClinicalModel(db.Model):
 
 
 # --- PACS (issue 14) ---
+
+
+class PacsStudy(db.Model):
+    """A study pulled from the PACS, known only by a keyed hash of its original StudyInstanceUID
+    (never the UID itself): a study is pulled once; a partly failed one is retried next pull."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    study_key = db.Column(db.String(64), unique=True, nullable=False)  # HMAC of the original UID
+    status = db.Column(db.String(10), nullable=False)  # pulled | partial (retried)
+    instances = db.Column(db.Integer, nullable=False, default=0)  # in the study at the last pull
+    stored = db.Column(db.Integer, nullable=False, default=0)  # new images in the pool
+    existing = db.Column(db.Integer, nullable=False, default=0)  # the same bytes were already stored
+    refused = db.Column(db.Integer, nullable=False, default=0)  # refused by ingest (modality, body part ...)
+    failed = db.Column(db.Integer, nullable=False, default=0)  # could not be retrieved: retried
+    first_pulled_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    pulled_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class PacsImage(db.Model):
+    """Which pulled study an image came from: a push finds the study again by its key."""
+
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
+    study_id = db.Column(db.Integer, db.ForeignKey("pacs_study.id"), nullable=False, index=True)
+    study = db.relationship(PacsStudy)

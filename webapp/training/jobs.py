@@ -211,6 +211,20 @@ def tick() -> dict:
         return done
 
 
+def pacs_pull() -> dict:
+    """The scheduled PACS pull (pacs.url set): an unreachable PACS is a warning, retried next interval."""
+    from webapp.integration import pacs
+
+    with _app.app_context():
+        if not services().settings.pacs.url:
+            return {"pacs": "off"}
+        try:
+            return pacs.pull().as_dict()
+        except pacs.PacsError as error:
+            log.warning("PACS pull failed: %s", error)
+            return {"error": str(error)}
+
+
 def cleanup() -> dict:
     with _app.app_context():
         claims = db.session.execute(db.delete(Claim).where(Claim.expires_at < utcnow())).rowcount

@@ -48,6 +48,11 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         **once,
     )  # first pass at once
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
+    pacs = app.extensions["medal"].settings.pacs
+    if pacs.url:  # a stored job left from an earlier configuration finds the url empty and does nothing
+        scheduler.add_job(
+            "webapp.training.jobs:pacs_pull", "interval", minutes=pacs.interval_minutes, id="pacs_pull", **once
+        )
     return scheduler
 
 
