@@ -6,7 +6,17 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score
+import torch
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 
 @dataclass(frozen=True)
@@ -54,22 +64,21 @@ def flat_metrics(report: EvaluationReport | dict) -> dict[str, float]:
     return out
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator else 0.0
-
-
 def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
-    """Top-class confidence against accuracy over equal-width bins, weighted by bin size."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    error = 0.0
-    for b in range(n_bins):
-        members = bins == b
-        if members.any():
-            error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+    """Top-class confidence against accuracy over equal-width bins, weighted by bin size (torchmetrics)."""
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(y_true) == 0:
+        return 0.0
+    return float(
+        multiclass_calibration_error(
+            torch.as_tensor(probabilities, dtype=torch.float64),
+            torch.as_tensor(y_true, dtype=torch.long),
+            num_classes=probabilities.shape[1],
+            n_bins=n_bins,
+            norm="l1",
+        )
+    )
 
 
 def evaluate(
@@ -92,19 +101,21 @@ def evaluate(
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_true, predicted, labels=list(range(k)))
     total = int(matrix.sum())
+    labels = list(range(k))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, predicted, labels=labels, average=None, zero_division=0
+    )
     per_class = {}
     for index, name in enumerate(class_names):
-        tp = matrix[index, index]
-        fn = matrix[index].sum() - tp
-        fp = matrix[:, index].sum() - tp
-        tn = total - tp - fn - fp
-        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        # specificity of a class is the recall of "not this class", one against the rest
+        negatives = y_true != index
+        specificity = recall_score(negatives, predicted != index, zero_division=0) if negatives.any() else 0.0
         per_class[name] = ClassMetrics(
-            sensitivity=recall,
-            specificity=_ratio(tn, tn + fp),
-            precision=precision,
-            f1=_ratio(2 * precision * recall, precision + recall),
-            support=int(tp + fn),
+            sensitivity=float(recall[index]),
+            specificity=float(specificity),
+            precision=float(precision[index]),
+            f1=float(f1[index]),
+            support=int(support[index]),
         )
     notes, auc = [], None
     present = np.unique(y_true)
@@ -119,7 +130,7 @@ def evaluate(
         auc = None
     return EvaluationReport(
         n=total,
-        accuracy=_ratio(np.trace(matrix), total),
+        accuracy=float(accuracy_score(y_true, predicted)),
         macro_auc=auc,
         ece=expected_calibration_error(y_true, probabilities, n_bins),
         per_class=per_class,
@@ -151,3 +162,57 @@ def confusion_matrix_figure(report: EvaluationReport | dict, class_names: list[s
         axes.set_title(title)
     figure.tight_layout()
     return figure
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """One class against the rest: false and true positive rates at each threshold, and its AUC."""
+
+    false_positive_rate: list[float]
+    true_positive_rate: list[float]
+    auc: float
+
+
+def roc_curves(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict[str, RocCurve]:
+    """One-vs-rest ROC curves (scikit-learn) for every class that has both positives and negatives."""
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    curves = {}
+    for index, name in enumerate(class_names):
+        positives = y_true == index
+        if not positives.any() or positives.all():
+            continue  # a curve needs both kinds of example
+        fpr, tpr, _ = roc_curve(positives, probabilities[:, index])
+        auc = roc_auc_score(positives, probabilities[:, index])
+        curves[name] = RocCurve([float(v) for v in fpr], [float(v) for v in tpr], float(auc))
+    return curves
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Top-class confidence against accuracy per non-empty equal-width bin (the reliability diagram)."""
+
+    mean_confidence: list[float]
+    accuracy: list[float]
+    counts: list[int]
+    ece: float
+
+
+def reliability_curve(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> ReliabilityCurve:
+    """scikit-learn's calibration_curve on "was the top class right" against the top-class confidence,
+    the same reading of calibration as the ECE."""
+    y_true = np.asarray(y_true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(y_true) == 0:
+        return ReliabilityCurve([], [], [], 0.0)
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(int)
+    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=n_bins, strategy="uniform")
+    # the bins calibration_curve uses (searchsorted on the inner edges), so counts line up with its points
+    counts = np.bincount(np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], confidence), minlength=n_bins)
+    return ReliabilityCurve(
+        [float(v) for v in mean_confidence],
+        [float(v) for v in accuracy],
+        [int(c) for c in counts if c],
+        expected_calibration_error(y_true, probabilities, n_bins),
+    )

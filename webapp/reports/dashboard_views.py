@@ -1,3 +1,146 @@
-"""Routes of the reports blueprint (dashboard_views)."""
+"""The model dashboard pages (engineers): every version's gold-set metrics, charts across versions
+with promotions and rollbacks marked, the learning curve, and two versions compared."""
 
-from webapp.reports import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import render_template, request
+
+from registry.uris import CHAMPION
+from webapp.auth.roles import roles_required
+from webapp.reports import bp, dashboard
+from webapp.reports import charts as draw
+from webapp.services import services
+
+
+@bp.get("/dashboard")
+@roles_required("engineer")
+def dashboard_page():
+    rows = dashboard.version_metrics()
+    events = dashboard.model_events()
+    measured = [row for row in rows if row.metrics]
+    class_names = list(dict.fromkeys(name for row in measured for name in row.class_names()))
+    return render_template(
+        "reports/dashboard.html",
+        rows=rows,
+        measured=measured,
+        events=events,
+        class_names=class_names,
+        per_class=dashboard.PER_CLASS,
+        charts=_trend_charts(measured, events, class_names) if measured else [],
+        learning=_learning_chart(dashboard.learning_curve(rows)),
+        unscored=[row.version for row in measured if not row.scored_snapshots],
+        default_pair=_default_pair(rows),
+    )
+
+
+@bp.get("/dashboard/compare")
+@roles_required("engineer")
+def dashboard_compare():
+    a = dashboard.parse_version(request.args.get("a"), "the first version")
+    b = dashboard.parse_version(request.args.get("b"), "the second version")
+    comparison = dashboard.compare(a, b)
+    sides = (comparison.a, comparison.b)
+    roc = {}
+    for side in sides:
+        for name, curve in side.roc.items():
+            roc.setdefault(name, {})[f"v{side.version} (AUC {curve.auc:.3f})"] = (
+                curve.false_positive_rate,
+                curve.true_positive_rate,
+            )
+    reliability = {
+        f"v{side.version} (ECE {side.reliability.ece:.3f})": (
+            side.reliability.mean_confidence,
+            side.reliability.accuracy,
+        )
+        for side in sides
+        if side.reliability is not None and side.n
+    }
+    return render_template(
+        "reports/dashboard_compare.html",
+        comparison=comparison,
+        versions=[row.version for row in dashboard.version_metrics()],
+        roc_charts=[
+            (name, draw.roc_chart(curves, title=f"ROC: {name} against the rest")) for name, curves in roc.items()
+        ],
+        reliability_chart=draw.reliability_chart(reliability, title="Reliability on the gold set")
+        if reliability
+        else None,
+        confusion_charts=[
+            (side, draw.confusion_chart(side.confusion, side.confusion_classes, title=f"v{side.version}"))
+            for side in sides
+            if side.confusion
+        ],
+    )
+
+
+@bp.app_template_filter("svg_data_uri")
+def svg_data_uri(svg: str) -> str:
+    return draw.svg_data_uri(svg)
+
+
+def _markers(events: list[dashboard.ModelEvent]) -> list[draw.Marker]:
+    return [draw.Marker(event.marked_version, event.kind) for event in events if event.marked_version is not None]
+
+
+def _trend_charts(rows: list[dashboard.VersionMetrics], events, class_names: list[str]) -> list[tuple[str, str]]:
+    """(title, SVG): the overall metrics, then one chart per per-class metric with a line per class."""
+    markers = _markers(events)
+    charts = [
+        (
+            "Overall",
+            draw.line_chart(
+                {
+                    dashboard.LABELS[metric]: [(row.version, row.value(metric)) for row in rows]
+                    for metric in dashboard.OVERALL
+                },
+                markers,
+                title="Accuracy, macro AUC and ECE",
+                xlabel="model version",
+                ylim=(-0.02, 1.02),
+                version_ticks=True,
+            ),
+        )
+    ]
+    for metric in ("sensitivity", "specificity", "precision", "f1"):
+        series = {name: [(row.version, row.value(metric, name)) for row in rows] for name in class_names}
+        title = dashboard.LABELS[metric] + (" (= recall)" if metric == "sensitivity" else "")
+        charts.append(
+            (
+                title,
+                draw.line_chart(
+                    series,
+                    markers,
+                    title=f"{title[0].upper()}{title[1:]} per class",
+                    xlabel="model version",
+                    ylim=(-0.02, 1.02),
+                    version_ticks=True,
+                ),
+            )
+        )
+    return charts
+
+
+def _learning_chart(points: list[dict]) -> str | None:
+    if not points:
+        return None
+    return draw.line_chart(
+        {
+            "macro AUC": [(p["num_labels"], p["macro_auc"]) for p in points],
+            "accuracy": [(p["num_labels"], p["accuracy"]) for p in points],
+        },
+        title="Learning curve: gold-set metric against doctor labels",
+        xlabel="doctor labels the version was trained with",
+        ylim=(-0.02, 1.02),
+        width=6.4,
+    )
+
+
+def _default_pair(rows: list[dashboard.VersionMetrics]) -> tuple[int | None, int | None]:
+    """The champion against the newest other version, the form's first choice."""
+    versions = [row.version for row in rows]
+    if len(versions) < 2:
+        return (versions[0] if versions else None), None
+    champion = services().registry.version_for(CHAMPION)
+    first = champion if champion in versions else versions[-2]
+    other = next(v for v in reversed(versions) if v != first)
+    return first, other

@@ -1,0 +1,179 @@
+"""Server-side charts as SVG text (matplotlib, Agg, no display, no network): line charts with marked
+events, ROC curves, reliability diagrams and confusion matrices. Pages show them as
+`<img src="{{ svg|svg_data_uri }}">`, which the CSP (`img-src 'self' data:`) allows; matplotlib
+escapes every label it writes, so class names and version text cannot break out of the SVG."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# matplotlib writes a font cache on first use: never into the home directory of the web user
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "medal-matplotlib"))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib import rc_context  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+STYLE = {
+    "svg.fonttype": "none",  # text stays text: readable, searchable, escaped by matplotlib
+    "svg.hashsalt": "medal",  # the same chart gives the same SVG
+    "font.size": 9,
+    "font.family": "sans-serif",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+}
+MARKER_STYLE = {
+    "promotion": {"color": "#2e7d32", "linestyle": "--", "text": "promoted"},
+    "rollback": {"color": "#c62828", "linestyle": ":", "text": "rolled back"},
+}
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A vertical line on a line chart at `x`, e.g. a promotion or a rollback at a version."""
+
+    x: float
+    kind: str  # a key of MARKER_STYLE
+    text: str = ""  # shown in the chart's tooltip-free legend line; empty: the kind's own word
+
+
+def line_chart(
+    series: Mapping[str, Sequence[tuple[float, float | None]]],
+    markers: Sequence[Marker] = (),
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    ylim: tuple[float, float] | None = None,
+    version_ticks: bool = False,
+    width: float = 5.6,
+    height: float = 3.0,
+) -> str:
+    """One line per series of (x, y) points; a None y leaves a gap. `version_ticks` labels integer
+    x values as v1, v2, ..."""
+    with rc_context(STYLE):
+        figure = Figure(figsize=(width, height), layout="constrained")
+        axes = figure.subplots()
+        xs: set[float] = set()
+        for colour, (name, points) in zip(_colours(), series.items()):
+            points = sorted(points)
+            xs.update(x for x, _ in points)
+            x = [p[0] for p in points]
+            y = [float("nan") if p[1] is None else p[1] for p in points]
+            axes.plot(x, y, marker="o", markersize=4, linewidth=1.6, color=colour, label=name)
+        seen: dict[float, int] = {}
+        for marker in markers:
+            style = MARKER_STYLE.get(marker.kind, {"color": "#555", "linestyle": "-.", "text": marker.kind})
+            axes.axvline(marker.x, color=style["color"], linestyle=style["linestyle"], linewidth=1.2, alpha=0.85)
+            stacked = seen.get(marker.x, 0)
+            seen[marker.x] = stacked + 1
+            axes.annotate(
+                marker.text or style["text"],
+                xy=(marker.x, 1.0),
+                xycoords=axes.get_xaxis_transform(),
+                xytext=(3, -4 - 11 * stacked),
+                textcoords="offset points",
+                fontsize=7.5,
+                color=style["color"],
+                va="top",
+            )
+        if ylim is not None:
+            axes.set_ylim(*ylim)
+        if version_ticks and xs:
+            ticks = sorted({int(x) for x in xs} | {int(m.x) for m in markers})
+            axes.set_xticks(ticks, [f"v{t}" for t in ticks])
+        if title:
+            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        if series:
+            axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        return _svg(figure)
+
+
+def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
+    """ROC curves: name -> (false positive rates, true positive rates); the chance diagonal dashed."""
+    with rc_context(STYLE):
+        figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+        axes = figure.subplots()
+        axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="chance")
+        for colour, (name, (fpr, tpr)) in zip(_colours(), curves.items()):
+            axes.step(fpr, tpr, where="post", color=colour, linewidth=1.6, label=name)
+        axes.set_xlim(-0.01, 1.01)
+        axes.set_ylim(-0.01, 1.01)
+        axes.set_aspect("equal")
+        axes.set_xlabel("false positive rate (1 − specificity)")
+        axes.set_ylabel("true positive rate (sensitivity)")
+        if title:
+            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        axes.legend(loc="lower right", fontsize=7.5)
+        return _svg(figure)
+
+
+def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
+    """Reliability diagram: name -> (mean confidence per bin, accuracy per bin); the diagonal is perfect calibration."""
+    with rc_context(STYLE):
+        figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+        axes = figure.subplots()
+        axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="perfectly calibrated")
+        for colour, (name, (confidence, accuracy)) in zip(_colours(), curves.items()):
+            axes.plot(confidence, accuracy, marker="o", markersize=4, color=colour, linewidth=1.6, label=name)
+        axes.set_xlim(0, 1.01)
+        axes.set_ylim(-0.01, 1.01)
+        axes.set_aspect("equal")
+        axes.set_xlabel("confidence of the top class")
+        axes.set_ylabel("share correct")
+        if title:
+            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        axes.legend(loc="upper left", fontsize=7.5)
+        return _svg(figure)
+
+
+def confusion_chart(matrix: Sequence[Sequence[int]], class_names: Sequence[str], *, title: str = "") -> str:
+    """A confusion matrix (rows: true class, columns: predicted) with its counts written in."""
+    k = len(class_names)
+    with rc_context(STYLE | {"axes.grid": False}):
+        figure = Figure(figsize=(1.9 + 0.85 * k, 1.5 + 0.75 * k), layout="constrained")
+        axes = figure.subplots()
+        values = [[int(v) for v in row] for row in matrix]
+        top = max((v for row in values for v in row), default=0)
+        axes.imshow(values, cmap="Blues", vmin=0, vmax=max(top, 1))
+        axes.set_xticks(range(k), list(class_names), rotation=30, ha="right")
+        axes.set_yticks(range(k), list(class_names))
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true (gold)")
+        for row, counts in enumerate(values):
+            for column, value in enumerate(counts):
+                colour = "white" if top and value > top / 2 else "black"
+                axes.text(column, row, str(value), ha="center", va="center", color=colour, fontsize=10)
+        if title:
+            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        return _svg(figure)
+
+
+def svg_data_uri(svg: str) -> str:
+    """`data:image/svg+xml;base64,...` for an <img src>: the CSP allows data: images, and an SVG
+    shown as an image runs no script."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _colours():
+    while True:
+        yield from COLOURS
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
