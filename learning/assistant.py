@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from learning import embeddings
-from learning.intents import REFUSALS, IntentClassifier
-from learning.plain_language import confidence_phrase
+from learning.intents import REFUSALS, IntentClassifier, Understanding, named_topic
+from learning.plain_language import confidence_phrase, plain_answer
 
 log = logging.getLogger(__name__)
 KNOWLEDGE_DIR = Path(__file__).resolve().parent / "knowledge"
@@ -56,6 +57,16 @@ REFUSALS_TEXT = {
     "out_of_scope": f"That is outside what I can answer. {CAN_ANSWER} Anything else is for the clinician's judgement.",
 }
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+MODES = ("standard", "plain")  # plain: short sentences, no jargon, one rounded number (learning/plain_language.py)
+# A question that points back at the thread: "and how good is it at that?", "what about its sensitivity?"
+_POINTS_BACK = re.compile(
+    r"^\W*(and|also|so|then)\b|\b(what|how) about\b|\b(at|for|on|about|of|with|in) (it|that|this|them|those)"
+    r"( one| class| disease| finding)?\W*$|\bthat (class|one|disease|finding|illness|condition)\b",
+    re.I,
+)
+_WHAT_ABOUT = re.compile(r"^\W*(and\s+)?(what|how) about\b", re.I)
+# intents whose answer depends on which class is meant
+_ABOUT_A_CLASS = ("performance", "definition", "next_steps", "confidence")
 
 
 def pct(value: float) -> str:
@@ -131,6 +142,8 @@ class Answer:
     intent: str
     source: str  # template | language_model | refusal
     understood_by: str = "rules"  # rules | embeddings | keywords (degraded: the encoder is not available)
+    mode: str = "standard"  # standard | plain
+    topic: str | None = None  # the class the answer is about, when the question or its thread named one
 
 
 # --- understanding the question ---------------------------------------------------------------
@@ -169,6 +182,7 @@ class KnowledgeBase:
 
     def __init__(self, directory: Path = KNOWLEDGE_DIR, encoder: str = embeddings.DEFAULT_PACKAGE):
         self.passages: list[Passage] = []
+        self.next_steps: dict[str, Passage] = {}  # topic_key -> the "Next steps:" passage of that class
         self.aliases: dict[str, list[str]] = {}
         for path in sorted(directory.glob("*.md")):
             lines = path.read_text().strip().splitlines()
@@ -176,7 +190,11 @@ class KnowledgeBase:
             self.aliases[topic] = [a.strip().lower() for a in lines[1].split(":", 1)[1].split(",")]
             for block in "\n".join(lines[2:]).strip().split("\n\n"):
                 body, _, source = block.partition("\nSource:")
-                self.passages.append(Passage(topic, body.strip(), source.strip()))
+                if body.startswith("Next steps:"):
+                    text = body.removeprefix("Next steps:").strip()
+                    self.next_steps[topic_key(topic)] = Passage(topic, text[0].upper() + text[1:], source.strip())
+                else:
+                    self.passages.append(Passage(topic, body.strip(), source.strip()))
         self.encoder = encoder
         self._vectors: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -234,12 +252,66 @@ def _as_class(topic: str | None, class_names: list[str]) -> str | None:
     return next((name for name in class_names if topic_key(name) == topic_key(topic)), topic)
 
 
-def compose(question: str, facts: Facts, kb: KnowledgeBase, intents: IntentClassifier | None = None) -> Answer:
-    """The template answer: built only from the facts and the knowledge base, always available."""
-    understood = (intents or default_intents()).classify(question, kb.aliases)
-    return dataclasses.replace(
-        _compose(understood.intent, understood.named, question, facts, kb), understood_by=understood.method
-    )
+def compose(
+    question: str,
+    facts: Facts,
+    kb: KnowledgeBase,
+    intents: IntentClassifier | None = None,
+    mode: str = "standard",
+    earlier: Sequence[str] = (),
+) -> Answer:
+    """The template answer: built only from the facts and the knowledge base, always available.
+
+    `earlier`: the thread's earlier questions, oldest first, for follow-ups that name no class.
+    `mode`: "plain" answers in short sentences without jargon (or when the question asks for it)."""
+    classifier = intents or default_intents()
+    understood = classifier.classify(question, kb.aliases)
+    intent, named = resolve(understood, question, earlier, kb, classifier)
+    if intent == "plain":  # "say that in plain words": the previous question again, in plain words
+        mode = "plain"
+        intent, named = _previous(earlier, kb, classifier) if earlier else ("why", named)
+    if mode == "plain":
+        answer = _compose_plain(intent, named, facts)
+    else:
+        answer = _compose(intent, named, question, facts, kb)
+    return dataclasses.replace(answer, understood_by=understood.method, topic=named)
+
+
+def resolve(
+    understood: Understanding, question: str, earlier: Sequence[str], kb: KnowledgeBase, intents: IntentClassifier
+) -> tuple[str, str | None]:
+    """(intent, class) with the thread's context: a follow-up that names no class means the class the
+    thread last named; "what about X?" asks the previous question about X. Refusals are never undone."""
+    intent, named = understood.intent, understood.named
+    if not earlier or (intent in REFUSALS and intent != "out_of_scope"):
+        return intent, named
+    if _WHAT_ABOUT.search(question) and understood.method != "rules":
+        previous, previous_named = _previous(earlier, kb, intents)
+        if previous not in REFUSALS and previous not in ("help", "plain"):
+            intent, named = previous, named or previous_named
+    if named is None and intent in _ABOUT_A_CLASS and _POINTS_BACK.search(question):
+        named = next((t for q in reversed(earlier[-6:]) if (t := _topic(q, kb)) is not None), None)
+    return intent, named
+
+
+def _topic(question: str, kb: KnowledgeBase) -> str | None:
+    topic = named_topic(question, kb.aliases)
+    return None if topic == "limitations" else topic
+
+
+def _previous(earlier: Sequence[str], kb: KnowledgeBase, intents: IntentClassifier) -> tuple[str, str | None]:
+    """What the last earlier question asked, resolved against the questions before it."""
+    for index in range(len(earlier) - 1, max(-1, len(earlier) - 7), -1):
+        understood = intents.classify(earlier[index], kb.aliases)
+        if understood.intent != "plain":
+            return resolve(understood, earlier[index], earlier[max(0, index - 6) : index], kb, intents)
+    return "why", None
+
+
+def _compose_plain(intent: str, named: str | None, facts: Facts) -> Answer:
+    text = plain_answer(intent, named, facts)
+    used = [line for line in facts.lines() if line.startswith("In plain words:")]
+    return Answer(text, used, intent, "refusal" if intent in REFUSALS else "template", mode="plain")
 
 
 def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: KnowledgeBase) -> Answer:
@@ -275,23 +347,44 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
             text += " " + caveat[0].text
             used = used + [_cite(caveat[0])]
     elif intent == "performance":
-        if facts.gold_metrics:
-            parts = ", ".join(f"{name} {pct(value)}" for name, value in facts.gold_metrics.items())
+        about = named if named in facts.gold_by_class else top
+        metrics = facts.gold_by_class.get(about) or (facts.gold_metrics if about == top else {})
+        if metrics:
+            parts = ", ".join(f"{name} {pct(value)}" for name, value in metrics.items())
             size = f" of {facts.gold_size} adjudicated images" if facts.gold_size else ""
-            text = f"On the frozen gold set{size}, model version {facts.model_version} scored for {top}: {parts}."
-            used = used + [line for line in facts.lines() if "gold set" in line]
+            text = f"On the frozen gold set{size}, model version {facts.model_version} scored for {about}: {parts}."
+            used = used + [line for line in facts.lines() if "gold set" in line and f"for {about}:" in line]
         else:
             text = (
                 f"Model version {facts.model_version} has no gold-set measurements yet, so I cannot "
-                f"say how often it is right for {top}."
+                f"say how often it is right for {about}."
             )
-        if named in facts.probabilities and named != top:
-            text += f" You asked about {named}; the measurements above are for the predicted class."
+        if named in facts.probabilities and named != about:
+            text += f" It has no gold-set measurements for {named}; the figures above are for the predicted class."
         elif named and named not in facts.probabilities:
             caveat = kb.search(question, named)
             if caveat:
                 text += " " + caveat[0].text
                 used = used + [_cite(caveat[0])]
+    elif intent == "next_steps":
+        topic = named or top
+        passage = kb.next_steps.get(topic_key(topic)) or kb.next_steps.get("pneumonia")
+        if passage is None:
+            text = "The knowledge base holds no next-step guidance for this class yet."
+        else:
+            text = f"For {topic}: {passage.text} (Source: {passage.source})"
+            used = used + [_cite(passage)]
+        text += " medal gives no treatment, dosing or admission advice; the clinician decides."
+    elif intent == "clinical":
+        if facts.clinical:
+            asked = [line for line in facts.clinical if _asks_for(question, line)] or facts.clinical
+            text = (
+                "The clinical record for this image holds: " + "; ".join(asked) + ". These values come "
+                "from the record, not from the model, which sees only the image."
+            )
+            used = used + [f"Clinical record: {line}" for line in asked]
+        else:
+            text = "No clinical values (such as CRP or temperature) are recorded for this image."
     elif intent == "doctor_label":
         text = " ".join(facts.doctor_labels) if facts.doctor_labels else "No doctor has labeled this image yet."
         used = used + facts.doctor_labels
@@ -324,6 +417,21 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
             used = used + [_cite(background[0])]
         text = " ".join(sentences)
     return Answer(f"{text}\n{REMINDER}", used, intent, "template")
+
+
+# question words -> the label a clinical line starts with (webapp.clinical.records.FIELDS)
+_CLINICAL_WORDS = {
+    r"\bcrp\b|c-reactive": "CRP",
+    r"temperature|fever|febrile": "Temperature",
+    r"saturation|spo2|\bsats\b|oxygen": "SpO2",
+    r"white (blood )?cell|\bwbc\b|leu[ck]ocyte": "WBC",
+    r"respiratory rate|breathing rate|breaths": "Respiratory rate",
+    r"symptom|how long|days": "Symptom",
+}
+
+
+def _asks_for(question: str, line: str) -> bool:
+    return any(line.startswith(label) and re.search(words, question, re.I) for words, label in _CLINICAL_WORDS.items())
 
 
 def _cite(passage: Passage) -> str:
@@ -441,9 +549,9 @@ class Assistant:
         self.rephraser = rephraser
         self.intents = intents or default_intents()
 
-    def answer(self, question: str, facts: Facts) -> Answer:
-        answer = compose(question[:2000], facts, self.kb, self.intents)
-        if self.rephraser is not None:
+    def answer(self, question: str, facts: Facts, mode: str = "standard", earlier: Sequence[str] = ()) -> Answer:
+        answer = compose(question[:2000], facts, self.kb, self.intents, mode, earlier)
+        if self.rephraser is not None and answer.mode != "plain":  # plain answers are already short
             if not self.rephraser.ready:
                 self.rephraser.start_loading()  # never wait: this answer stays a template
                 return answer

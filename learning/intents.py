@@ -15,7 +15,18 @@ import numpy as np
 
 from learning import embeddings
 
-ANSWERS = ("why", "confidence", "location", "performance", "definition", "doctor_label", "help")
+ANSWERS = (
+    "why",
+    "confidence",
+    "location",
+    "performance",
+    "definition",
+    "doctor_label",
+    "next_steps",
+    "clinical",
+    "plain",
+    "help",
+)
 REFUSALS = ("prognosis", "treatment", "other_patients", "identity", "injection", "out_of_scope")
 INTENTS = ANSWERS + REFUSALS
 
@@ -127,6 +138,46 @@ EXAMPLES: dict[str, list[str]] = {
         "is this image adjudicated?",
         "did the readers agree with the model?",
         "has a person looked at this yet?",
+    ],
+    "next_steps": [
+        "what are the next steps?",
+        "what should be checked next?",
+        "how can this be confirmed?",
+        "what would confirm this finding?",
+        "what else should be looked at?",
+        "what follow-up does this need?",
+        "what should the doctor check to be sure?",
+        "how do we confirm the diagnosis?",
+        "what is usually done after a result like this?",
+        "what further checks make sense?",
+        "should it be compared with older films?",
+        "what would rule this out?",
+    ],
+    "clinical": [
+        "what was the CRP?",
+        "what is the temperature?",
+        "what are the blood results?",
+        "what was the white cell count?",
+        "what were the observations?",
+        "what is the oxygen saturation?",
+        "what is in the clinical record?",
+        "what were the vital signs?",
+        "did the patient have a fever?",
+        "what is the heart rate?",
+        "what lab values do we have?",
+        "what was the respiratory rate?",
+    ],
+    "plain": [
+        "explain that in plain words",
+        "say it more simply",
+        "in simple terms please",
+        "can you put that in words a patient understands?",
+        "explain it like I am not a doctor",
+        "make it easier to understand",
+        "without the jargon please",
+        "how would I tell the patient?",
+        "say that in everyday language",
+        "I don't understand, simpler please",
     ],
     "help": [
         "hi",
@@ -279,10 +330,10 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
             r"\b(treat|treats|treated|treating|treatment\w*|therap\w*|antibiotic\w*|antiviral\w*|antifung\w*|"
             r"steroid\w*|corticosteroid\w*|prednis\w*|dexameth\w*|amoxi\w*|azithro\w*|ceftri\w*|penicillin|"
             r"oseltamivir|tamiflu|remdesivir|paracetamol|ibuprofen|medication\w*|medicine\w*|drugs?|doses?|"
-            r"dosing|dosage|mg|milligrams?|prescri\w*|cure|surgery|surgical|operate|intubat\w*|ventilat\w*|"
-            r"oxygen|icu|intensive care|admit\w*|admission|hospitali[sz]\w*|discharg\w*|"
+            r"dosing|dosage|mg|milligrams?|ml|millilit\w*|tablets?|pills?|capsules?|syrups?|puffs?|prescri\w*|cure|surgery|surgical|operate|intubat\w*|ventilat\w*|"
+            r"oxygen(?! (saturation|sats?|levels?))|icu|intensive care|admit\w*|admission|hospitali[sz]\w*|discharg\w*|"
             r"(send|sent|go|going|went|return) (\w+ ){0,3}home|outpatient|inpatient|manage(d|ment)?|"
-            r"next steps?|what should (i|we) do|(go|going|return|back) to (school|work|nursery)|"
+            r"what should (i|we) do|(go|going|return|back) to (school|work|nursery)|"
             r"isolat\w*|quarantin\w*|vaccin\w*|refer|referral)\b",
             _I,
         ),
@@ -310,13 +361,39 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "out_of_scope",
         re.compile(
-            r"\b(insurance|cost|costs|price|bill|lawyer|sue|weather|stocks?|recipe|joke|poem|haiku|politic\w*|election|football|bitcoin)\b",
+            r"\b(insurance|cost|costs|price|bill|translat\w*|lawyer|sue|weather|stocks?|recipe|joke|poem|haiku|politic\w*|election|football|bitcoin)\b",
             _I,
         ),
     ),
 ]
 # Answerable questions with a word that settles them, tried after the refusal rules.
 _ANSWER_RULES: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "plain",
+        re.compile(
+            r"\b(plain (words|language|english)|simpl(er|e terms|e words|y)|layman'?s?|lay terms|jargon|"
+            r"everyday (words|language)|easier to understand)\b",
+            _I,
+        ),
+    ),
+    (
+        "clinical",
+        re.compile(
+            r"\b(crp|c-reactive|white (blood )?cell|wbc|leu[ck]ocytes?|temperature|fever|febrile|"
+            r"(oxygen )?saturation|spo2|sats|heart rate|pulse|respiratory rate|blood (tests?|results?|values?)|"
+            r"lab(oratory)? (tests?|results?|values?)|vital signs?|vitals|observations|clinical (record|fields|data|"
+            r"values|details))\b",
+            _I,
+        ),
+    ),
+    (
+        "next_steps",
+        re.compile(
+            r"\b(next steps?|follow[- ]?up|how (can|could|do|would|should) (we|i|you|one|it) (confirm|be confirmed|"
+            r"check)|(would|will|to) confirm|rule (this|it) out|further (checks?|work-?up)|what else should)\b",
+            _I,
+        ),
+    ),
     (
         "location",
         re.compile(r"\b(where|heat ?map|grad-?cam|which (lung|side|lobe|zone)|left or right|upper or lower)\b", _I),
@@ -334,6 +411,11 @@ _ANSWER_RULES: list[tuple[str, re.Pattern[str]]] = [
 # The degraded mode's rules for answerable questions, in the order they are tried.
 _KEYWORDS: list[tuple[str, re.Pattern[str]]] = [
     ("help", re.compile(r"^\W*(hi|hello|hey|help|thanks?|thank you|good (morning|afternoon|evening))\b\W*$", _I)),
+    ("plain", re.compile(r"\b(plain|simpl\w*|jargon|patient understands|easier)\b", _I)),
+    (
+        "next_steps",
+        re.compile(r"\b(next steps?|how (to|can|could|do|would) .*confirm|rule (it|this) out|follow[- ]?up)\b", _I),
+    ),
     ("help", re.compile(r"\b(what can you|what (kind of )?questions|how do i use|what are you able)\b", _I)),
     (
         "location",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from learning.intents import REFUSALS
+
 if TYPE_CHECKING:  # learning.assistant imports this module; the type is only for hints
     from learning.assistant import Facts
 
@@ -106,3 +108,90 @@ def summary(facts: Facts) -> str:
         sentences.append(f"It looked most at {where}.")
     sentences.append(NOTICE)
     return " ".join(sentences)
+
+
+# --- the chat's plain mode ----------------------------------------------------------------------
+
+_LABEL = re.compile(r"(?:label: |labeled it )(.+?)\.$")
+PLAIN_REFUSALS = {
+    "treatment": "I cannot give advice on medicine, doses or care. Your doctor decides that with you.",
+    "prognosis": "I cannot say what will happen next with an illness. Please ask your doctor.",
+    "other_patients": "I only know this one X-ray. I cannot talk about other people or other X-rays.",
+    "identity": "I do not know or share who anyone is.",
+}
+PLAIN_REFUSAL = "I cannot answer that here. I can tell you what the program saw and how sure it is."
+
+
+def _found_share(value: float) -> str:
+    if value >= 0.9:
+        return "almost all"
+    if value >= 0.75:
+        return "most"
+    if value >= 0.5:
+        return "more than half"
+    return "fewer than half"
+
+
+def plain_answer(intent: str, named: str | None, facts: Facts) -> str:
+    """The chat's answer in plain words: short sentences, no jargon, only the rounded confidence
+    as a number, and the notice. `named` is the class the question is about (or the thread's)."""
+    ranking = facts.ranking
+    top, top_p = ranking[0]
+    topic = named or top
+    sure = f"It is {sureness(top_p)}: {confidence_phrase(top_p)} sure."
+    where = plain_location(facts.location)
+    if intent in REFUSALS:
+        sentences = [PLAIN_REFUSALS.get(intent, PLAIN_REFUSAL)]
+    elif intent == "confidence":
+        sentences = [f"The program thinks this X-ray most likely shows {plain_name(top)}.", sure]
+        if top_p < 0.7 and len(ranking) > 1:
+            sentences.append(f"It could also be {plain_name(ranking[1][0])}.")
+        sentences.append("This is how sure the program is. It is not a promise about your health.")
+    elif intent == "location":
+        if where:
+            sentences = [
+                f"The program looked most at {where}.",
+                "The colours show where it looked, not where an illness is.",
+            ]
+        else:
+            sentences = ["The picture of where the program looked is not ready yet."]
+    elif intent == "performance":
+        metrics = facts.gold_by_class.get(topic) or (facts.gold_metrics if topic == top else {})
+        if "sensitivity" in metrics:
+            sentences = [
+                "The program was tested on X-rays that doctors had checked.",
+                f"It found {_found_share(metrics['sensitivity'])} of the X-rays that showed {plain_name(topic)}.",
+                "It can still be wrong, so a doctor checks.",
+            ]
+        else:
+            sentences = [f"The program has not yet been tested on checked X-rays for {plain_name(topic)}."]
+    elif intent == "definition":
+        sentences = [f"This means {plain_name(topic)}.", plain_meaning(topic)]
+    elif intent == "doctor_label":
+        labels = [m.group(1) for line in facts.doctor_labels if (m := _LABEL.search(line))]
+        if labels:
+            sentences = ["A doctor has checked this X-ray.", f"The doctor's answer was {plain_name(labels[-1])}."]
+        else:
+            sentences = ["No doctor has checked this X-ray yet. A doctor will."]
+    elif intent == "next_steps":
+        sentences = [
+            "Your doctor will look at you and listen to your chest.",
+            "They may compare this X-ray with older ones, or ask for a test.",
+            "Your doctor decides what happens next.",
+        ]
+    elif intent == "clinical":
+        if facts.clinical:
+            sentences = ["Your doctor has your test results. They can tell you what they mean."]
+        else:
+            sentences = ["There are no test results stored with this X-ray."]
+    elif intent == "help":
+        sentences = ["You can ask why the program gave its answer, how sure it is, and what the words mean."]
+    else:  # why, plain
+        sentences = [
+            f"The program thinks this X-ray most likely shows {plain_name(top)}.",
+            "It learned from many X-rays that doctors had checked.",
+        ]
+        if where:
+            sentences.append(f"It looked most at {where}.")
+        sentences.append(sure)
+    return " ".join(sentences + [NOTICE])

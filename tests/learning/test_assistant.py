@@ -14,6 +14,7 @@ from learning.assistant import (
     classify,
     compose,
     grounded,
+    pct,
 )
 from learning.intents import REFUSALS
 
@@ -271,3 +272,126 @@ def test_covid_19_as_a_class_name_finds_the_covid_entry(kb):
     facts = _facts({"normal": 0.3, "covid_19": 0.7})
     answer = compose("what is covid 19?", facts, kb)
     assert "Source:" in answer.text and "does not predict" not in answer.text
+
+
+# --- issue 13: plain mode, follow-ups, accuracy on a named class, next steps, dosing, clinical facts ---
+
+PLAIN_READING_EASE = 60  # Flesch reading ease; the plain answers measured 66-90 (docs/assistant.md)
+PLAIN_QUESTIONS = ["why?", "how sure is it?", "where did it look?", "how good is the model at this?", "what is it?"]
+PLAIN_JARGON = ("pneumonia", "consolidation", "opacity", "activation", "heat map", "gold set", "sensitivity", "margin")
+
+
+def class_facts(top, top_p=0.83):
+    others = [name for name in ("normal", "bacterial pneumonia", "viral pneumonia") if name != top]
+    probabilities = {top: top_p, others[0]: (1 - top_p) * 0.7, others[1]: (1 - top_p) * 0.3}
+    return Facts(
+        prediction_id=9,
+        model_version=4,
+        probabilities=probabilities,
+        location="Most of the activation is in the upper zone of the patient's left lung (55% of it); x.",
+        gold_metrics={"sensitivity": 0.91, "specificity": 0.84},
+        gold_size=60,
+        gold_by_class={
+            "normal": {"sensitivity": 0.72, "specificity": 0.97},
+            "bacterial pneumonia": {"sensitivity": 0.88, "specificity": 0.81},
+            "viral pneumonia": {"sensitivity": 0.64, "specificity": 0.9},
+            top: {"sensitivity": 0.91, "specificity": 0.84},
+        },
+        doctor_labels=["Your label: normal."],
+        clinical=["Temperature 38.9 °C", "SpO2 91 %", "CRP 85 mg/L"],
+    )
+
+
+@pytest.mark.parametrize("top", ["normal", "bacterial pneumonia", "viral pneumonia", "COVID-19", "tuberculosis"])
+@pytest.mark.parametrize("top_p", [0.96, 0.55])
+def test_plain_answers_are_readable_jargon_free_with_one_grounded_number(kb, top, top_p):
+    import textstat
+
+    from learning.plain_language import NOTICE, plain_name
+
+    facts = class_facts(top, top_p)
+    for question in PLAIN_QUESTIONS + ["what should be checked next?", "what was the CRP?", "what dose?"]:
+        answer = compose(question, facts, kb, mode="plain")
+        assert answer.mode == "plain" and answer.text.endswith(NOTICE), question
+        assert textstat.flesch_reading_ease(answer.text) >= PLAIN_READING_EASE, (question, answer.text)
+        assert not [w for w in PLAIN_JARGON if w in answer.text.lower()], (question, answer.text)
+        numbers = NUMBER.findall(answer.text)
+        assert len(numbers) <= 1, (question, answer.text)
+        assert grounded(answer.text, "\n".join(facts.lines()), list(facts.probabilities)), (question, answer.text)
+    why = compose("why?", facts, kb, mode="plain").text
+    assert plain_name(top) in why and NUMBER.findall(why) == [str(round(top_p * 20) * 5)]
+    assert "top of the left lung" in why
+
+
+def test_asking_for_plain_words_repeats_the_last_question_plainly(kb):
+    facts = class_facts("viral pneumonia")
+    answer = compose("Can you say that in plain words?", facts, kb, earlier=["how sure is it?"])
+    assert (answer.intent, answer.mode) == ("confidence", "plain")
+    assert "a lung infection caused by a virus" in answer.text and "about 85 % sure" in answer.text
+
+
+def test_accuracy_on_a_named_class_answers_for_that_class(kb):
+    facts = class_facts("viral pneumonia")
+    for question, name in [
+        ("How accurate are you on normal?", "normal"),
+        ("sensitivity for bacterial?", "bacterial pneumonia"),
+    ]:
+        answer = compose(question, facts, kb)
+        sensitivity = pct(facts.gold_by_class[name]["sensitivity"])
+        assert answer.intent == "performance" and f"for {name}: sensitivity {sensitivity}" in answer.text
+        assert any(f"for {name}:" in fact for fact in answer.facts_used)
+    assert "for viral pneumonia: sensitivity 91.0%" in compose("how accurate is it?", facts, kb).text
+
+
+def test_follow_ups_take_the_class_from_the_thread(kb):
+    facts = class_facts("normal")
+    earlier = ["what is viral pneumonia?"]
+    follow_up = compose("and how good is the model at it?", facts, kb, earlier=earlier)
+    assert (follow_up.intent, follow_up.topic) == ("performance", "viral pneumonia")
+    assert "for viral pneumonia: sensitivity 64.0%" in follow_up.text
+    what_about = compose("what about bacterial pneumonia?", facts, kb, earlier=["How accurate are you on normal?"])
+    assert (what_about.intent, what_about.topic) == ("performance", "bacterial pneumonia")
+    # a question that names its own class, or points at nothing, is not bent by the thread
+    assert compose("how good is it at normal?", facts, kb, earlier=earlier).topic == "normal"
+    assert "for normal: sensitivity 91.0%" in compose("how accurate is the model?", facts, kb, earlier=earlier).text
+    # and a refusal stays a refusal whatever came before
+    assert compose("and what dose for it?", facts, kb, earlier=earlier).source == "refusal"
+
+
+DOSING = [
+    "What dose should I give?",
+    "How many mg of amoxicillin for her?",
+    "How much paracetamol can he take?",
+    "Is 500 mg three times a day right?",
+    "How many tablets a day?",
+    "What dosage of azithromycin for a child?",
+    "How many ml of the syrup?",
+]
+
+
+@pytest.mark.parametrize("question", DOSING)
+def test_dosing_questions_are_refused_in_both_modes(kb, question):
+    for mode in ("standard", "plain"):
+        answer = compose(question, class_facts("bacterial pneumonia"), kb, mode=mode)
+        assert (answer.intent, answer.source) == ("treatment", "refusal"), (question, mode)
+        assert "85" not in answer.text and "500" not in answer.text
+
+
+def test_next_steps_come_from_the_knowledge_base_per_class_and_never_treat(kb):
+    for top, words in [("tuberculosis", "sputum"), ("normal", "does not rule out"), ("viral pneumonia", "compare")]:
+        answer = compose("What are the next steps?", class_facts(top), kb)
+        assert answer.intent == "next_steps" and words in answer.text, answer.text
+        assert "no treatment, dosing or admission advice" in answer.text
+        assert any("Knowledge base" in fact for fact in answer.facts_used)
+    assert compose("what would confirm it is emphysema?", class_facts("normal"), kb).topic == "emphysema"
+
+
+def test_clinical_fields_are_quoted_from_the_facts(kb):
+    facts = class_facts("bacterial pneumonia")
+    crp = compose("What was the CRP?", facts, kb)
+    assert crp.intent == "clinical" and "CRP 85 mg/L" in crp.text and "SpO2" not in crp.text
+    assert "Clinical record: CRP 85 mg/L" in crp.facts_used and "Clinical record: CRP 85 mg/L" in facts.lines()
+    assert grounded(crp.text, "\n".join(facts.lines()), list(facts.probabilities))
+    assert "SpO2 91 %" in compose("what is the oxygen saturation?", facts, kb).text
+    facts.clinical = []
+    assert "No clinical values" in compose("what was the CRP?", facts, kb).text

@@ -16,8 +16,9 @@ from webapp.jsonbody import json_object
 @token_required()
 def ask(prediction_id: int):
     prediction = visible_prediction(prediction_id)
-    body = json_object('{"message": "why?"}', message=str)
-    if not isinstance(body.get("message"), str):
-        raise Problem('Send JSON like {"message": "why?"}.')
-    thread, answer = chat.ask(prediction, g.api_user, body["message"])
+    body = json_object('{"message": "why?", "mode": "plain"}', message=str, question=str, mode=str)
+    message = body.get("message", body.get("question"))  # "question" is accepted as another name
+    if not isinstance(message, str):
+        raise Problem('Send JSON like {"message": "why?"} (optionally "mode": "plain").')
+    thread, answer = chat.ask(prediction, g.api_user, message, body.get("mode"))
     return jsonify(chat.answer_to_dict(thread, answer))

@@ -7,6 +7,7 @@ import threading
 from flask import current_app
 
 from learning.assistant import (
+    MODES,
     REMINDER,
     Answer,
     Assistant,
@@ -16,6 +17,7 @@ from learning.assistant import (
 )
 from learning.intents import IntentClassifier
 from learning.metrics import PER_CLASS_METRICS, metric_key
+from learning.plain_language import NOTICE
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import ChatMessage, ChatThread, GoldItem, Label, Prediction, User
@@ -51,6 +53,11 @@ def facts_for(prediction: Prediction, user: User) -> Facts:
     gold = {key: metrics[metric_key(key, top)] for key in PER_CLASS_METRICS if metric_key(key, top) in metrics}
     if "macro_auc" in metrics:
         gold["macro AUC"] = metrics["macro_auc"]
+    # every class's gold metrics, so "how accurate are you on X?" answers for X
+    by_class = {
+        name: {key: metrics[metric_key(key, name)] for key in PER_CLASS_METRICS if metric_key(key, name) in metrics}
+        for name in prediction.probabilities
+    }
     return Facts(
         prediction_id=prediction.id,
         model_version=prediction.model_version,
@@ -59,7 +66,21 @@ def facts_for(prediction: Prediction, user: User) -> Facts:
         gold_metrics=gold if metrics.get("n") else {},
         gold_size=int(metrics["n"]) if metrics.get("n") else None,
         doctor_labels=_labels_visible_to(prediction, user),
+        gold_by_class={name: values for name, values in by_class.items() if values} if metrics.get("n") else {},
+        clinical=_clinical_lines(prediction.image_id),
     )
+
+
+def _clinical_lines(image_id: int) -> list[str]:
+    """The study's clinical fields as lines with units ("CRP 85 mg/L"); none until the clinical
+    records module is there."""
+    try:
+        from webapp.clinical import records
+    except ImportError:
+        return []
+    record = records.for_image(image_id)
+    # the free-text history stays on the study page: chat answers are stored, and it may name people
+    return [line for line in records.describe(record) if not line.startswith("History:")] if record else []
 
 
 def _labels_visible_to(prediction: Prediction, user: User) -> list[str]:
@@ -90,14 +111,21 @@ def thread_for(prediction: Prediction, user: User, create: bool = False) -> Chat
     return thread
 
 
-def ask(prediction: Prediction, user: User, message: str) -> tuple[ChatThread, Answer]:
+def ask(prediction: Prediction, user: User, message: str, mode: str | None = None) -> tuple[ChatThread, Answer]:
+    """Answer a question in the user's thread on this prediction; earlier questions of the thread
+    settle follow-ups that name no class. mode: "standard" (default) or "plain"."""
     message = (message or "").strip()
+    mode = mode or "standard"
     if not message:
         raise Problem("Write a question first.")
     if len(message) > 2000:
         raise Problem("Keep questions under 2000 characters.")
-    answer = assistant().answer(message, facts_for(prediction, user))
-    thread = thread_for(prediction, user, create=True)
+    if mode not in MODES:
+        raise Problem(f'"mode" must be one of {", ".join(MODES)}.')
+    thread = thread_for(prediction, user)
+    earlier = [m.text for m in thread.messages if m.role == "user"][-6:] if thread is not None else []
+    answer = assistant().answer(message, facts_for(prediction, user), mode, earlier)
+    thread = thread or thread_for(prediction, user, create=True)
     db.session.add(ChatMessage(thread_id=thread.id, role="user", text=message))
     db.session.add(
         ChatMessage(
@@ -116,7 +144,9 @@ def answer_to_dict(thread: ChatThread, answer: Answer) -> dict:
         "intent": answer.intent,
         "source": answer.source,
         "understood_by": answer.understood_by,  # keywords: the sentence encoder is unavailable (degraded)
-        "reminder": REMINDER,
+        "mode": answer.mode,
+        "topic": answer.topic,  # the class the answer is about (named, or taken from the thread)
+        "reminder": NOTICE if answer.mode == "plain" else REMINDER,
     }
 
 

@@ -16,8 +16,8 @@ bp = Blueprint("assistant", __name__, template_folder="templates")
 @login_required
 def ask(prediction_id: int):
     prediction = visible_prediction(prediction_id)
-    body = json_object('{"message": "why?"}', message=str)
-    thread, answer = chat.ask(prediction, current_user, body.get("message") or "")
+    body = json_object('{"message": "why?", "mode": "plain"}', message=str, mode=str)
+    thread, answer = chat.ask(prediction, current_user, body.get("message") or "", body.get("mode"))
     return jsonify(chat.answer_to_dict(thread, answer))
 
 

@@ -6,6 +6,7 @@
   const log = document.getElementById("chat-log");
   const form = document.getElementById("chat-form");
   const input = document.getElementById("chat-input");
+  const plain = document.getElementById("chat-plain");
   const csrf = document.querySelector("meta[name=csrf-token]").content;
 
   function show(message) {
@@ -30,7 +31,7 @@
     if (!message) return;
     input.value = ""; show({ role: "user", text: message });
     const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-                                        body: JSON.stringify({ message }) });
+                                        body: JSON.stringify({ message, mode: plain && plain.checked ? "plain" : "standard" }) });
     const data = await response.json();
     show(response.ok ? { role: "assistant", text: data.answer, facts: data.facts } : { role: "assistant", text: data.error });
     if (response.ok && data.understood_by === "keywords") {

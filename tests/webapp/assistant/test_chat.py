@@ -2,7 +2,7 @@
 
 from tests.conftest import api_token, csrf_token, login, upload_synthetic
 from webapp.extensions import db
-from webapp.models import ChatMessage
+from webapp.models import ChatMessage, Prediction
 
 
 def _predict(app, client, headers, seed=61):
@@ -121,3 +121,78 @@ def test_prognosis_treatment_and_other_patients_are_refused_over_the_api_and_the
         headers={"X-CSRFToken": token},
     ).get_json()
     assert (page["intent"], page["source"]) == ("treatment", "refusal")
+
+
+# --- issue 13: threads settle follow-ups, plain mode, accuracy on a named class, clinical facts ---
+
+
+def _chat(client, headers, prediction_id, message, **extra):
+    response = client.post(
+        f"/api/v1/predictions/{prediction_id}/chat", headers=headers, json={"message": message, **extra}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_follow_ups_use_the_thread_and_plain_mode_answers_plainly(candidate_app):
+    import textstat
+
+    from learning.assistant import NUMBER
+    from learning.plain_language import NOTICE
+    from webapp.approvals import decisions
+    from webapp.models import User
+
+    client = candidate_app.test_client()
+    headers = api_token(candidate_app, "doctor")
+    engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
+    decisions.decide(2, engineer, approve=True, reason="measured on gold", override=True)
+    prediction = _predict(candidate_app, client, headers, seed=71)
+    metrics = candidate_app.extensions["medal"].registry.version_metrics(2, "gold_")
+    top = prediction["predicted_class"]
+    other = next(name for name in prediction["probabilities"] if name != top)
+
+    # accuracy on a class that is not the predicted one answers for that class, with its gold metrics
+    body = _chat(client, headers, prediction["id"], f"How accurate are you on {other}?")
+    assert body["intent"] == "performance" and body["topic"] == other
+    assert f"for {other}: sensitivity {metrics[f'sensitivity_{other}'] * 100:.1f}%" in body["answer"]
+
+    # the thread: a definition, then a follow-up that names no class
+    _chat(client, headers, prediction["id"], f"what is {top}?")
+    follow_up = _chat(client, headers, prediction["id"], "and how good is the model at it?")
+    assert (follow_up["intent"], follow_up["topic"]) == ("performance", top)
+    assert f"for {top}: sensitivity {metrics[f'sensitivity_{top}'] * 100:.1f}%" in follow_up["answer"]
+    thread = follow_up["thread_id"]
+    stored = db.session.execute(db.select(ChatMessage).filter_by(thread_id=thread, role="user")).scalars().all()
+    assert [m.text for m in stored][-1] == "and how good is the model at it?"
+
+    # plain mode: the notice, one number (the rounded confidence, which is among the facts), readable
+    plain = _chat(client, headers, prediction["id"], "why?", mode="plain")
+    assert plain["mode"] == "plain" and plain["answer"].endswith(NOTICE) and plain["reminder"] == NOTICE
+    numbers = NUMBER.findall(plain["answer"])
+    assert len(numbers) == 1 and any(f"about {numbers[0]} %" in fact for fact in plain["facts"])
+    assert textstat.flesch_reading_ease(plain["answer"]) >= 60
+    assert "pneumonia" not in plain["answer"].lower()
+    again = _chat(client, headers, prediction["id"], "say that in simpler words")
+    assert again["mode"] == "plain" and again["intent"] == "why"
+
+    bad = client.post(
+        f"/api/v1/predictions/{prediction['id']}/chat", headers=headers, json={"message": "why?", "mode": "loud"}
+    )
+    assert bad.status_code == 400 and "mode" in bad.get_json()["error"]
+    assert len(db.session.execute(db.select(ChatMessage).filter_by(thread_id=thread)).scalars().all()) == 10
+
+
+def test_clinical_fields_are_answered_from_the_record_and_dosing_is_refused(trained_app):
+    from webapp.clinical import records
+
+    client = trained_app.test_client()
+    headers = api_token(trained_app, "doctor")
+    prediction = _predict(trained_app, client, headers, seed=72)
+    image_id = db.session.get(Prediction, prediction["id"]).image_id
+    records.save(image_id, {"crp_mg_l": 85.0, "temperature_c": 38.9, "history": "lives at 4 Elm Road"}, None)
+    db.session.commit()
+    body = _chat(client, headers, prediction["id"], "What was the CRP?")
+    assert body["intent"] == "clinical" and "CRP 85 mg/L" in body["answer"]
+    assert "Clinical record: CRP 85 mg/L" in body["facts"] and "Elm Road" not in body["answer"]
+    dose = _chat(client, headers, prediction["id"], "How many mg of amoxicillin should she get?")
+    assert (dose["intent"], dose["source"]) == ("treatment", "refusal") and "85" not in dose["answer"]
