@@ -362,6 +362,20 @@ class ClinicalModel(db.Model):
 # --- model dashboard (issue 13) ---
 
 
+class GoldScore(db.Model):
+    """One model version's probabilities for one image of a frozen gold snapshot, stored when the gate
+    scores it: what the dashboard's ROC curves and reliability diagrams are drawn from."""
+
+    __table_args__ = (UniqueConstraint("model_version", "snapshot_id", "image_id"),)
+    id = db.Column(db.Integer, primary_key=True)
+    model_version = db.Column(db.Integer, nullable=False, index=True)
+    snapshot_id = db.Column(db.Integer, db.ForeignKey("gold_snapshot.id"), nullable=False)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False)
+    true_label = db.Column(db.String(60), nullable=False)
+    probabilities = db.Column(JSON, nullable=False)  # {class name: probability}, the classes at gate time
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
 # --- trust meter, labelling activity, operations metrics (issue 13) ---
 
 

@@ -86,3 +86,12 @@ def rollback():
     body = _body()
     event = decisions.rollback(g.api_user, body["reason"], expected_champion=body.get("expected_champion"))
     return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
+
+
+@bp.get("/models/metrics")
+@token_required("engineer")
+def model_metrics():
+    """The model dashboard's data: every version's gold-set metrics, promotions and rollbacks, the learning curve."""
+    from webapp.reports.dashboard import metrics_document
+
+    return jsonify(metrics_document())

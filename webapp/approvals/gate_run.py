@@ -29,6 +29,7 @@ class Evaluation:
     report: dict  # EvaluationReport.to_dict()
     predicted: dict[int, str]  # image id -> predicted class
     model_classes: list[str]  # the classes the version's head outputs
+    probabilities: np.ndarray | None = None  # per gold example, aligned to the current class names
 
 
 def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evaluation:
@@ -47,7 +48,7 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
     predicted = {example.image_id: names[int(i)] for example, i in zip(examples, probabilities.argmax(axis=1))}
     report = evaluate(truth, probabilities, names).to_dict()
     report["per_site"] = _per_site(examples, truth, probabilities, names)
-    return Evaluation(report, predicted, net.spec.class_names)
+    return Evaluation(report, predicted, net.spec.class_names, probabilities)
 
 
 def _per_site(
@@ -114,6 +115,11 @@ def run_gate(version: int) -> GateReport:
         flipped=flipped,
     )
     db.session.add(report)
+    from webapp.reports.dashboard import store_gold_scores  # here: webapp.reports imports approvals
+
+    store_gold_scores(version, snapshot, examples, mine.probabilities)
+    if theirs is not None:
+        store_gold_scores(champion, snapshot, examples, theirs.probabilities)
     db.session.add(
         AuditEvent(
             kind="gate",

@@ -70,6 +70,8 @@ ACCESS: dict[str, Rule] = {
     "approvals.rollback": ENGINEERS,
     "approvals.rerun_gate": ENGINEERS,
     "approvals.history": ENGINEERS,
+    "reports.dashboard_page": ENGINEERS,
+    "reports.dashboard_compare": ENGINEERS,
     "classes.page": ENGINEERS,
     "classes.add": ENGINEERS,
     "classes.rename": ENGINEERS,
@@ -89,6 +91,7 @@ ACCESS: dict[str, Rule] = {
     "api.reject": ENGINEERS,
     "api.rerun_gate": ENGINEERS,
     "api.rollback": ENGINEERS,
+    "api.model_metrics": ENGINEERS,
 }
 
 # where a user lands after logging in: the first of these they may open
