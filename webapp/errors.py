@@ -55,6 +55,35 @@ def render_problem(message: str, status: int, details: dict | None = None):
     return render_template("error.html", message=message, status=status), status
 
 
+# marshmallow's words for the common mistakes, as the rest of medal's messages say them
+_PLAIN = {
+    "Missing data for required field.": "is required.",
+    "Not a valid integer.": "must be an integer.",
+    "Not a valid number.": "must be a number.",
+    "Not a valid string.": "must be a string.",
+    "Not a valid boolean.": "must be true or false.",
+    "Unknown field.": "is not a field of this request.",
+    "Invalid input type.": "Send a JSON object (the schemas are in /api/v1/openapi.json).",
+}
+
+
+def _field_messages(messages: dict) -> str:
+    """webargs' {location: {field: [message, ...]}} as one sentence a person can act on:
+    '"prediction_id" must be an integer.'"""
+    parts = []
+    for fields in messages.values():
+        for name, problems in fields.items() if isinstance(fields, dict) else [("_schema", fields)]:
+            for text in problems if isinstance(problems, list) else [problems]:
+                text = _PLAIN.get(text, text) if isinstance(text, str) else str(text)
+                if name == "_schema" or name in text:
+                    parts.append(text)
+                elif text[:1].islower():
+                    parts.append(f'"{name}" {text}')
+                else:
+                    parts.append(f'"{name}": {text}')
+    return " ".join(parts) or "The request is not valid."
+
+
 def discard_unread_body(response):
     """Read what is left of the request body (a 401, 403 or CSRF answer never looked at it), up to
     MAX_CONTENT_LENGTH, so the server can keep the connection alive: gunicorn closes a keep-alive
@@ -81,6 +110,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        invalid = getattr(error, "data", {}).get("messages")  # an API request that did not match its schema
+        if invalid:
+            return render_problem(_field_messages(invalid), error.code or 400, {"errors": invalid})
         return render_problem(MESSAGES.get(error.code or 500, error.description), error.code or 500)
 
     @app.errorhandler(OverflowError)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from webapp.api import bp
+from webapp.api import bp, schemas
 from webapp.auth.roles import token_required
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.gold import goldset
 from webapp.inference import predictions
-from webapp.jsonbody import json_object
 from webapp.models import Image, Label
 from webapp.review import queue
 from webapp.review.access import labelers_api
@@ -38,9 +37,16 @@ def image_to_dict(image: Image) -> dict:
     }
 
 
-@bp.post("/images")
+@bp.post("/images", tags=["images"])
+@bp.arguments(schemas.Upload, location="form_and_files", as_kwargs=True)
+@bp.response(201, schemas.Uploaded, description="Stored and predicted.")
+@bp.alt_response(200, schema=schemas.Uploaded, description="These bytes were stored before: the same image.")
+@bp.alt_response(409, schema=schemas.Error, description="A gold image awaiting its blind reads.")
+@bp.alt_response(415, schema=schemas.Error, description="Not a PNG, JPEG or chest DICOM radiograph.")
 @token_required()
-def upload_image():
+def upload_image(**_validated):
+    """Upload a chest X-ray (PNG, JPEG or DICOM) with its optional patient and clinical fields; the
+    champion predicts it at once."""
     file = request.files.get("file")
     if file is None:
         raise IngestError("Send the image as multipart form field 'file'.")
@@ -50,24 +56,29 @@ def upload_image():
     return jsonify(body), 201 if done.created else 200
 
 
-@bp.get("/images/<int:image_id>")
+@bp.get("/images/<int:image_id>", tags=["images"])
+@bp.response(200, schemas.ImageRecord)
 @token_required()
 def get_image(image_id: int):
+    """An image with its latest prediction and its labels."""
     # a gold image awaiting its reads answers 404 like a missing one: blind reads stay blind
     return jsonify(image_to_dict(goldset.visible_image(image_id)))
 
 
-@bp.put("/images/<int:image_id>/clinical")
+@bp.put("/images/<int:image_id>/clinical", tags=["images"])
+@bp.arguments(schemas.Clinical)
+@bp.response(200, schemas.ClinicalUpdated)
 @labelers_api
-def put_clinical(image_id: int):
+def put_clinical(body: dict, image_id: int):
     """Add or correct a study's clinical data: {"crp_mg_l": 85, "spo2_pct": null} (null clears a field)."""
-    body = json_object('{"temperature_c": 38.9, "crp_mg_l": 85}')
     return jsonify(image_id=image_id, clinical=clinical_records.update(image_id, body, g.api_user))
 
 
-@bp.get("/review/next")
+@bp.get("/review/next", tags=["review"])
+@bp.response(200, schemas.Served)
 @labelers_api
 def review_next():
+    """The next image the model is least sure of, reserved for you (`active_learning.claim_seconds`)."""
     served = queue.serve(g.api_user)
     if served is None:
         return jsonify(image=None, message="Nothing to review right now.")
@@ -78,12 +89,13 @@ def review_next():
     )
 
 
-@bp.post("/images/<int:image_id>/labels")
+@bp.post("/images/<int:image_id>/labels", tags=["review"])
+@bp.arguments(schemas.LabelRequest)
+@bp.response(201, schemas.Label)
+@bp.alt_response(409, schema=schemas.Error, description="You already labeled this image; the first answer stands.")
 @labelers_api
-def add_label(image_id: int):
-    body = json_object('{"label": "normal"}', label=str, prediction_id=int, time_spent_ms=int)
-    if not isinstance(body.get("label"), str):
-        raise Problem('Send JSON like {"label": "normal"}.')
+def add_label(body: dict, image_id: int):
+    """Confirm or correct the prediction: the doctor's label."""
     saved = queue.submit(
         g.api_user,
         image_id,

@@ -5,16 +5,17 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from registry.uris import CANDIDATE
-from webapp.api import bp
+from webapp.api import bp, schemas
 from webapp.approvals import DecisionError, decisions, gate_run, history
 from webapp.auth.roles import token_required
-from webapp.jsonbody import json_object
 from webapp.services import services
 
 
-@bp.get("/models")
+@bp.get("/models", tags=["models"])
+@bp.response(200, schemas.Models)
 @token_required("engineer")
 def list_models():
+    """Every registered model version with its aliases (champion, candidate, previous) and gate verdict."""
     registry = services().registry
     verdicts = gate_run.gate_verdicts()
     versions = [
@@ -30,41 +31,48 @@ def list_models():
     return jsonify(model=registry.model_name, aliases=registry.aliases(), versions=versions)
 
 
-@bp.get("/models/history")
+@bp.get("/models/history", tags=["models"])
+@bp.arguments(schemas.HistoryQuery, location="query")
+@bp.response(200, schemas.Events)
 @token_required("engineer")
-def model_history():
+def model_history(query: dict):
+    """Who did what and why: gates, approvals, rejections, promotions, rollbacks, labels (`?kind=`)."""
     return jsonify(events=[history.event_to_dict(event) for event in history.from_request()])
 
 
-def _body() -> dict:
-    body = json_object('{"reason": "why"}', reason=str, override=bool, expected_champion=int)
-    if not isinstance(body.get("reason"), str) or not body["reason"].strip():
+def _reason(body: dict) -> str:
+    if not body["reason"].strip():
         raise DecisionError('Send JSON like {"reason": "why"}.')
-    return body
+    return body["reason"]
 
 
-def _reason() -> tuple[str, bool]:
-    body = _body()
-    return body["reason"], body.get("override", False)
-
-
-@bp.post("/models/<int:version>/approve")
+@bp.post("/models/<int:version>/approve", tags=["models"])
+@bp.arguments(schemas.DecisionRequest)
+@bp.response(200, schemas.Decision)
+@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate, or the gate failed.")
 @token_required("engineer")
-def approve(version: int):
-    reason, override = _reason()
+def approve(body: dict, version: int):
+    """Promote the candidate to champion (with `override`, although its gate failed)."""
+    reason, override = _reason(body), body["override"]
     event = decisions.decide(version, g.api_user, approve=True, reason=reason, override=override)
     return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 
-@bp.post("/models/<int:version>/reject")
+@bp.post("/models/<int:version>/reject", tags=["models"])
+@bp.arguments(schemas.DecisionRequest)
+@bp.response(200, schemas.Decision)
+@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate.")
 @token_required("engineer")
-def reject(version: int):
-    reason, _ = _reason()
+def reject(body: dict, version: int):
+    """Reject the candidate, with the reason."""
+    reason = _reason(body)
     event = decisions.decide(version, g.api_user, approve=False, reason=reason)
     return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 
-@bp.post("/models/<int:version>/gate")
+@bp.post("/models/<int:version>/gate", tags=["models"])
+@bp.response(200, schemas.GateRun)
+@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate.")
 @token_required("engineer")
 def rerun_gate(version: int):
     """Run the gate again for the current candidate (e.g. after the champion changed)."""
@@ -80,11 +88,14 @@ def rerun_gate(version: int):
     )
 
 
-@bp.post("/models/rollback")
+@bp.post("/models/rollback", tags=["models"])
+@bp.arguments(schemas.RollbackRequest)
+@bp.response(200, schemas.Decision)
+@bp.alt_response(409, schema=schemas.Error, description="No previous version, or the champion changed meanwhile.")
 @token_required("engineer")
-def rollback():
-    body = _body()
-    event = decisions.rollback(g.api_user, body["reason"], expected_champion=body.get("expected_champion"))
+def rollback(body: dict):
+    """Serve the previous champion again, with the reason."""
+    event = decisions.rollback(g.api_user, _reason(body), expected_champion=body.get("expected_champion"))
     return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 

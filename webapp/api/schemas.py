@@ -1,0 +1,264 @@
+"""The API's request and response schemas (marshmallow): flask-smorest validates requests with them and
+writes them into the OpenAPI contract at /api/v1/openapi.json, so the contract and the behaviour are one.
+
+Request schemas ignore fields they do not know (clients may send more than a version reads); response
+schemas document the fields every answer has and allow more, so adding a field never breaks a client."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest.fields import Upload as UploadField
+from marshmallow import fields, validate
+
+from webapp.clinical.records import FIELDS as CLINICAL_FIELDS
+from webapp.converters import MAX_INT
+from webapp.upload.ingest import SEXES
+
+
+class Request(ma.Schema):
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class Response(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+def whole(minimum: int = 0, maximum: int = MAX_INT, **kwargs) -> fields.Integer:
+    """An integer that must be a JSON number (never true/false or a string) and fit the database."""
+    in_range = validate.Range(minimum, maximum, error=f"is out of range ({minimum} to {maximum}).")
+    return fields.Integer(strict=True, validate=in_range, **kwargs)
+
+
+def timestamp(**kwargs) -> fields.String:
+    return fields.String(metadata={"format": "date-time", "example": "2026-12-02T08:00:00Z"}, **kwargs)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class Error(Response):
+    error = fields.String(required=True, metadata={"description": "What went wrong, for a person to read."})
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status, repeated."})
+    errors = fields.Dict(metadata={"description": "Per field messages, when a request did not validate."})
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class LabelRequest(Request):
+    label = fields.String(required=True, validate=validate.Length(1, 60), metadata={"example": "normal"})
+    prediction_id = whole(allow_none=True, metadata={"description": "The prediction the doctor answered."})
+    time_spent_ms = whole(allow_none=True, metadata={"description": "How long the review took."})
+
+
+class ChatRequest(Request):
+    message = fields.String(required=True, validate=validate.Length(1, 2000), metadata={"example": "Why?"})
+
+
+class DecisionRequest(Request):
+    reason = fields.String(required=True, validate=validate.Length(1, 2000), metadata={"example": "Better on viral"})
+    override = fields.Boolean(
+        load_default=False, metadata={"description": "Approve although the gate failed (recorded as such)."}
+    )
+
+
+class RollbackRequest(Request):
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+    expected_champion = whole(
+        allow_none=True, metadata={"description": "Refuse (409) unless this version is the champion now."}
+    )
+
+
+class HistoryQuery(Request):
+    kind = fields.String(
+        validate=validate.Length(1, 500), metadata={"description": "Only events of these kinds, comma-separated."}
+    )
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class Prediction(Response):
+    id = fields.Integer(required=True)
+    image_id = fields.Integer(required=True)
+    model_version = fields.Integer(required=True, metadata={"description": "The model version that made it."})
+    predicted_class = fields.String(required=True)
+    confidence = fields.Float(required=True)
+    probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    location = fields.String(allow_none=True, metadata={"description": "Where the heat map is brightest."})
+    created_at = timestamp(required=True)
+
+
+class Label(Response):
+    id = fields.Integer(required=True)
+    image_id = fields.Integer(required=True)
+    label = fields.String(required=True)
+    user = fields.String(required=True, metadata={"description": "Who gave the label."})
+    prediction_id = fields.Integer(allow_none=True)
+    agreed = fields.Boolean(allow_none=True, metadata={"description": "Whether it confirmed the prediction."})
+    time_spent_ms = fields.Integer(allow_none=True)
+    created_at = timestamp(required=True)
+
+
+class ImageRecord(Response):
+    id = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    format = fields.String(required=True, metadata={"example": "png"})
+    site = fields.String(allow_none=True)
+    patient_age = fields.Integer(allow_none=True)
+    patient_sex = fields.String(allow_none=True)
+    is_gold = fields.Boolean(required=True)
+    created_at = timestamp(required=True)
+    prediction = fields.Nested(Prediction, allow_none=True)
+    labels = fields.List(fields.Nested(Label), required=True)
+
+
+class Uploaded(Response):
+    image_id = fields.Integer(required=True)
+    created = fields.Boolean(required=True, metadata={"description": "false: these bytes were stored before."})
+    prediction = fields.Nested(Prediction, allow_none=True)
+
+
+class Served(Response):
+    image = fields.Nested(ImageRecord, allow_none=True, required=True)
+    prediction = fields.Nested(Prediction, allow_none=True)
+    strategy = fields.String()
+    message = fields.String()
+
+
+class ChatAnswer(Response):
+    thread_id = fields.Integer(required=True)
+    answer = fields.String(required=True)
+    facts = fields.List(fields.String(), required=True, metadata={"description": "The facts the answer used."})
+    intent = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    reminder = fields.String()
+
+
+class Event(Response):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    what = fields.String(required=True)
+    actor = fields.String(required=True, metadata={"description": "Who did it."})
+    model_version = fields.Integer(allow_none=True)
+    from_version = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    override = fields.Boolean(required=True)
+    automatic = fields.Boolean(required=True)
+    created_at = timestamp(required=True)
+    details = fields.Dict()
+
+
+class Events(Response):
+    events = fields.List(fields.Nested(Event), required=True)
+
+
+class Decision(Response):
+    event = fields.Nested(Event, required=True)
+    aliases = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class GateVerdict(Response):
+    passed = fields.Boolean(required=True)
+    decision = fields.String(allow_none=True)
+    failures = fields.List(fields.String(), required=True)
+    champion_version = fields.Integer(allow_none=True)
+    gold_snapshot = fields.String()
+
+
+class ModelVersion(Response):
+    version = fields.Integer(required=True)
+    aliases = fields.List(fields.String(), required=True)
+    run_id = fields.String(allow_none=True)
+    gate = fields.Nested(GateVerdict, allow_none=True)
+    tags = fields.Dict()
+
+
+class Models(Response):
+    model = fields.String(required=True, metadata={"description": "The registered model name in MLflow."})
+    aliases = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    versions = fields.List(fields.Nested(ModelVersion), required=True)
+
+
+class GateRun(Response):
+    version = fields.Integer(required=True)
+    champion_version = fields.Integer(allow_none=True)
+    passed = fields.Boolean(required=True)
+    failures = fields.List(fields.String(), required=True)
+    gold_snapshot = fields.String(required=True)
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+class _Form(Request):
+    @ma.pre_load
+    def blank_is_absent(self, data, **kwargs):
+        """A blank form field is a value not given, as on the upload page."""
+        return {name: value for name, value in data.items() if not (isinstance(value, str) and not value.strip())}
+
+
+def _clinical_field(spec, *, form: bool, allow_none: bool = False) -> fields.Field:
+    """A clinical field from its one definition (webapp/clinical/records.py FIELDS: unit and range);
+    form fields arrive as text, JSON numbers must be numbers."""
+    rule = f"{spec.label} must be {spec.describe_rule()}."
+    meta = {"description": f"{spec.label}" + (f" ({spec.unit})" if spec.unit else "")}
+    if spec.kind is str:
+        length = validate.Length(max=spec.max_length, error=rule)
+        return fields.String(validate=length, allow_none=allow_none, metadata=meta)
+    low, high = spec.range
+    checks = {
+        "validate": validate.Range(low, high, error=rule),
+        "error_messages": {"invalid": rule},
+        "allow_none": allow_none,
+        "metadata": meta,
+    }
+    if spec.kind is int:
+        return fields.Integer(strict=not form, **checks)
+    return fields.Float(allow_nan=False, **checks)
+
+
+Upload = _Form.from_dict(
+    {
+        "file": UploadField(
+            required=True,
+            error_messages={"required": "Send the image as multipart form field 'file'."},
+            metadata={"description": "PNG, JPEG or DICOM (a CR/DX chest radiograph)."},
+        ),
+        "site": fields.String(validate=validate.Length(max=80), metadata={"description": "Where it was taken."}),
+        "patient_age": fields.Integer(
+            validate=validate.Range(0, 130, error="patient_age must be between 0 and 130."),
+            error_messages={"invalid": "patient_age must be a whole number of years."},
+        ),
+        "patient_sex": fields.String(
+            validate=validate.OneOf(sorted(SEXES) + [s.lower() for s in sorted(SEXES)]),
+            metadata={"description": "M, F or O."},
+        ),
+        "patient_id": fields.String(
+            validate=validate.Length(max=200),
+            metadata={"description": "Kept only as a keyed pseudonym, never as given."},
+        ),
+        **{name: _clinical_field(spec, form=True) for name, spec in CLINICAL_FIELDS.items()},
+    },
+    name="Upload",
+)
+
+
+class _Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE  # a misspelt clinical field is an error, never silently dropped
+
+
+Clinical = _Strict.from_dict(
+    {name: _clinical_field(spec, form=False, allow_none=True) for name, spec in CLINICAL_FIELDS.items()},
+    name="Clinical",
+)
+
+
+class ClinicalUpdated(Response):
+    image_id = fields.Integer(required=True)
+    clinical = fields.Dict(allow_none=True, metadata={"description": "The study's clinical data after the change."})
