@@ -65,7 +65,9 @@ def decode_image(data: bytes, max_pixels: int, min_side: int = 1, max_side: int 
     return decode_radiograph(data, max_pixels, min_side, max_side).pixels
 
 
-def decode_radiograph(data: bytes, max_pixels: int, min_side: int = 1, max_side: int | None = None) -> DecodedImage:
+def decode_radiograph(
+    data: bytes, max_pixels: int, min_side: int = 1, max_side: int | None = None, dicom_rules: DicomRules | None = None
+) -> DecodedImage:
     """Decode PNG, JPEG or DICOM bytes into bounded grayscale pixels, or raise ImageDecodeError.
 
     Every failure of the decoders on hostile bytes (bombs, truncation, broken headers) becomes an
@@ -75,7 +77,7 @@ def decode_radiograph(data: bytes, max_pixels: int, min_side: int = 1, max_side:
     if not data:
         raise ImageDecodeError("The file is empty.")
     if is_dicom(data):
-        return _decode_dicom(data, max_pixels, min_side, max_side)
+        return _decode_dicom(data, max_pixels, min_side, max_side, dicom_rules or DicomRules())
     return _decode_bitmap(data, max_pixels, min_side, max_side)
 
 
@@ -142,13 +144,144 @@ def _fit(image: Image.Image, max_side: int | None) -> Image.Image:
     return image.resize(_fitted(*image.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def _decode_dicom(data: bytes, max_pixels: int, min_side: int, max_side: int | None) -> DecodedImage:
+# BodyPartExamined values (PS3.16 Annex L and common vendor spellings) that are clearly not a chest
+NOT_CHEST = (
+    "SKULL",
+    "HEAD",
+    "BRAIN",
+    "FACE",
+    "JAW",
+    "TMJ",
+    "SINUS",
+    "ORBIT",
+    "EAR",
+    "NECK",
+    "CSPINE",
+    "TSPINE",
+    "LSPINE",
+    "SSPINE",
+    "COCCYX",
+    "SPINE",
+    "ABDOMEN",
+    "PELVIS",
+    "HIP",
+    "SHOULDER",
+    "CLAVICLE",
+    "SCAPULA",
+    "ARM",
+    "HUMERUS",
+    "ELBOW",
+    "FOREARM",
+    "WRIST",
+    "HAND",
+    "FINGER",
+    "THUMB",
+    "LEG",
+    "FEMUR",
+    "KNEE",
+    "PATELLA",
+    "TIBIA",
+    "FIBULA",
+    "ANKLE",
+    "FOOT",
+    "HEEL",
+    "CALCANEUS",
+    "TOE",
+    "EXTREMITY",
+    "UPPER LIMB",
+    "LOWER LIMB",
+    "BREAST",
+    "KIDNEY",
+    "BLADDER",
+    "COLON",
+    "STOMACH",
+    "LIVER",
+    "DENTAL",
+    "TEETH",
+)
+
+
+@dataclass(frozen=True)
+class DicomRules:
+    """Which DICOM objects count as chest radiographs (config `dicom:`): the modalities accepted and
+    the body parts refused; an empty or missing BodyPartExamined is accepted."""
+
+    modalities: tuple[str, ...] = ("CR", "DX")
+    body_parts_refused: tuple[str, ...] = NOT_CHEST
+    refuse_burned_in_annotation: bool = True
+
+
+def read_dicom(data: bytes) -> pydicom.Dataset:
+    """The parsed DICOM file (pixel data not decoded yet), or ImageDecodeError (400) when malformed."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about sloppy but readable headers
-            dataset = pydicom.dcmread(io.BytesIO(data))
+            return pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         raise ImageDecodeError(f"The DICOM file is malformed ({error}).") from None
+
+
+def _text(dataset, keyword: str) -> str:
+    try:
+        value = dataset.get(keyword, "")
+    except Exception:  # a value pydicom cannot convert
+        raise ImageDecodeError(f"The DICOM {keyword} cannot be read.") from None
+    return str(value if value is not None else "").strip().upper()
+
+
+def check_dicom(dataset, rules: DicomRules = DicomRules()) -> None:
+    """Refuse (ImageDecodeError, kind unsupported: 415) what is not a single grayscale chest radiograph,
+    with a message naming the reason."""
+    accepted = ", ".join(rules.modalities)
+    modality = _text(dataset, "Modality")
+    if not modality:
+        raise ImageDecodeError(
+            f"The DICOM file names no Modality; medal reads chest radiographs ({accepted}).", "unsupported"
+        )
+    if modality not in rules.modalities:
+        raise ImageDecodeError(
+            f"Modality {modality[:16]} is not accepted; medal reads chest radiographs ({accepted}).", "unsupported"
+        )
+    photometric = _text(dataset, "PhotometricInterpretation") or "MONOCHROME2"
+    if _dicom_int(dataset, "SamplesPerPixel", 1) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageDecodeError(
+            f"Colour DICOM images are not accepted (PhotometricInterpretation {photometric[:20]}); "
+            "medal reads grayscale radiographs.",
+            "unsupported",
+        )
+    frames = _dicom_int(dataset, "NumberOfFrames", 1)
+    if frames > 1:
+        raise ImageDecodeError(
+            f"Multi-frame DICOM images are not accepted (NumberOfFrames {frames}); send one radiograph per file.",
+            "unsupported",
+        )
+    if _dicom_int(dataset, "BitsAllocated", 8) == 1 or _dicom_int(dataset, "BitsStored", 8) == 1:
+        raise ImageDecodeError("1-bit DICOM images are not accepted; a radiograph needs grey levels.", "unsupported")
+    body_part = " ".join(_text(dataset, "BodyPartExamined").replace("_", " ").split())
+    if body_part and body_part in rules.body_parts_refused:
+        raise ImageDecodeError(
+            f"BodyPartExamined {body_part[:16]} is not a chest; medal reads chest radiographs.", "unsupported"
+        )
+    if rules.refuse_burned_in_annotation and _text(dataset, "BurnedInAnnotation") == "YES":
+        raise ImageDecodeError(
+            "The DICOM declares burned-in annotation (BurnedInAnnotation YES): text in the pixels may identify "
+            "the patient, and medal cannot remove it.",
+            "unsupported",
+        )
+
+
+def _decode_dicom(
+    data: bytes, max_pixels: int, min_side: int, max_side: int | None, rules: DicomRules = DicomRules()
+) -> DecodedImage:
+    dataset = read_dicom(data)
+    check_dicom(dataset, rules)
+    return decode_dicom(dataset, max_pixels, min_side, max_side)
+
+
+def decode_dicom(dataset, max_pixels: int, min_side: int = 1, max_side: int | None = None) -> DecodedImage:
+    """A checked dataset's pixels as bounded uint8 grayscale: modality LUT (rescale, signed values),
+    VOI LUT or window, MONOCHROME1 inverted; compressed syntaxes through pydicom's handlers
+    (pylibjpeg: JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HTJ2K; RLE)."""
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file holds no pixel data.")
     rows, columns = _dicom_int(dataset, "Rows"), _dicom_int(dataset, "Columns")
@@ -164,13 +297,9 @@ def _decode_dicom(data: bytes, max_pixels: int, min_side: int, max_side: int | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if _dicom_int(dataset, "NumberOfFrames", 1) > 1:
-                dataset.pixel_array_options(index=0)  # multi-frame: only the first frame is decoded
             pixels = dataset.pixel_array
-            if pixels.ndim == 3 and dataset.get("SamplesPerPixel", 1) == 1:
-                pixels = pixels[0]  # multi-frame: the first frame is the radiograph
             if pixels.ndim != 2:
-                raise ImageDecodeError("Only single-channel (grayscale) DICOM radiographs are accepted.", "unsupported")
+                raise ImageDecodeError("Only single-frame grayscale DICOM radiographs are accepted.", "unsupported")
             values = apply_modality_lut(pixels, dataset)
             values = apply_voi_lut(values, dataset)
     except ImageDecodeError:

@@ -163,6 +163,26 @@ class SecuritySettings(Section):
         return self
 
 
+class DicomSettings(Section):
+    """Which DICOM objects are chest radiographs (the rest is refused with a 415), and the site map."""
+
+    modalities: tuple[str, ...] = Field(default=("CR", "DX"), min_length=1)
+    body_parts_refused: tuple[str, ...] = ()  # refused on top of the built-in list of clearly non-chest parts
+    body_parts_allowed: tuple[str, ...] = ()  # taken off the built-in list (e.g. SHOULDER)
+    refuse_burned_in_annotation: bool = True  # BurnedInAnnotation YES: identity may be in the pixels
+    site_map: dict[str, str] = Field(default_factory=dict)  # InstitutionName -> site; the name itself is never kept
+
+    @property
+    def rules(self):
+        from learning.data import NOT_CHEST, DicomRules
+
+        allowed = {part.strip().upper() for part in self.body_parts_allowed}
+        refused = [part for part in NOT_CHEST if part not in allowed]
+        refused += [part.strip().upper() for part in self.body_parts_refused if part.strip().upper() not in allowed]
+        modalities = tuple(modality.strip().upper() for modality in self.modalities)
+        return DicomRules(modalities, tuple(refused), self.refuse_burned_in_annotation)
+
+
 class PacsSettings(Section):
     """A DICOMweb PACS (QIDO-RS / WADO-RS / STOW-RS) pulled into the review pool; an empty url turns it off."""
 
@@ -215,6 +235,7 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()
+    dicom: DicomSettings = DicomSettings()
     pacs: PacsSettings = PacsSettings()
     demo: DemoSettings
 

@@ -388,6 +388,27 @@ class GoldScore(db.Model):
 # --- DICOM de-identification (issue 14) ---
 
 
+class Deidentification(db.Model):
+    """What was done to a DICOM image's header before anything of it was kept (PS3.15 Annex E):
+    the profile and options, the library, the new (keyed, consistent) UIDs, and the view position.
+    Nothing of the original header is stored here or anywhere else."""
+
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
+    profile = db.Column(db.String(120), nullable=False)
+    options = db.Column(JSON, nullable=False)  # list of "option: yes/no (...)" lines
+    method = db.Column(db.String(200), nullable=False)  # as written to DeidentificationMethod
+    method_codes = db.Column(JSON, nullable=False)  # CID 7050 codes: 113100, 113108
+    patient_identity_removed = db.Column(db.String(3), nullable=False, default="YES")
+    library = db.Column(db.String(120), nullable=False)
+    study_uid = db.Column(db.String(64), index=True)  # the new StudyInstanceUID, never the original
+    series_uid = db.Column(db.String(64))
+    sop_uid = db.Column(db.String(64))
+    view_position = db.Column(db.String(16))  # PA, AP, LL ...
+    actions = db.Column(JSON, nullable=False)  # counts: removed, emptied, uids_replaced, private_removed
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    image = db.relationship(Image, backref=db.backref("deidentification", uselist=False))
+
+
 # --- PACS (issue 14) ---
 
 

@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png
+from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png, is_dicom
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.inference import predictions
-from webapp.models import Image, Prediction, User
+from webapp.models import Deidentification, Image, Prediction, User
 from webapp.services import services
+from webapp.upload import deid
 from webapp.upload.pseudonyms import pseudonym
 
 SEXES = {"M", "F", "O"}
@@ -75,16 +76,21 @@ class Prepared:
     sha256: str
     decoded: DecodedImage
     png: bytes  # the normalised copy the store keeps (8-bit grayscale, bounded size)
+    dicom: deid.Deidentified | None = None  # a DICOM's kept facts and de-identification record
 
 
 def prepare(data: bytes, sha256: str | None = None) -> Prepared:
     """Decode and bound an upload; raises IngestError (4xx) for anything that is not a usable image."""
     images = services().settings.images
+    dicom = None
     try:
-        decoded = decode_radiograph(data, images.max_pixels, images.min_side, images.store_max_side)
+        if is_dicom(data):  # checked (config `dicom:`), decoded, then de-identified before anything is kept
+            decoded, dicom = deid.read_and_deidentify(data, images.max_pixels, images.min_side, images.store_max_side)
+        else:
+            decoded = decode_radiograph(data, images.max_pixels, images.min_side, images.store_max_side)
     except ImageDecodeError as error:
         raise IngestError(str(error), STATUS_BY_KIND.get(error.kind, 400)) from None
-    return Prepared(sha256 or hashlib.sha256(data).hexdigest(), decoded, encode_png(decoded.pixels))
+    return Prepared(sha256 or hashlib.sha256(data).hexdigest(), decoded, encode_png(decoded.pixels), dicom)
 
 
 def _find(sha256: str) -> Image | None:
@@ -94,7 +100,9 @@ def _find(sha256: str) -> Image | None:
 def _new_image(
     prepared: Prepared, path: str, origin: str, meta: ImageMeta, user: User | None, split: str, label: str | None
 ) -> Image:
-    return Image(
+    if prepared.dicom is not None:
+        meta = prepared.dicom.fill(meta)  # age, sex, pseudonym and mapped site from the header
+    image = Image(
         sha256=prepared.sha256,
         path=path,
         width=prepared.decoded.width,  # as the file declared it; the stored copy may be smaller
@@ -109,6 +117,9 @@ def _new_image(
         patient_key=meta.patient_key,
         uploaded_by=user,
     )
+    if prepared.dicom is not None:  # stored with the image row, in its transaction
+        image.deidentification = Deidentification(**prepared.dicom.record)
+    return image
 
 
 def ingest(
