@@ -76,6 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens only, never cookies
     errors.register(app)
+    from webapp import monitoring
+
+    monitoring.init_app(app)  # request latency hooks and /metrics
 
     secure = settings.security.secure_cookies
 

@@ -202,6 +202,38 @@ class PacsSettings(Section):
         return "" if value is None else str(value) if isinstance(value, int | float) else value
 
 
+class ReadinessRule(Section):
+    min_agreement: float = Fraction  # the Wilson 95% lower bound must reach this
+    min_count: int = Field(gt=0)  # reviews in the window before a class or site is judged at all
+
+
+class TrustSettings(Section):
+    window_days: int = Field(default=90, gt=0, le=3650)  # the trust meter's rolling window
+    confident_at: float = Field(default=0.9, ge=0.0, le=1.0)  # a prediction this sure counts as "confident"
+    # per class: when the page calls it "ready for less supervision" (nothing is automated by it)
+    ready_for_less_supervision: dict[str, ReadinessRule] = Field(default_factory=dict)
+
+
+class MonitoringSettings(Section):
+    # /metrics answers these client addresses or networks (after ProxyFix), or an admin's bearer token
+    metrics_allowed: tuple[str, ...] = ("127.0.0.1", "::1")
+    worker_port: int = Field(default=9464, ge=0, le=65535)  # `medal worker`'s exporter; 0 = off
+    worker_host: str = "127.0.0.1"
+    activity_days: int = Field(default=30, gt=0, le=3650)  # the labelling activity page's span
+
+    @model_validator(mode="after")
+    def _valid_networks(self) -> "MonitoringSettings":
+        import ipaddress
+
+        for entry in self.metrics_allowed:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"metrics_allowed: {entry!r} is not an address or network") from None
+        return self
+
+
+
 class DemoUser(Section):
     password: str = Field(min_length=8)
     role: Literal["doctor", "engineer", "admin"]
@@ -235,6 +267,8 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()
+    trust: TrustSettings = TrustSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     dicom: DicomSettings = DicomSettings()
     pacs: PacsSettings = PacsSettings()
     demo: DemoSettings

@@ -1,3 +1,13 @@
 """API routes (monitoring)."""
 
+from flask import jsonify
+
 from webapp.api import bp  # noqa: F401
+
+
+@bp.get("/monitoring/trust")
+def trust_meter():
+    """The trust meter as JSON: agreement per class and site, intervals, readiness and why."""
+    from webapp.reports.trust_views import current_report
+
+    return jsonify(current_report().to_dict())

@@ -78,8 +78,15 @@ ACCESS: dict[str, Rule] = {
     # assistant
     "assistant.ask": SIGNED_IN,
     "assistant.thread": SIGNED_IN,
+    # trust meter (doctors and engineers: aggregates only); labelling activity (engineers: per doctor)
+    "reports.trust_page": SIGNED_IN,
+    "reports.activity_page": ENGINEERS,
+    "reports.drift_page": ENGINEERS,  # drift by site, age band and sex
+    # Prometheus scrapes have no session: webapp/monitoring/views.py checks the address or an admin token
+    "monitoring.metrics": PUBLIC,
     # REST API (bearer tokens)
     "api.upload_image": SIGNED_IN,
+    "api.trust_meter": SIGNED_IN,
     "api.get_image": SIGNED_IN,
     "api.review_next": LABELERS,
     "api.add_label": LABELERS,

@@ -67,6 +67,9 @@ def run(app: Flask) -> None:
         if recovered:
             log.warning("marked %d interrupted training run(s) failed", recovered)
     scheduler = build_scheduler(app)
+    from webapp.monitoring import exporter
+
+    exporter.start(app)  # monitoring.worker_port (0 = off)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     log.info("worker started; checking every %s s", app.extensions["medal"].settings.scheduler.check_seconds)
     try:

@@ -1,0 +1,221 @@
+"""Labelling activity: labels per day and per doctor, review times, the queue, claims held, agreement
+between doctors on double-read gold images (Cohen's kappa) and disagreement with the final label."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sklearn.metrics import cohen_kappa_score
+
+from webapp.extensions import db
+from webapp.models import REVIEW_LABEL, Claim, GoldItem, Image, Label, User, utcnow
+
+GOLD_READ = "gold"  # Label.channel of a blind gold read (webapp/gold/goldset.py READ_CHANNEL)
+
+
+@dataclass(frozen=True)
+class DoctorActivity:
+    username: str
+    labels: int  # every label in the span: review labels and gold reads
+    reviews: int  # review labels only
+    median_review_ms: float | None
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    first: str
+    second: str
+    images: int  # gold images both read
+    agreed: int
+    kappa: float | None  # None: undefined (both read every image as one and the same class)
+
+
+@dataclass(frozen=True)
+class AdjudicationDisagreement:
+    username: str
+    final_reads: int  # this doctor's reads of gold images whose label is final
+    disagreed: int  # of them, read differently from the final label
+    adjudicated_reads: int  # reads of images an adjudicator settled (the reads disagreed)
+    adjudicated_disagreed: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.disagreed / self.final_reads if self.final_reads else None
+
+
+@dataclass(frozen=True)
+class Activity:
+    days: int
+    since: date
+    per_day: dict[str, dict[str, int]]  # ISO day -> username -> labels that day
+    doctors: list[DoctorActivity]
+    median_review_ms: float | None
+    queue_size: int
+    claims_held: int
+    kappas: list[PairKappa]
+    adjudication: list[AdjudicationDisagreement]
+    chart_svg: str = field(default="", repr=False)  # base64 SVG of labels per day and doctor
+
+    @property
+    def total_labels(self) -> int:
+        return sum(d.labels for d in self.doctors)
+
+
+def queue_size() -> int:
+    """Pool images awaiting their review label: the review queue's open images (webapp/review/queue.py:
+    pool, not gold, no label yet)."""
+    labeled = db.select(Label.image_id)
+    return db.session.execute(
+        db.select(db.func.count())
+        .select_from(Image)
+        .where(Image.split == "pool", Image.is_gold.is_(False), Image.id.not_in(labeled))
+    ).scalar_one()
+
+
+def claims_held() -> int:
+    """Images a doctor holds right now (served, not yet answered, claim not expired)."""
+    return db.session.execute(
+        db.select(db.func.count()).select_from(Claim).where(Claim.state == "held", Claim.expires_at >= utcnow())
+    ).scalar_one()
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def _labels_in_span(since) -> list:
+    """(username, created_at, channel) of every label since `since`."""
+    return db.session.execute(
+        db.select(User.username, Label.created_at, Label.channel)
+        .join(User, User.id == Label.user_id)
+        .where(Label.created_at >= since)
+        .order_by(Label.created_at)
+    ).all()
+
+
+def _review_times(since) -> dict[str, list[int]]:
+    rows = db.session.execute(
+        db.select(User.username, Label.time_spent_ms)
+        .join(User, User.id == Label.user_id)
+        .where(db.text(REVIEW_LABEL), Label.created_at >= since, Label.time_spent_ms.is_not(None))
+    ).all()
+    found: dict[str, list[int]] = defaultdict(list)
+    for username, spent in rows:
+        found[username].append(spent)
+    return found
+
+
+def _gold_reads() -> dict[int, dict[str, str]]:
+    """image id -> username -> label, for every gold blind read."""
+    from webapp.classes import catalog
+
+    renamed = catalog.aliases()
+    rows = db.session.execute(
+        db.select(Label.image_id, User.username, Label.label)
+        .join(User, User.id == Label.user_id)
+        .where(Label.channel == GOLD_READ)
+    ).all()
+    found: dict[int, dict[str, str]] = defaultdict(dict)
+    for image_id, username, label in rows:
+        found[image_id][username] = catalog.canonical(label, renamed)
+    return found
+
+
+def kappas(reads: dict[int, dict[str, str]]) -> list[PairKappa]:
+    """Cohen's kappa for each pair of doctors over the gold images both read."""
+    doctors = sorted({name for by_doctor in reads.values() for name in by_doctor})
+    found = []
+    for first, second in itertools.combinations(doctors, 2):
+        both = [(r[first], r[second]) for r in reads.values() if first in r and second in r]
+        if not both:
+            continue
+        a, b = [x for x, _ in both], [y for _, y in both]
+        # one class throughout on both sides: chance agreement is 1 and kappa is 0/0
+        kappa = None if len(set(a) | set(b)) < 2 else float(cohen_kappa_score(a, b))
+        found.append(PairKappa(first, second, len(both), sum(x == y for x, y in both), kappa))
+    return found
+
+
+def adjudication(reads: dict[int, dict[str, str]]) -> list[AdjudicationDisagreement]:
+    from webapp.classes import catalog
+
+    renamed = catalog.aliases()
+    finals = db.session.execute(
+        db.select(GoldItem.image_id, GoldItem.final_label, GoldItem.adjudicated_by_id).where(GoldItem.status == "final")
+    ).all()
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for image_id, final_label, adjudicator in finals:
+        final = catalog.canonical(final_label, renamed)
+        for username, label in reads.get(image_id, {}).items():
+            row = counts[username]
+            wrong = int(label != final)
+            row[0] += 1
+            row[1] += wrong
+            if adjudicator is not None:
+                row[2] += 1
+                row[3] += wrong
+    return [AdjudicationDisagreement(name, *row) for name, row in sorted(counts.items())]
+
+
+def chart(per_day: dict[str, dict[str, int]], days: list[str]) -> str:
+    """Labels per day, stacked by doctor, as a base64 SVG (matplotlib, no pyplot: thread-safe)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 2.8), dpi=100)
+    axes = figure.add_subplot()
+    doctors = sorted({name for counts in per_day.values() for name in counts})
+    bottom = [0] * len(days)
+    for doctor in doctors:
+        heights = [per_day.get(day, {}).get(doctor, 0) for day in days]
+        axes.bar(range(len(days)), heights, bottom=bottom, label=doctor, width=0.8)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    step = max(1, len(days) // 10)
+    axes.set_xticks(range(0, len(days), step), [days[i][5:] for i in range(0, len(days), step)])
+    axes.set_ylabel("labels")
+    axes.spines[["top", "right"]].set_visible(False)
+    if doctors:
+        axes.legend(loc="upper left", fontsize="small", frameon=False, ncols=min(len(doctors), 4))
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return base64.b64encode(buffer.getvalue().encode()).decode()
+
+
+def activity(days: int) -> Activity:
+    """The last `days` days of labelling, and the queue and claims as they are now."""
+    today = utcnow().date()
+    since_day = today - timedelta(days=days - 1)
+    since = datetime.combine(since_day, time.min)
+    per_day: dict[str, Counter] = defaultdict(Counter)
+    labels: Counter = Counter()
+    reviews: Counter = Counter()
+    for username, created_at, channel in _labels_in_span(since):
+        per_day[created_at.date().isoformat()][username] += 1
+        labels[username] += 1
+        if channel not in ("gold", "double"):
+            reviews[username] += 1
+    times = _review_times(since)
+    doctors = [
+        DoctorActivity(name, labels[name], reviews[name], _median(times.get(name, []))) for name in sorted(labels)
+    ]
+    day_names = [(since_day + timedelta(days=i)).isoformat() for i in range(days)]
+    reads = _gold_reads()
+    per_day_plain = {day: dict(counts) for day, counts in sorted(per_day.items())}
+    return Activity(
+        days=days,
+        since=since_day,
+        per_day=per_day_plain,
+        doctors=doctors,
+        median_review_ms=_median([t for values in times.values() for t in values]),
+        queue_size=queue_size(),
+        claims_held=claims_held(),
+        kappas=kappas(reads),
+        adjudication=adjudication(reads),
+        chart_svg=chart(per_day_plain, day_names),
+    )
