@@ -276,7 +276,7 @@ def test_covid_19_as_a_class_name_finds_the_covid_entry(kb):
 
 # --- issue 13: plain mode, follow-ups, accuracy on a named class, next steps, dosing, clinical facts ---
 
-PLAIN_READING_EASE = 60  # Flesch reading ease; the plain answers measured 66-90 (docs/assistant.md)
+PLAIN_READING_EASE = 60  # Flesch reading ease; the plain answers measured 68-90 (docs/assistant.md)
 PLAIN_QUESTIONS = ["why?", "how sure is it?", "where did it look?", "how good is the model at this?", "what is it?"]
 PLAIN_JARGON = ("pneumonia", "consolidation", "opacity", "activation", "heat map", "gold set", "sensitivity", "margin")
 

@@ -6,7 +6,7 @@ import textstat
 from learning.assistant import NUMBER, Facts, grounded
 from learning.plain_language import NOTICE, PLAIN_CLASSES, plain_name, rounded_percent, summary
 
-# Flesch reading ease of the plain texts measured 78-90 (docs/assistant.md); 60 is "plain English".
+# Flesch reading ease of the summaries measured 81-89 (docs/assistant.md); 60 is "plain English".
 READING_EASE = 60
 JARGON = ("pneumonia", "consolidation", "opacity", "activation", "heat map", "probability", "margin", "zone")
 LOCATION = "Most of the activation is in the lower zone of the patient's right lung (62% of it); the patient's right."
