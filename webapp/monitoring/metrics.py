@@ -65,14 +65,16 @@ class DatabaseCollector(Collector):
         self.app = app
 
     def collect(self):
+        up = GaugeMetricFamily("medal_database_up", "Whether the database answered this scrape.", 1)
         with self.app.app_context():
             try:
-                yield from self._collect()
+                families = list(self._collect())  # all or nothing: no half-read scrape
             except Exception:  # noqa: BLE001 - a database outage must not break the process metrics
                 log.exception("database metrics could not be read")
-                yield GaugeMetricFamily("medal_database_up", "Whether the database answered this scrape.", 0)
-                return
-            yield GaugeMetricFamily("medal_database_up", "Whether the database answered this scrape.", 1)
+                families = []
+                up = GaugeMetricFamily("medal_database_up", "Whether the database answered this scrape.", 0)
+        yield from families
+        yield up
 
     def _collect(self):
         from webapp.extensions import db
@@ -90,7 +92,9 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("medal_claims_held", "Images served to a doctor and not yet answered.", claims_held())
 
         runs = GaugeMetricFamily("medal_training_runs", "Training runs by state.", labels=["state"])
-        found = dict(db.session.execute(db.select(TrainingRun.status, db.func.count()).group_by(TrainingRun.status)))
+        found = dict(
+            db.session.execute(db.select(TrainingRun.status, db.func.count()).group_by(TrainingRun.status)).all()
+        )
         for state in sorted(set(RUN_STATES) | set(found)):
             runs.add_metric([state], found.get(state, 0))
         yield runs
