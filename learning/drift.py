@@ -168,7 +168,7 @@ def compare(reference: Sample, current: Sample, policy: DriftPolicy) -> list[Che
         tested.append(Check(feature, "ks_2samp", p, policy.p_value, statistic=d, p_value_raw=p))
     chi2, p = class_shares_test(reference.predicted, current.predicted)
     tested.append(Check("predicted_class", "chi2_contingency", p, policy.p_value, statistic=chi2, p_value_raw=p))
-    for check, adjusted in zip(tested, holm([c.p_value_raw for c in tested])):
+    for check, adjusted in zip(tested, holm([c.value for c in tested])):
         check.value = adjusted
         check.drifting = adjusted < policy.p_value
     return checks + tested
