@@ -34,6 +34,7 @@ def register_commands(app: Flask) -> None:
     from webapp.classes.commands import classes
     from webapp.inference.commands import score
     from webapp.integration.commands import pacs
+    from webapp.reports.drift_commands import drift
     from webapp.training.commands import simulate, train, worker
     from webapp.upload.commands import import_images
 
@@ -51,6 +52,7 @@ def register_commands(app: Flask) -> None:
         rollback,
         backup,
         restore,
+        drift,
         pacs,
     ):
         app.cli.add_command(command)

@@ -234,6 +234,45 @@ class MonitoringSettings(Section):
 
 
 
+class DriftSettings(Section):
+    """Drift of inputs, predictions and agreement per site, age band and sex against the champion's training data."""
+
+    psi_alert: float = Field(default=0.25, gt=0)  # intensity histogram PSI at or above this is drift
+    p_value: float = Field(default=0.01, gt=0, lt=1)  # per group, family-wise (Holm-corrected)
+    min_images: int = Field(default=30, ge=2)  # fewer in a group: "too few images", never flagged
+    age_bands: tuple[str, ...] = ("0-5", "6-17", "18-64", "65+")  # "LOW-HIGH" or "LOW+", in years
+    histogram_bins: int = Field(default=16, ge=2, le=256)
+    embedding_components: int = Field(default=8, ge=0, le=64)  # PCA of the champion's features, fitted on the reference
+    reference_images: int = Field(default=500, gt=0)  # training images measured per champion (a seeded sample)
+    batch_images: int = Field(default=2000, gt=0)  # new images measured per worker pass
+    window_days: int | None = Field(default=None, gt=0)  # only images from the last N days (None: all)
+    interval_minutes: float = Field(default=30, gt=0)  # the worker's measuring job
+
+    @field_validator("age_bands")
+    @classmethod
+    def _bands(cls, bands: tuple[str, ...]) -> tuple[str, ...]:
+        cls.parse_bands(bands)
+        return bands
+
+    @staticmethod
+    def parse_bands(bands: tuple[str, ...]) -> list[tuple[int, int | None]]:
+        parsed: list[tuple[int, int | None]] = []
+        for band in bands:
+            try:
+                if band.endswith("+"):
+                    parsed.append((int(band[:-1]), None))
+                else:
+                    low, high = band.split("-")
+                    parsed.append((int(low), int(high)))
+            except ValueError:
+                raise ValueError(f"age band {band!r}: write LOW-HIGH or LOW+ in years, e.g. 18-64 or 65+") from None
+        return parsed
+
+    @property
+    def bands(self) -> list[tuple[int, int | None]]:
+        return self.parse_bands(self.age_bands)
+
+
 class DemoUser(Section):
     password: str = Field(min_length=8)
     role: Literal["doctor", "engineer", "admin"]
@@ -269,6 +308,7 @@ class Settings(Section):
     security: SecuritySettings = SecuritySettings()
     trust: TrustSettings = TrustSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    drift: DriftSettings = DriftSettings()
     dicom: DicomSettings = DicomSettings()
     pacs: PacsSettings = PacsSettings()
     demo: DemoSettings

@@ -382,6 +382,35 @@ class GoldScore(db.Model):
 # --- drift (issue 13) ---
 
 
+class DriftReference(db.Model):
+    """A champion's training data as drift checks see it, measured once per model version: the PCA
+    its images' features define, and how many were measured (their rows: ImageDriftStats, reference)."""
+
+    model_version = db.Column(db.Integer, primary_key=True, autoincrement=False)
+    images = db.Column(db.Integer, nullable=False)  # reference images measured (a seeded sample)
+    population = db.Column(db.Integer, nullable=False)  # images in the training data it was drawn from
+    projection = db.Column(JSON, nullable=False)  # learning.drift.Projection.to_dict()
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class ImageDriftStats(db.Model):
+    """One image's input and prediction statistics under one model version, computed once by the
+    worker (the drift page never decodes images): histogram, size, projected features, prediction."""
+
+    __table_args__ = (UniqueConstraint("image_id", "model_version", name="uq_drift_stats"),)
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    model_version = db.Column(db.Integer, nullable=False, index=True)
+    reference = db.Column(db.Boolean, nullable=False, default=False)  # one of the version's training images
+    histogram = db.Column(JSON, nullable=False)  # shares of the stored grayscale pixels, drift.histogram_bins
+    width = db.Column(db.Integer, nullable=False)
+    height = db.Column(db.Integer, nullable=False)
+    projection = db.Column(JSON, nullable=False)  # the features in the reference's principal components
+    predicted_class = db.Column(db.String(60), nullable=False)
+    confidence = db.Column(db.Float, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
 # --- assistant (issue 13) ---
 
 

@@ -11,3 +11,12 @@ def trust_meter():
     from webapp.reports.trust_views import current_report
 
     return jsonify(current_report().to_dict())
+
+
+@bp.get("/monitoring/drift")
+def monitoring_drift():
+    """Drift per site, age band and sex against the champion's training data: each group's statistics,
+    every check (test, value, threshold, drifting) and the reference model version."""
+    from webapp.reports import drift
+
+    return jsonify(drift.report())

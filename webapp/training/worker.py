@@ -48,6 +48,8 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
         **once,
     )  # first pass at once
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
+    drift = app.extensions["medal"].settings.drift
+    scheduler.add_job("webapp.reports.drift:job", "interval", minutes=drift.interval_minutes, id="drift", **once)
     pacs = app.extensions["medal"].settings.pacs
     if pacs.url:  # a stored job left from an earlier configuration finds the url empty and does nothing
         scheduler.add_job(
