@@ -51,8 +51,10 @@ system-deps:
 	  command -v chromedriver >/dev/null || missing="$$missing chromium chromium-driver"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	  [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	  ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	else echo "system-deps: not root or no apt-get; PostgreSQL and browser tests will be skipped"; fi
+	else echo "system-deps: not root or no apt-get; PostgreSQL, browser and Orthanc (PACS) tests will be skipped"; fi
 
 # the browser tests alone (also part of `make test`)
 test-browser: venv system-deps

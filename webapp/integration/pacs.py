@@ -47,7 +47,7 @@ STUDY_FIELDS = (
     "ReferringPhysicianName",
     "StudyID",
 )
-PAGE = 100
+PAGE = 1000  # studies per QIDO-RS page (Orthanc 1.10 answers an offset with ModalitiesInStudy with nothing)
 
 
 class PacsError(Problem):
@@ -148,12 +148,14 @@ def find_studies(client: DICOMwebClient, since: date | None, fields: tuple[str, 
                 )
             except requests.RequestException as error:
                 raise _problem(error, "searching for studies") from None
+            new = 0
             for study in page:
                 uid = _value(study, STUDY_UID)
                 if uid and uid not in seen:
                     seen.add(uid)
+                    new += 1
                     yield study
-            if len(page) < PAGE:
+            if len(page) < PAGE or new == 0:  # a server that ignores offset would repeat its first page
                 break
             offset += PAGE
 
