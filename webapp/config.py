@@ -17,7 +17,7 @@ from registry.uris import artifact_root_for, tracking_uri_for
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
 ENV_PREFIX = "MEDAL_"
-NOT_SETTINGS = ("MEDAL_CONFIG", "MEDAL_HOME", "MEDAL_SECRET_KEY")
+NOT_SETTINGS = ("MEDAL_CONFIG", "MEDAL_HOME", "MEDAL_SECRET_KEY", "MEDAL_PSEUDONYM_KEY")
 Fraction = Field(ge=0.0, le=1.0)
 
 

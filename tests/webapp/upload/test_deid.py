@@ -298,3 +298,11 @@ def _ct() -> Dataset:
     ds = identifying(seed=6)
     ds.Modality = "CT"
     return ds
+
+
+def test_the_pseudonym_key_variable_is_not_taken_for_a_setting(home, monkeypatch):
+    from webapp.config import load_settings
+
+    monkeypatch.setenv("MEDAL_PSEUDONYM_KEY", "a key from the environment")
+    settings = load_settings()  # an unknown MEDAL_* variable would stop start-up
+    assert settings.dicom.modalities == ("CR", "DX")
