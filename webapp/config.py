@@ -293,6 +293,12 @@ class DemoSettings(Section):
         return Path(self.data) if Path(self.data).is_absolute() else ROOT / self.data
 
 
+class ClinicalSettings(Section):
+    # the image + clinical data model is fitted once this many reviewed studies carry clinical data
+    min_studies: int = Field(default=30, ge=2)
+    interval_minutes: float = Field(default=60, gt=0)  # how often the worker checks
+
+
 class Settings(Section):
     home: str
     classes: tuple[str, ...] = Field(min_length=2)
@@ -311,6 +317,7 @@ class Settings(Section):
     drift: DriftSettings = DriftSettings()
     dicom: DicomSettings = DicomSettings()
     pacs: PacsSettings = PacsSettings()
+    clinical: ClinicalSettings = ClinicalSettings()
     demo: DemoSettings
 
     @model_validator(mode="after")

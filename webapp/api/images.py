@@ -6,6 +6,7 @@ from flask import g, jsonify, request
 
 from webapp.api import bp, schemas
 from webapp.auth.roles import token_required
+from webapp.clinical import fusion as clinical_fusion
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
@@ -33,6 +34,8 @@ def image_to_dict(image: Image) -> dict:
         "created_at": image.created_at.isoformat() + "Z",
         "prediction": predictions.to_dict(latest) if latest else None,
         "clinical": clinical_records.for_image(image.id),
+        # beside the image-only prediction, never in its place; None until an engineer approved a model
+        "clinical_prediction": clinical_fusion.prediction_for(latest),
         "labels": [queue.label_to_dict(label) for label in labels],
     }
 

@@ -91,6 +91,10 @@ ACCESS: dict[str, Rule] = {
     "api.review_next": LABELERS,
     "api.add_label": LABELERS,
     "api.put_clinical": LABELERS,
+    # clinical data: doctors add it to a study; engineers decide on the image + clinical data models
+    "clinical.update": LABELERS,
+    "clinical.models_page": ENGINEERS,
+    "clinical.decide": ENGINEERS,
     "api.ask": SIGNED_IN,
     "api.list_models": ENGINEERS,
     "api.model_history": ENGINEERS,

@@ -1,7 +1,47 @@
-"""Pages of the clinical-data area."""
+"""Pages of the clinical-data area: a study's clinical data form, and the engineers' review of the
+image + clinical data models."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from webapp.clinical import fusion, records
+from webapp.extensions import db
+from webapp.models import ClinicalModel
 
 bp = Blueprint("clinical", __name__, template_folder="templates")
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict:
+    """For the prediction macros: a study's clinical lines and the approved fused prediction."""
+    return {
+        "clinical_lines": lambda image_id: records.describe(records.for_image(image_id)),
+        "clinical_prediction": fusion.prediction_for,
+        "clinical_fields": records.FIELDS,
+        "clinical_values": records.for_image,
+    }
+
+
+@bp.post("/clinical/images/<int:image_id>")
+def update(image_id: int):
+    """A doctor adds or corrects a study's clinical data (blank fields are cleared)."""
+    values = {name: request.form.get(name) or None for name in records.FIELDS if name in request.form}
+    records.update(image_id, values, current_user)
+    back = request.form.get("next", "")
+    if not back.startswith("/") or back.startswith("//"):
+        back = url_for("review.home")
+    return redirect(back)
+
+
+@bp.get("/clinical/models")
+def models_page():
+    rows = db.session.execute(db.select(ClinicalModel).order_by(ClinicalModel.id.desc())).scalars().all()
+    return render_template("clinical/models.html", models=rows)
+
+
+@bp.post("/clinical/models/<int:model_id>/decision")
+def decide(model_id: int):
+    fusion.decide(model_id, current_user, request.form.get("decision") == "approve", request.form.get("reason", ""))
+    return redirect(url_for("clinical.models_page"))

@@ -25,6 +25,7 @@
     cell(row, file.name); const status = cell(row, "predicting…");
     const form = new FormData(); form.append("file", file);
     ["site", "patient_age", "patient_sex"].forEach(id => { const v = document.getElementById(id).value; if (v) form.append(id, v); });
+    document.querySelectorAll("[data-clinical]").forEach(input => { if (input.value) form.append(input.id, input.value); });
     try {
       const response = await fetch(window.location.pathname, {
         method: "POST", body: form, headers: { "X-CSRFToken": csrf, "Accept": "application/json" },

@@ -50,6 +50,10 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
     drift = app.extensions["medal"].settings.drift
     scheduler.add_job("webapp.reports.drift:job", "interval", minutes=drift.interval_minutes, id="drift", **once)
+    clinical = app.extensions["medal"].settings.clinical  # does nothing while no study has clinical data
+    scheduler.add_job(
+        "webapp.clinical.fusion:job", "interval", minutes=clinical.interval_minutes, id="clinical_fit", **once
+    )
     pacs = app.extensions["medal"].settings.pacs
     if pacs.url:  # a stored job left from an earlier configuration finds the url empty and does nothing
         scheduler.add_job(
