@@ -34,6 +34,7 @@ def register_commands(app: Flask) -> None:
     from webapp.classes.commands import classes
     from webapp.inference.commands import score
     from webapp.integration.commands import pacs
+    from webapp.integration.fhir_commands import fhir
     from webapp.reports.drift_commands import drift
     from webapp.training.commands import simulate, train, worker
     from webapp.upload.commands import import_images
@@ -54,6 +55,7 @@ def register_commands(app: Flask) -> None:
         restore,
         drift,
         pacs,
+        fhir,
     ):
         app.cli.add_command(command)
 

@@ -299,6 +299,12 @@ class ClinicalSettings(Section):
     interval_minutes: float = Field(default=60, gt=0)  # how often the worker checks
 
 
+class FhirSettings(Section):
+    # the hospital's FHIR R4 server: `medal fhir push ID` POSTs a study's bundle there; empty = push off
+    server_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
 class Settings(Section):
     home: str
     classes: tuple[str, ...] = Field(min_length=2)
@@ -318,6 +324,7 @@ class Settings(Section):
     dicom: DicomSettings = DicomSettings()
     pacs: PacsSettings = PacsSettings()
     clinical: ClinicalSettings = ClinicalSettings()
+    fhir: FhirSettings = FhirSettings()
     demo: DemoSettings
 
     @model_validator(mode="after")

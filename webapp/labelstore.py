@@ -10,7 +10,7 @@ from sqlalchemy import func, text
 from learning.data import LabeledImage
 from webapp.classes import catalog
 from webapp.extensions import db
-from webapp.models import REVIEW_LABEL, GoldItem, Image, Label
+from webapp.models import REVIEW_LABEL, GoldItem, Image, Label, LabelAmendment
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,21 @@ def doctor_examples(store, class_names: list[str]) -> list[Example]:
         .where(Image.is_gold.is_(False))
         .order_by(Label.id)
     ).all()
+    amended = amended_labels()  # a doctor's amendment of a confirmed report replaces the review label
     return [
         Example(image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image))
         for label, image in rows
-        if (name := catalog.canonical(label.label, renamed)) in class_names
+        if (name := catalog.canonical(amended.get(image.id, label.label), renamed)) in class_names
     ]
+
+
+def amended_labels() -> dict[int, str]:
+    """image id -> the newest amended label of its report (webapp/reports/study.py amend)."""
+    newest = db.select(func.max(LabelAmendment.id)).group_by(LabelAmendment.image_id)
+    rows = db.session.execute(
+        db.select(LabelAmendment.image_id, LabelAmendment.label).where(LabelAmendment.id.in_(newest))
+    ).all()
+    return {image_id: label for image_id, label in rows}
 
 
 def imported_examples(store, class_names: list[str]) -> list[Example]:

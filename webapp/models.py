@@ -359,6 +359,40 @@ class ClinicalModel(db.Model):
 # --- study reports (issue 13) ---
 
 
+class StudyReport(db.Model):
+    """One issued revision of a study's report, kept for good: a correction issues a new revision
+    ("amended") and the earlier ones stay readable. The PDF lies in MEDAL_HOME/reports, named by its hash."""
+
+    __table_args__ = (UniqueConstraint("image_id", "revision", name="uq_study_report_revision"),)
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    revision = db.Column(db.Integer, nullable=False)
+    status = db.Column(db.String(12), nullable=False)  # preliminary | final | amended
+    label = db.Column(db.String(60))  # the doctor's final label; None while preliminary
+    labeled_by = db.Column(db.String(170))  # usernames, kept even if the users go
+    labeled_at = db.Column(db.DateTime)
+    prediction_id = db.Column(db.Integer, db.ForeignKey("prediction.id"))
+    model_version = db.Column(db.Integer)
+    content_hash = db.Column(db.String(64), nullable=False)  # sha256 of the PDF
+    size_bytes = db.Column(db.Integer, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class LabelAmendment(db.Model):
+    """A doctor's correction of a confirmed study's final label, with the reason. The review label
+    stays as it was answered (agreement with the model is about that answer); training reads the
+    newest amendment instead (webapp/labelstore.py)."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    label = db.Column(db.String(60), nullable=False)
+    previous_label = db.Column(db.String(60), nullable=False)
+    reason = db.Column(db.Text, nullable=False)
+    amended_by_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    amended_by = db.relationship(User)
+
+
 # --- model dashboard (issue 13) ---
 
 

@@ -1,3 +1,17 @@
-"""API routes (fhir)."""
+"""FHIR R4 export of a study over the API."""
 
-from webapp.api import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import Response, json
+
+from webapp.api import bp
+from webapp.auth.roles import token_required
+from webapp.integration import fhir
+
+
+@bp.get("/images/<int:image_id>/fhir")
+@token_required()
+def image_fhir(image_id: int):
+    """The study as a FHIR R4 Bundle (collection): DiagnosticReport, Observation, Device, Provenance."""
+    body = json.dumps(fhir.to_json(fhir.bundle(image_id)))
+    return Response(body, mimetype=fhir.MEDIA_TYPE)

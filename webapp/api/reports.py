@@ -1,3 +1,29 @@
-"""API routes (reports)."""
+"""Study reports over the API: the current PDF and the list of issued revisions."""
 
-from webapp.api import bp  # noqa: F401
+from __future__ import annotations
+
+from flask import jsonify
+
+from webapp.api import bp
+from webapp.auth.roles import token_required
+from webapp.reports import study
+from webapp.reports.study_views import pdf_response
+
+
+@bp.get("/images/<int:image_id>/report.pdf")
+@token_required()
+def study_report_pdf(image_id: int):
+    return pdf_response(study.pdf(image_id), image_id)
+
+
+@bp.get("/images/<int:image_id>/report")
+@token_required()
+def study_report(image_id: int):
+    """The study's status and its issued revisions, newest first (issuing the current one if needed)."""
+    _, current = study.issue(image_id)
+    return jsonify(
+        image_id=image_id,
+        status=current.status,
+        current=study.to_dict(current),
+        revisions=[study.to_dict(report) for report in study.revisions(image_id)],
+    )

@@ -84,6 +84,11 @@ ACCESS: dict[str, Rule] = {
     "reports.drift_page": ENGINEERS,  # drift by site, age band and sex
     # Prometheus scrapes have no session: webapp/monitoring/views.py checks the address or an admin token
     "monitoring.metrics": PUBLIC,
+    # study reports: anyone signed in reads them; doctors (labelers) amend the final label
+    "reports.study_page": SIGNED_IN,
+    "reports.study_pdf": SIGNED_IN,
+    "reports.revision_pdf": SIGNED_IN,
+    "reports.amend": LABELERS,
     # REST API (bearer tokens)
     "api.upload_image": SIGNED_IN,
     "api.trust_meter": SIGNED_IN,
@@ -103,6 +108,9 @@ ACCESS: dict[str, Rule] = {
     "api.rerun_gate": ENGINEERS,
     "api.rollback": ENGINEERS,
     "api.model_metrics": ENGINEERS,
+    "api.study_report_pdf": SIGNED_IN,
+    "api.study_report": SIGNED_IN,
+    "api.image_fhir": SIGNED_IN,
 }
 
 # where a user lands after logging in: the first of these they may open

@@ -1,0 +1,450 @@
+"""Study reports: what a study's report says, its status (preliminary, final, amended), the revisions
+issued so far (each kept, with its PDF) and a doctor's amendment of the final label."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from flask import current_app, render_template
+from PIL import Image as PILImage
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from learning.assistant import REMINDER, Facts, pct
+from webapp import audit
+from webapp.auth import access
+from webapp.errors import Problem
+from webapp.extensions import db
+from webapp.files import write_atomic
+from webapp.gold import goldset
+from webapp.inference import explanations, predictions
+from webapp.models import (
+    REVIEW_LABEL,
+    GateReport,
+    Image,
+    Label,
+    LabelAmendment,
+    Prediction,
+    StudyReport,
+    User,
+    utcnow,
+)
+from webapp.services import services
+
+log = logging.getLogger(__name__)
+PRELIMINARY, FINAL, AMENDED = "preliminary", "final", "amended"
+NOTICE = "medal supports, and does not replace, the doctor's judgement."
+PDF_IMAGE_PX = 900  # longest side of the pictures embedded in the PDF: sharp in print, a small file
+CSS = Path(__file__).resolve().parent.parent / "static" / "report.css"
+MAX_REASON = 1000
+
+
+class ReportError(Problem):
+    """A report action that cannot be done as asked."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Where the study's label stands: who confirmed (or corrected) it, and when."""
+
+    status: str
+    label: str | None = None
+    labeled_by: str | None = None
+    labeled_at: datetime | None = None
+    reason: str | None = None  # the amendment's reason
+    original_label: str | None = None  # what the doctor first answered, when amended
+
+
+@dataclass(frozen=True)
+class GoldFigures:
+    class_name: str
+    sensitivity: float
+    specificity: float
+    size: int
+    gate_report_id: int
+
+
+@dataclass
+class StudyContent:
+    """Everything a report shows, gathered once for the page, the PDF and the FHIR export alike."""
+
+    image: Image
+    prediction: Prediction | None
+    confirmation: Confirmation
+    gold: GoldFigures | None
+    clinical: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    @property
+    def patient_ref(self) -> str | None:
+        """The pseudonym shortened: enough to tell studies apart on paper, never the patient id."""
+        key = self.image.patient_key
+        return f"{key[:8]}…" if key else None
+
+    @property
+    def ranking(self) -> list[tuple[str, float]]:
+        if self.prediction is None:
+            return []
+        return sorted(self.prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+
+    @property
+    def conclusion(self) -> str:
+        """One line for the report's conclusion (and FHIR's DiagnosticReport.conclusion)."""
+        c = self.confirmation
+        if c.status == PRELIMINARY:
+            if self.prediction is None:
+                return "Awaiting a prediction and a doctor's review."
+            return (
+                f"Preliminary: the model suggests {self.prediction.predicted_class} "
+                f"({pct(self.prediction.confidence)}); not yet confirmed by a doctor."
+            )
+        text_ = f"Doctor's final label: {c.label} (by {c.labeled_by})."
+        if c.status == AMENDED:
+            text_ += f" Amended from {c.original_label}: {c.reason}"
+        return text_
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _review_label(image_id: int) -> Label | None:
+    return db.session.execute(
+        db.select(Label).filter_by(image_id=image_id).where(text(REVIEW_LABEL)).order_by(Label.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def _latest_amendment(image_id: int) -> LabelAmendment | None:
+    return db.session.execute(
+        db.select(LabelAmendment).filter_by(image_id=image_id).order_by(LabelAmendment.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def _confirmed(image: Image) -> Confirmation:
+    """The doctor's answer without amendments: the review label, or a gold image's final label."""
+    if image.is_gold:
+        gold = image.gold
+        if gold is None or gold.status != "final":
+            return Confirmation(PRELIMINARY)
+        if gold.adjudicated_by_id:
+            by = db.session.get(User, gold.adjudicated_by_id).username
+        else:
+            by = " and ".join(read.user.username for read in goldset.reads(image.id)) or "the gold set"
+        return Confirmation(FINAL, gold.final_label, by, gold.finalized_at)
+    label = _review_label(image.id)
+    if label is None:
+        return Confirmation(PRELIMINARY)
+    return Confirmation(FINAL, label.label, label.user.username, label.created_at)
+
+
+def confirmation(image: Image) -> Confirmation:
+    confirmed = _confirmed(image)
+    amendment = _latest_amendment(image.id) if confirmed.status == FINAL else None
+    if amendment is None:
+        return confirmed
+    return Confirmation(
+        AMENDED,
+        amendment.label,
+        amendment.amended_by.username,
+        amendment.created_at,
+        amendment.reason,
+        confirmed.label,
+    )
+
+
+def status(image_id: int) -> str:
+    """preliminary until a doctor confirms, then final; amended after a correction."""
+    return confirmation(goldset.visible_image(image_id)).status
+
+
+# --- content ----------------------------------------------------------------------------------
+
+
+def gold_figures(version: int, class_name: str) -> GoldFigures | None:
+    """The version's gold-set sensitivity and specificity for a class, from its latest gate report
+    (as candidate, else as the champion it was compared with)."""
+    for column, metrics in (
+        (GateReport.model_version, GateReport.candidate_metrics),
+        (GateReport.champion_version, GateReport.champion_metrics),
+    ):
+        report = db.session.execute(
+            db.select(GateReport).where(column == version).order_by(GateReport.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        found = getattr(report, metrics.key) if report is not None else None
+        per_class = (found or {}).get("per_class", {}).get(class_name)
+        if per_class:
+            return GoldFigures(
+                class_name, float(per_class["sensitivity"]), float(per_class["specificity"]), int(found["n"]), report.id
+            )
+    return None
+
+
+def _clinical_lines(image_id: int) -> list[str]:
+    try:
+        from webapp.clinical.records import describe, for_image
+    except ImportError:  # the clinical data module is not in this build
+        return []
+    return list(describe(for_image(image_id)))
+
+
+def facts(content: StudyContent) -> Facts | None:
+    """The assistant's facts for the report's prediction, as the chat gathers them, with the final
+    label stated plainly (the report is read by many, so no "your label")."""
+    prediction = content.prediction
+    if prediction is None:
+        return None
+    gold = content.gold
+    c = content.confirmation
+    labels = [] if c.status == PRELIMINARY else [f"The doctor's final label: {c.label}."]
+    return Facts(
+        prediction_id=prediction.id,
+        model_version=prediction.model_version,
+        probabilities=dict(prediction.probabilities),
+        location=prediction.location,
+        gold_metrics={"sensitivity": gold.sensitivity, "specificity": gold.specificity} if gold else {},
+        gold_size=gold.size if gold else None,
+        doctor_labels=labels,
+    )
+
+
+def plain_summary(content: StudyContent) -> str:
+    found = facts(content)
+    if found is None:
+        return "The model has not looked at this image yet."
+    try:
+        from learning.plain_language import summary
+    except ImportError:  # the plain-language writer is not in this build: a short fallback
+        summary = None
+    if summary is not None:
+        written = summary(found)
+        return str(getattr(written, "text", written))
+    c = content.confirmation
+    said = f"The computer's best guess for this X-ray is {found.predicted_class}."
+    if c.status == PRELIMINARY:
+        return said + " A doctor has not checked it yet."
+    return said + f" A doctor looked at it and decided: {c.label}."
+
+
+def gather(image: Image) -> StudyContent:
+    prediction = predictions.latest(image.id)
+    content = StudyContent(
+        image=image,
+        prediction=prediction,
+        confirmation=confirmation(image),
+        gold=gold_figures(prediction.model_version, prediction.predicted_class) if prediction else None,
+        clinical=_clinical_lines(image.id),
+    )
+    content.summary = plain_summary(content)
+    return content
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def _png_data_uri(path: Path) -> str:
+    with PILImage.open(path) as picture:
+        small = picture.convert("RGB" if picture.mode not in ("L", "RGB") else picture.mode)
+        small.thumbnail((PDF_IMAGE_PX, PDF_IMAGE_PX), PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def pictures(content: StudyContent) -> tuple[str, str | None]:
+    """The radiograph and its heat-map overlay as data: URIs, so the PDF needs no fetch."""
+    image_uri = _png_data_uri(services().store.path(content.image.path))
+    overlay = explanations.heatmap_path(content.prediction) if content.prediction else None
+    return image_uri, _png_data_uri(overlay) if overlay else None
+
+
+def render_html(content: StudyContent, report: StudyReport | None, pdf: bool, **page) -> str:
+    """The one template for the page and the PDF; `pdf` picks the print layout and data: images."""
+    image_src, overlay_src = pictures(content) if pdf else (None, None)
+    return render_template(
+        "reports/study.html",
+        pdf=pdf,
+        c=content,
+        report=report,
+        image_src=image_src,
+        overlay_src=overlay_src,
+        notice=NOTICE,
+        reminder=REMINDER,
+        **page,
+    )
+
+
+def local_only():
+    """WeasyPrint's URL fetcher for reports: data: URIs only, so a report never reaches the network
+    or the disk (everything it shows is embedded)."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=5)
+
+
+def render_pdf(html: str) -> bytes:
+    from weasyprint import CSS as Stylesheet
+    from weasyprint import HTML
+
+    fetcher = local_only()
+    return HTML(string=html, url_fetcher=fetcher).write_pdf(
+        stylesheets=[Stylesheet(filename=str(CSS), url_fetcher=fetcher)]
+    )
+
+
+# --- revisions --------------------------------------------------------------------------------
+
+
+def pdf_file(content_hash: str) -> Path:
+    return Path(current_app.config["MEDAL_HOME"]) / "reports" / content_hash[:2] / f"{content_hash}.pdf"
+
+
+def revisions(image_id: int) -> list[StudyReport]:
+    """Every issued revision of the study's report, newest first."""
+    return list(
+        db.session.execute(
+            db.select(StudyReport).filter_by(image_id=image_id).order_by(StudyReport.revision.desc())
+        ).scalars()
+    )
+
+
+def _matches(report: StudyReport | None, content: StudyContent) -> bool:
+    c = content.confirmation
+    prediction_id = content.prediction.id if content.prediction else None
+    return report is not None and (report.status, report.label, report.labeled_by, report.prediction_id) == (
+        c.status,
+        c.label,
+        c.labeled_by,
+        prediction_id,
+    )
+
+
+def _add_revision(content: StudyContent, latest: StudyReport | None) -> tuple[StudyReport, Path, bool]:
+    """Render the next revision's PDF, write its file and add its row (not committed)."""
+    c = content.confirmation
+    report = StudyReport(
+        image_id=content.image.id,
+        revision=(latest.revision if latest else 0) + 1,
+        status=c.status,
+        label=c.label,
+        labeled_by=c.labeled_by,
+        labeled_at=c.labeled_at,
+        prediction_id=content.prediction.id if content.prediction else None,
+        model_version=content.prediction.model_version if content.prediction else None,
+        created_at=utcnow(),
+        content_hash="",
+        size_bytes=0,
+    )
+    data = render_pdf(render_html(content, report, pdf=True))
+    report.content_hash = hashlib.sha256(data).hexdigest()
+    report.size_bytes = len(data)
+    target = pdf_file(report.content_hash)
+    created = not target.exists()
+    if created:
+        write_atomic(target, data)
+    db.session.add(report)
+    return report, target, created
+
+
+def _issue(content: StudyContent) -> StudyReport:
+    """The revision that says what the study's state is now: the latest, or a new one. Nothing is
+    committed here; the caller commits (the amendment and its revision land together)."""
+    found = revisions(content.image.id)
+    latest = found[0] if found else None
+    if _matches(latest, content):
+        return latest
+    report, target, created = _add_revision(content, latest)
+    try:
+        db.session.flush()
+    except IntegrityError:  # another request issued this revision number first
+        db.session.rollback()
+        if created:
+            target.unlink(missing_ok=True)
+        raise ReportError(
+            "The report was being issued by another request at the same time; open it again.", 409
+        ) from None
+    except BaseException:
+        if created:
+            target.unlink(missing_ok=True)
+        raise
+    return report
+
+
+def issue(image_id: int) -> tuple[StudyContent, StudyReport]:
+    """Gather the study and make sure its current state has an issued, stored revision."""
+    content = gather(goldset.visible_image(image_id))
+    report = _issue(content)
+    db.session.commit()
+    return content, report
+
+
+def revision_pdf(image_id: int, revision: int) -> bytes:
+    goldset.visible_image(image_id)
+    report = db.session.execute(
+        db.select(StudyReport).filter_by(image_id=image_id, revision=revision)
+    ).scalar_one_or_none()
+    if report is None:
+        raise ReportError(f"Study {image_id} has no report revision {revision}.", 404)
+    return pdf_file(report.content_hash).read_bytes()
+
+
+def pdf(image_id: int) -> bytes:
+    """The current revision's PDF (issued now if the study changed since the last one)."""
+    _, report = issue(image_id)
+    return pdf_file(report.content_hash).read_bytes()
+
+
+# --- amendment --------------------------------------------------------------------------------
+
+
+def amend(image_id: int, user: User, label: str, reason: str) -> StudyReport:
+    """A doctor corrects a confirmed study's final label: the amendment, its audit event and the
+    amended revision land together; earlier revisions stay as they were issued."""
+    if not access.may_label(user):
+        raise ReportError(f"Amendments come from the role {' or '.join(access.label_roles())}.", 403)
+    image = goldset.visible_image(image_id)
+    label, reason = (label or "").strip(), (reason or "").strip()
+    classes = services().class_names
+    if label not in classes:
+        raise ReportError(f"Unknown class {label[:60]!r}; known classes: {', '.join(classes)}.")
+    if not reason:
+        raise ReportError("Say why the label is amended: the reason is part of the report.")
+    if len(reason) > MAX_REASON:
+        raise ReportError(f"Keep the reason under {MAX_REASON} characters.")
+    if image.is_gold:
+        raise ReportError("A gold image's label changes only through its reads and adjudication.", 409)
+    current = confirmation(image)
+    if current.status == PRELIMINARY:
+        raise ReportError("This study is not confirmed yet: label it in the review instead of amending.", 409)
+    if label == current.label:
+        raise ReportError(f"The final label is already {label}.", 409)
+    amendment = LabelAmendment(
+        image_id=image.id, label=label, previous_label=current.label, reason=reason, amended_by_id=user.id
+    )
+    db.session.add(amendment)
+    db.session.flush()
+    details = {"image_id": image.id, "amendment_id": amendment.id, "from": current.label, "to": label}
+    audit.record("report_amended", user, reason=reason, details=details)
+    report = _issue(gather(image))
+    db.session.commit()
+    log.info("study %s amended to %s by %s (revision %s)", image.id, label, user.username, report.revision)
+    return report
+
+
+def to_dict(report: StudyReport) -> dict:
+    return {
+        "image_id": report.image_id,
+        "revision": report.revision,
+        "status": report.status,
+        "label": report.label,
+        "labeled_by": report.labeled_by,
+        "labeled_at": report.labeled_at.isoformat() + "Z" if report.labeled_at else None,
+        "model_version": report.model_version,
+        "content_hash": report.content_hash,
+        "size_bytes": report.size_bytes,
+        "created_at": report.created_at.isoformat() + "Z",
+    }
