@@ -13,15 +13,15 @@ from webapp.models import ClinicalModel
 bp = Blueprint("clinical", __name__, template_folder="templates")
 
 
-@bp.app_context_processor
-def _template_helpers() -> dict:
-    """For the prediction macros: a study's clinical lines and the approved fused prediction."""
-    return {
-        "clinical_lines": lambda image_id: records.describe(records.for_image(image_id)),
-        "clinical_prediction": fusion.prediction_for,
-        "clinical_fields": records.FIELDS,
-        "clinical_values": records.for_image,
-    }
+# Jinja globals, not a context processor: the prediction macros are imported without the context
+@bp.record_once
+def _template_helpers(state) -> None:
+    state.app.jinja_env.globals.update(
+        clinical_lines=lambda image_id: records.describe(records.for_image(image_id)),
+        clinical_prediction=fusion.prediction_for,  # the approved "image + clinical data" one, or None
+        clinical_fields=records.FIELDS,
+        clinical_values=records.for_image,
+    )
 
 
 @bp.post("/clinical/images/<int:image_id>")
