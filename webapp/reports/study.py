@@ -177,7 +177,7 @@ def gold_figures(version: int, class_name: str) -> GoldFigures | None:
         ).scalar_one_or_none()
         found = getattr(report, metrics.key) if report is not None else None
         per_class = (found or {}).get("per_class", {}).get(class_name)
-        if per_class:
+        if per_class and int(found.get("n") or 0) > 0:  # a gate run on an empty gold set measured nothing
             return GoldFigures(
                 class_name, float(per_class["sensitivity"]), float(per_class["specificity"]), int(found["n"]), report.id
             )
