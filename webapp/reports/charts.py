@@ -20,6 +20,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 STYLE = {
     "svg.fonttype": "none",  # text stays text: readable, searchable, escaped by matplotlib
@@ -45,7 +46,7 @@ class Marker:
 
     x: float
     kind: str  # a key of MARKER_STYLE
-    text: str = ""  # shown in the chart's tooltip-free legend line; empty: the kind's own word
+    text: str = ""  # written beside the line; empty: the kind's own word (promoted, rolled back)
 
 
 def line_chart(
@@ -57,11 +58,13 @@ def line_chart(
     ylabel: str = "",
     ylim: tuple[float, float] | None = None,
     version_ticks: bool = False,
+    labels: Sequence[tuple[float, float, str]] = (),
     width: float = 5.6,
-    height: float = 3.0,
+    height: float = 3.3,
 ) -> str:
     """One line per series of (x, y) points; a None y leaves a gap. `version_ticks` labels integer
-    x values as v1, v2, ..."""
+    x values as v1, v2, ...; otherwise x ticks are whole numbers (counts). `labels` writes a short
+    text beside a point (e.g. the version on a learning curve)."""
     with rc_context(STYLE):
         figure = Figure(figsize=(width, height), layout="constrained")
         axes = figure.subplots()
@@ -88,17 +91,24 @@ def line_chart(
                 color=style["color"],
                 va="top",
             )
+        for x, y, text in labels:
+            axes.annotate(text, xy=(x, y), xytext=(4, 4), textcoords="offset points", fontsize=7.5, color="#333")
         if ylim is not None:
             axes.set_ylim(*ylim)
         if version_ticks and xs:
             ticks = sorted({int(x) for x in xs} | {int(m.x) for m in markers})
             axes.set_xticks(ticks, [f"v{t}" for t in ticks])
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(xs) == 1:  # one x value: a readable axis around it rather than a zoom into rounding noise
+            (only,) = xs
+            axes.set_xlim(only - 1, only + 1)
         if title:
             axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
-        if series:
-            axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        if series:  # below the axes, where it covers neither the lines nor the event labels
+            axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(len(series), 3), fontsize=8)
         return _svg(figure)
 
 
@@ -108,8 +118,10 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
         figure = Figure(figsize=(4.2, 3.6), layout="constrained")
         axes = figure.subplots()
         axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="chance")
-        for colour, (name, (fpr, tpr)) in zip(_colours(), curves.items()):
-            axes.step(fpr, tpr, where="post", color=colour, linewidth=1.6, label=name)
+        # alternating dashes: two versions with the same curve stay both visible
+        for index, (colour, (name, (fpr, tpr))) in enumerate(zip(_colours(), curves.items())):
+            dashes = "-" if index % 2 == 0 else (0, (4, 2))
+            axes.step(fpr, tpr, where="post", color=colour, linewidth=1.8, linestyle=dashes, label=name)
         axes.set_xlim(-0.01, 1.01)
         axes.set_ylim(-0.01, 1.01)
         axes.set_aspect("equal")

@@ -131,6 +131,7 @@ def _learning_chart(points: list[dict]) -> str | None:
         title="Learning curve: gold-set metric against doctor labels",
         xlabel="doctor labels the version was trained with",
         ylim=(-0.02, 1.02),
+        labels=[(p["num_labels"], p["macro_auc"], f"v{p['version']}") for p in points if p["macro_auc"] is not None],
         width=6.4,
     )
 

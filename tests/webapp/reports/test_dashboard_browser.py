@@ -1,0 +1,38 @@
+"""The model dashboard in headless Chromium: two trained versions, a promotion and a rollback, the
+charts loaded under the CSP; screenshots kept as dashboard.png and dashboard_compare.png."""
+
+import pytest
+
+from tests.conftest import PASSWORDS, user
+from webapp.approvals import decisions
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_dashboard_in_chromium(candidate_app, live_url, browser, screenshots):
+    from selenium.webdriver.common.by import By
+
+    decisions.decide(2, user("engineer"), approve=True, reason="better on the gold set", override=True)
+    decisions.rollback(user("engineer"), "misses on ward 3")
+    browser.get(f"{live_url}/login")
+    browser.find_element(By.NAME, "username").send_keys("engineer")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORDS["engineer"])
+    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    browser.get(f"{live_url}/dashboard")
+    images = browser.find_elements(By.CSS_SELECTOR, "main img")
+    assert len(images) == 6  # overall, four per-class metrics, the learning curve
+    # every chart decoded and drew: a refused or broken data: image has no natural width
+    assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 100 for img in images)
+    assert "Dashboard" in browser.find_element(By.CSS_SELECTOR, "header nav").text
+    browser.set_window_size(1300, browser.execute_script("return document.body.scrollHeight") + 40)
+    browser.save_screenshot(str(screenshots / "dashboard.png"))
+    browser.find_element(By.CSS_SELECTOR, "form.compare button").click()
+    assert "on the gold set" in browser.find_element(By.TAG_NAME, "h1").text
+    charts = browser.find_elements(By.CSS_SELECTOR, "main img")
+    assert len(charts) >= 4 and all(browser.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
+    browser.set_window_size(1300, browser.execute_script("return document.body.scrollHeight") + 40)
+    browser.save_screenshot(str(screenshots / "dashboard_compare.png"))
+    errors = [
+        e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]
+    ]
+    assert errors == []
