@@ -231,7 +231,9 @@ def _text(dataset, keyword: str) -> str:
 
 def check_dicom(dataset, rules: DicomRules = DicomRules()) -> None:
     """Refuse (ImageDecodeError, kind unsupported: 415) what is not a single grayscale chest radiograph,
-    with a message naming the reason."""
+    with a message naming the reason. A file without pixel data is malformed (400) whatever it says."""
+    if "PixelData" not in dataset:
+        raise ImageDecodeError("The DICOM file holds no pixel data.")
     accepted = ", ".join(rules.modalities)
     modality = _text(dataset, "Modality")
     if not modality:

@@ -73,8 +73,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         reports_bp,
     ):
         app.register_blueprint(blueprint)
-    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    from webapp.api import contract, docs
+
+    contract.init_app(app, api_bp, version=_version())  # registers the API with its OpenAPI contract
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens only, never cookies
+    app.register_blueprint(docs.bp)
     errors.register(app)
     from webapp import monitoring
 
@@ -106,6 +109,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_commands(app)
     return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medal")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0"
 
 
 def _migrations_dir():

@@ -163,6 +163,37 @@ class SecuritySettings(Section):
         return self
 
 
+class ReadinessRule(Section):
+    min_agreement: float = Fraction  # the Wilson 95% lower bound must reach this
+    min_count: int = Field(gt=0)  # reviews in the window before a class or site is judged at all
+
+
+class TrustSettings(Section):
+    window_days: int = Field(default=90, gt=0, le=3650)  # the trust meter's rolling window
+    confident_at: float = Field(default=0.9, ge=0.0, le=1.0)  # a prediction this sure counts as "confident"
+    # per class: when the page calls it "ready for less supervision" (nothing is automated by it)
+    ready_for_less_supervision: dict[str, ReadinessRule] = Field(default_factory=dict)
+
+
+class MonitoringSettings(Section):
+    # /metrics answers these client addresses or networks (after ProxyFix), or an admin's bearer token
+    metrics_allowed: tuple[str, ...] = ("127.0.0.1", "::1")
+    worker_port: int = Field(default=9464, ge=0, le=65535)  # `medal worker`'s exporter; 0 = off
+    worker_host: str = "127.0.0.1"
+    activity_days: int = Field(default=30, gt=0, le=3650)  # the labelling activity page's span
+
+    @model_validator(mode="after")
+    def _valid_networks(self) -> "MonitoringSettings":
+        import ipaddress
+
+        for entry in self.metrics_allowed:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"metrics_allowed: {entry!r} is not an address or network") from None
+        return self
+
+
 class DicomSettings(Section):
     """Which DICOM objects are chest radiographs (the rest is refused with a 415), and the site map."""
 
@@ -200,38 +231,6 @@ class PacsSettings(Section):
     def _text(cls, value: Any) -> Any:
         # environment values are parsed as YAML: a password of digits arrives as a number
         return "" if value is None else str(value) if isinstance(value, int | float) else value
-
-
-class ReadinessRule(Section):
-    min_agreement: float = Fraction  # the Wilson 95% lower bound must reach this
-    min_count: int = Field(gt=0)  # reviews in the window before a class or site is judged at all
-
-
-class TrustSettings(Section):
-    window_days: int = Field(default=90, gt=0, le=3650)  # the trust meter's rolling window
-    confident_at: float = Field(default=0.9, ge=0.0, le=1.0)  # a prediction this sure counts as "confident"
-    # per class: when the page calls it "ready for less supervision" (nothing is automated by it)
-    ready_for_less_supervision: dict[str, ReadinessRule] = Field(default_factory=dict)
-
-
-class MonitoringSettings(Section):
-    # /metrics answers these client addresses or networks (after ProxyFix), or an admin's bearer token
-    metrics_allowed: tuple[str, ...] = ("127.0.0.1", "::1")
-    worker_port: int = Field(default=9464, ge=0, le=65535)  # `medal worker`'s exporter; 0 = off
-    worker_host: str = "127.0.0.1"
-    activity_days: int = Field(default=30, gt=0, le=3650)  # the labelling activity page's span
-
-    @model_validator(mode="after")
-    def _valid_networks(self) -> "MonitoringSettings":
-        import ipaddress
-
-        for entry in self.metrics_allowed:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"metrics_allowed: {entry!r} is not an address or network") from None
-        return self
-
 
 
 class DriftSettings(Section):
@@ -293,16 +292,16 @@ class DemoSettings(Section):
         return Path(self.data) if Path(self.data).is_absolute() else ROOT / self.data
 
 
-class ClinicalSettings(Section):
-    # the image + clinical data model is fitted once this many reviewed studies carry clinical data
-    min_studies: int = Field(default=30, ge=2)
-    interval_minutes: float = Field(default=60, gt=0)  # how often the worker checks
-
-
 class FhirSettings(Section):
     # the hospital's FHIR R4 server: `medal fhir push ID` POSTs a study's bundle there; empty = push off
     server_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$")
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+class ClinicalSettings(Section):
+    # the image + clinical data model is fitted once this many reviewed studies carry clinical data
+    min_studies: int = Field(default=30, ge=2)
+    interval_minutes: float = Field(default=60, gt=0)  # how often the worker checks
 
 
 class Settings(Section):
@@ -318,13 +317,13 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()
+    dicom: DicomSettings = DicomSettings()
+    pacs: PacsSettings = PacsSettings()
     trust: TrustSettings = TrustSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     drift: DriftSettings = DriftSettings()
-    dicom: DicomSettings = DicomSettings()
-    pacs: PacsSettings = PacsSettings()
-    clinical: ClinicalSettings = ClinicalSettings()
     fhir: FhirSettings = FhirSettings()
+    clinical: ClinicalSettings = ClinicalSettings()
     demo: DemoSettings
 
     @model_validator(mode="after")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from webapp.api import bp
+from webapp.api import bp, schemas
 from webapp.assistant import chat
 from webapp.auth.roles import token_required
 from webapp.errors import Problem
 from webapp.gold.goldset import visible_prediction
-from webapp.jsonbody import json_object
 
 
-@bp.post("/predictions/<int:prediction_id>/chat")
+@bp.post("/predictions/<int:prediction_id>/chat", tags=["assistant"])
+@bp.arguments(schemas.ChatAsk)
+@bp.response(200, schemas.ChatAnswer)
 @token_required()
-def ask(prediction_id: int):
+def ask(body: dict, prediction_id: int):
+    """Ask the assistant about a prediction; it answers from the facts the system holds."""
     prediction = visible_prediction(prediction_id)
-    body = json_object('{"message": "why?", "mode": "plain"}', message=str, question=str, mode=str)
     message = body.get("message", body.get("question"))  # "question" is accepted as another name
     if not isinstance(message, str):
         raise Problem('Send JSON like {"message": "why?"} (optionally "mode": "plain").')

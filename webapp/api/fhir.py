@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Response, json
 
-from webapp.api import bp
+from webapp.api import bp, schemas
 from webapp.auth.roles import token_required
 from webapp.integration import fhir
 
 
-@bp.get("/images/<int:image_id>/fhir")
+@bp.get("/images/<int:image_id>/fhir", tags=["reports"])
+@bp.response(200, schemas.Document, content_type=fhir.MEDIA_TYPE, description="A FHIR R4 Bundle.")
 @token_required()
 def image_fhir(image_id: int):
     """The study as a FHIR R4 Bundle (collection): DiagnosticReport, Observation, Device, Provenance."""

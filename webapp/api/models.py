@@ -99,7 +99,8 @@ def rollback(body: dict):
     return jsonify(event=history.event_to_dict(event), aliases=services().registry.aliases())
 
 
-@bp.get("/models/metrics")
+@bp.get("/models/metrics", tags=["models"])
+@bp.response(200, schemas.Document)
 @token_required("engineer")
 def model_metrics():
     """The model dashboard's data: every version's gold-set metrics, promotions and rollbacks, the learning curve."""

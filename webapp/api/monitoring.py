@@ -2,10 +2,11 @@
 
 from flask import jsonify
 
-from webapp.api import bp  # noqa: F401
+from webapp.api import bp, schemas
 
 
-@bp.get("/monitoring/trust")
+@bp.get("/monitoring/trust", tags=["monitoring"])
+@bp.response(200, schemas.Document)
 def trust_meter():
     """The trust meter as JSON: agreement per class and site, intervals, readiness and why."""
     from webapp.reports.trust_views import current_report
@@ -13,7 +14,8 @@ def trust_meter():
     return jsonify(current_report().to_dict())
 
 
-@bp.get("/monitoring/drift")
+@bp.get("/monitoring/drift", tags=["monitoring"])
+@bp.response(200, schemas.Document)
 def monitoring_drift():
     """Drift per site, age band and sex against the champion's training data: each group's statistics,
     every check (test, value, threshold, drifting) and the reference model version."""

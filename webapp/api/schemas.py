@@ -262,3 +262,35 @@ Clinical = _Strict.from_dict(
 class ClinicalUpdated(Response):
     image_id = fields.Integer(required=True)
     clinical = fields.Dict(allow_none=True, metadata={"description": "The study's clinical data after the change."})
+
+
+# --- the routes of reports, FHIR, monitoring and the assistant --------------------------------
+
+
+class ChatAsk(Request):
+    message = fields.String(validate=validate.Length(1, 2000), metadata={"example": "Why?"})
+    question = fields.String(validate=validate.Length(1, 2000), metadata={"description": "Another name for message."})
+    mode = fields.String(
+        allow_none=True, validate=validate.Length(max=20), metadata={"description": "plain: for patients."}
+    )
+
+
+class ReportRevision(Response):
+    image_id = fields.Integer(required=True)
+    revision = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "preliminary | final | amended"})
+    label = fields.String(allow_none=True)
+    labeled_by = fields.String(allow_none=True)
+    model_version = fields.Integer(allow_none=True)
+    created_at = timestamp(required=True)
+
+
+class StudyReports(Response):
+    image_id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    current = fields.Nested(ReportRevision, required=True)
+    revisions = fields.List(fields.Nested(ReportRevision), required=True)
+
+
+class Document(Response):
+    """A JSON document whose fields docs/ describes (dashboard, trust meter, drift)."""

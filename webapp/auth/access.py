@@ -78,6 +78,9 @@ ACCESS: dict[str, Rule] = {
     # assistant
     "assistant.ask": SIGNED_IN,
     "assistant.thread": SIGNED_IN,
+    # the API's contract and its documentation page: no secrets, so anyone may read them
+    "api-docs.openapi_json": PUBLIC,
+    "api_docs.page": PUBLIC,
     # trust meter (doctors and engineers: aggregates only); labelling activity (engineers: per doctor)
     "reports.trust_page": SIGNED_IN,
     "reports.activity_page": ENGINEERS,
@@ -92,6 +95,7 @@ ACCESS: dict[str, Rule] = {
     # REST API (bearer tokens)
     "api.upload_image": SIGNED_IN,
     "api.trust_meter": SIGNED_IN,
+    "api.monitoring_drift": ENGINEERS,
     "api.get_image": SIGNED_IN,
     "api.review_next": LABELERS,
     "api.add_label": LABELERS,
