@@ -35,11 +35,10 @@ class FusionInputs:
         class_names: Sequence[str],
         fields: Sequence[str],
     ) -> FusionInputs:
-        image = np.array([[float(row.get(name, 0.0)) for name in class_names] for row in probabilities], dtype=float)
-        values = np.array(
-            [[np.nan if row.get(name) is None else float(row[name]) for name in fields] for row in clinical],
-            dtype=float,
+        image = np.array(
+            [[float(row.get(name, 0.0)) for name in class_names] for row in probabilities], dtype=np.float64
         )
+        values = np.array([[_number(row.get(name)) for name in fields] for row in clinical], dtype=np.float64)
         return cls(image.reshape(len(probabilities), len(class_names)), values.reshape(len(clinical), len(fields)))
 
     def matrix(self) -> np.ndarray:
@@ -95,3 +94,8 @@ def load(directory: Path) -> FusionModel:
     """A model saved by `save` (from this installation's own registry: joblib files are trusted code)."""
     spec = json.loads((directory / SPEC_FILE).read_text())
     return FusionModel(joblib.load(directory / PIPELINE_FILE), list(spec["class_names"]), list(spec["fields"]))
+
+
+def _number(value: float | None) -> float:
+    """A missing clinical value is NaN: the pipeline imputes it and marks it missing."""
+    return np.nan if value is None else float(value)

@@ -355,7 +355,6 @@ class ClinicalModel(db.Model):
     decided_by = db.relationship(User)
 
 
-
 # --- study reports (issue 13) ---
 
 
