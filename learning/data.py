@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytorch_lightning as pl
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
@@ -82,6 +82,9 @@ def decode_radiograph(
 
 
 def _open_bitmap(data: bytes, max_pixels: int) -> Image.Image:
+    # A library may switch Pillow to tolerate truncated files for the whole process (WeasyPrint does on
+    # import); an upload that is cut short or whose text chunks inflate must still be refused.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     with warnings.catch_warnings():
         # Pillow only warns between its own limit and twice it; either way the header lies or is huge
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -287,9 +287,11 @@ def local_only():
 
 
 def render_pdf(html: str) -> bytes:
+    from PIL import ImageFile
     from weasyprint import CSS as Stylesheet
     from weasyprint import HTML
 
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # WeasyPrint turns it on for the process at import; uploads need it off
     fetcher = local_only()
     return HTML(string=html, url_fetcher=fetcher).write_pdf(
         stylesheets=[Stylesheet(filename=str(CSS), url_fetcher=fetcher)]

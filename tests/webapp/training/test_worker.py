@@ -97,7 +97,7 @@ def test_one_worker_per_home(app):
 def test_scheduler_jobs_coalesce_and_never_overlap(app):
     scheduler = worker.build_scheduler(app)
     jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs_by_id) == {"tick", "cleanup"}
+    assert set(jobs_by_id) == {"tick", "cleanup", "drift", "clinical_fit"}  # pacs_pull only when pacs.url is set
     assert all(job.max_instances == 1 and job.coalesce for job in jobs_by_id.values())
 
 
