@@ -8,6 +8,8 @@ $MEDAL_SCREENSHOTS."""
 import os
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,13 +47,22 @@ def browser():
     driver.quit()
 
 
-@pytest.fixture
-def live_url(trained_app):
-    server = make_server("127.0.0.1", 0, trained_app, threaded=True)
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve `app` over real HTTP on a free local port for the block; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def live_url(trained_app):
+    with serving(trained_app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import schemathesis
-from werkzeug.serving import make_server
 
+from tests.browser import serving
 from tests.conftest import api_token
 from tests.synthetic import png_bytes, radiograph
 from webapp.api.contract import _openapi_path
@@ -113,11 +112,8 @@ def test_the_docs_page_lists_every_operation_without_scripts(client):
 
 @pytest.fixture
 def live_api(trained_app):
-    server = make_server("127.0.0.1", 0, trained_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(trained_app) as url:
+        yield url
 
 
 @pytest.mark.slow

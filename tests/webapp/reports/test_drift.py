@@ -4,13 +4,12 @@ small group is "too few images"; the page, the API and `medal drift` show it to 
 from __future__ import annotations
 
 import re
-import threading
 
 import numpy as np
 import pytest
-from werkzeug.serving import make_server
 
 from tests import synthetic
+from tests.browser import serving
 from tests.conftest import PASSWORDS, api_token, login, user
 
 
@@ -188,11 +187,8 @@ def test_medal_drift_commands(app, tiny):
 
 @pytest.fixture
 def drift_live_url(drift_app):
-    server = make_server("127.0.0.1", 0, drift_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(drift_app) as url:
+        yield url
 
 
 def test_drift_page_in_chromium(browser, drift_live_url, screenshots):
