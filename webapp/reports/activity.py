@@ -4,7 +4,6 @@ between doctors on double-read gold images (Cohen's kappa) and disagreement with
 from __future__ import annotations
 
 import base64
-import io
 import itertools
 import statistics
 from collections import Counter, defaultdict
@@ -15,6 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from webapp.extensions import db
 from webapp.models import REVIEW_LABEL, Claim, GoldItem, Image, Label, User, utcnow
+from webapp.reports import charts
 
 GOLD_READ = "gold"  # Label.channel of a blind gold read (webapp/gold/goldset.py READ_CHANNEL)
 
@@ -163,30 +163,6 @@ def adjudication(reads: dict[int, dict[str, str]]) -> list[AdjudicationDisagreem
     return [AdjudicationDisagreement(name, *row) for name, row in sorted(counts.items())]
 
 
-def chart(per_day: dict[str, dict[str, int]], days: list[str]) -> str:
-    """Labels per day, stacked by doctor, as a base64 SVG (matplotlib, no pyplot: thread-safe)."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(9, 2.8), dpi=100)
-    axes = figure.add_subplot()
-    doctors = sorted({name for counts in per_day.values() for name in counts})
-    bottom = [0] * len(days)
-    for doctor in doctors:
-        heights = [per_day.get(day, {}).get(doctor, 0) for day in days]
-        axes.bar(range(len(days)), heights, bottom=bottom, label=doctor, width=0.8)
-        bottom = [b + h for b, h in zip(bottom, heights)]
-    step = max(1, len(days) // 10)
-    axes.set_xticks(range(0, len(days), step), [days[i][5:] for i in range(0, len(days), step)])
-    axes.set_ylabel("labels")
-    axes.spines[["top", "right"]].set_visible(False)
-    if doctors:
-        axes.legend(loc="upper left", fontsize="small", frameon=False, ncols=min(len(doctors), 4))
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    return base64.b64encode(buffer.getvalue().encode()).decode()
-
-
 def activity(days: int) -> Activity:
     """The last `days` days of labelling, and the queue and claims as they are now."""
     today = utcnow().date()
@@ -217,5 +193,5 @@ def activity(days: int) -> Activity:
         claims_held=claims_held(),
         kappas=kappas(reads),
         adjudication=adjudication(reads),
-        chart_svg=chart(per_day_plain, day_names),
+        chart_svg=base64.b64encode(charts.stacked_bars(per_day_plain, day_names).encode()).decode(),
     )

@@ -174,6 +174,26 @@ def confusion_chart(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
         return _svg(figure)
 
 
+def stacked_bars(per_day: Mapping[str, Mapping[str, int]], days: Sequence[str]) -> str:
+    """Labels per day, stacked by doctor (the activity page), as SVG text."""
+    figure = Figure(figsize=(9, 2.8), dpi=100)
+    axes = figure.add_subplot()
+    doctors = sorted({name for counts in per_day.values() for name in counts})
+    bottom = [0] * len(days)
+    for doctor in doctors:
+        heights = [per_day.get(day, {}).get(doctor, 0) for day in days]
+        axes.bar(range(len(days)), heights, bottom=bottom, label=doctor, width=0.8)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    step = max(1, len(days) // 10)
+    axes.set_xticks(range(0, len(days), step), [days[i][5:] for i in range(0, len(days), step)])
+    axes.set_ylabel("labels")
+    axes.spines[["top", "right"]].set_visible(False)
+    if doctors:
+        axes.legend(loc="upper left", fontsize="small", frameon=False, ncols=min(len(doctors), 4))
+    figure.tight_layout()
+    return _svg(figure)
+
+
 def svg_data_uri(svg: str) -> str:
     """`data:image/svg+xml;base64,...` for an <img src>: the CSP allows data: images, and an SVG
     shown as an image runs no script."""
