@@ -12,7 +12,7 @@ from marshmallow import fields, validate
 
 from webapp.clinical.records import FIELDS as CLINICAL_FIELDS
 from webapp.converters import MAX_INT
-from webapp.upload.ingest import SEXES
+from webapp.upload.ingest import AGES, SEXES
 
 
 class Request(ma.Schema):
@@ -231,7 +231,7 @@ Upload = _Form.from_dict(
         ),
         "site": fields.String(validate=validate.Length(max=80), metadata={"description": "Where it was taken."}),
         "patient_age": fields.Integer(
-            validate=validate.Range(0, 130, error="patient_age must be between 0 and 130."),
+            validate=validate.Range(*AGES, error=f"patient_age must be between {AGES[0]} and {AGES[1]}."),
             error_messages={"invalid": "patient_age must be a whole number of years."},
         ),
         "patient_sex": fields.String(

@@ -20,6 +20,7 @@ from webapp.upload import deid
 from webapp.upload.pseudonyms import pseudonym
 
 SEXES = {"M", "F", "O"}
+AGES = (0, 130)  # patient_age in whole years, inclusive
 
 
 class IngestError(Problem):
@@ -58,8 +59,8 @@ class ImageMeta:
                 parsed_age = int(age)
             except (TypeError, ValueError):
                 raise IngestError("patient_age must be a whole number of years.") from None
-            if not 0 <= parsed_age <= 130:
-                raise IngestError("patient_age must be between 0 and 130.")
+            if not AGES[0] <= parsed_age <= AGES[1]:
+                raise IngestError(f"patient_age must be between {AGES[0]} and {AGES[1]}.")
         sex = (sex or "").strip().upper() or None
         if sex and sex not in SEXES:
             raise IngestError("patient_sex must be one of M, F or O.")
