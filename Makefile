@@ -42,7 +42,8 @@ audit: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver, nginx (the
+# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver, poppler's pdftoppm
+# (the report PDF is looked at as an image), nginx (the
 # deployment's TLS proxy config is checked with `nginx -t`) (needs root; without them those tests
 # are skipped with the reason). The MLflow server of the deployment test comes with mlflow (PyPI).
 system-deps:
@@ -53,6 +54,7 @@ system-deps:
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	  [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	  command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
 	  ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "system-deps: not root or no apt-get; PostgreSQL, browser and Orthanc (PACS) tests will be skipped"; fi

@@ -1,9 +1,9 @@
 """Headless Chromium fixtures shared by the browser tests (registered in tests/conftest.py).
 
 `browser` is Debian's chromium driven by chromium-driver (skipped, with the reason, where they are
-missing); `live_url` serves the trained test app on a free port; `screenshots` is the folder where
-tests keep their screenshots as artefacts: test-artefacts/screenshots/ at the repository root, or
-$MEDAL_SCREENSHOTS."""
+missing); `live_url` serves the trained test app on a free port; `log_in` signs a user in;
+`screenshots` is the folder where tests keep their screenshots as artefacts:
+test-artefacts/screenshots/ at the repository root, or $MEDAL_SCREENSHOTS."""
 
 import os
 import shutil
@@ -63,6 +63,21 @@ def serving(app) -> Iterator[str]:
 def live_url(trained_app):
     with serving(trained_app) as url:
         yield url
+
+
+def log_in(driver, base_url: str, username: str) -> None:
+    """Sign in through the login form and wait until the app has landed on the next page, so that a
+    following driver.get cannot overtake the sign-in's own navigation."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import PASSWORDS
+
+    driver.get(f"{base_url}/login")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORDS[username])
+    driver.find_element(By.CSS_SELECTOR, "button.primary").click()
+    WebDriverWait(driver, 20).until(lambda d: "/login" not in d.current_url)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from tests.conftest import registry_of
 
 
 def _artifact_dir(registry, version: int) -> Path:
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    source = mlflow.MlflowClient().get_model_version(registry.model_name, str(version)).source
+    # the registry's own client: mlflow's process-wide tracking and registry URIs may be another test's
+    source = registry.client.get_model_version(registry.model_name, str(version)).source
     run_id = source.split("/")[1] if source.startswith("runs:/") else None
-    uri = mlflow.get_run(run_id).info.artifact_uri if run_id else source
+    uri = registry.client.get_run(run_id).info.artifact_uri if run_id else source
     return Path(uri.removeprefix("file://"))
 
 

@@ -10,20 +10,11 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import PASSWORDS
+from tests.browser import log_in
 from webapp.extensions import db
 from webapp.models import GoldItem, Image, Label, Prediction
 
 pytestmark = pytest.mark.browser
-
-
-def _log_in(browser, live_url, username):
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{live_url}/login")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS[username])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
 
 
 def _wait(browser):
@@ -75,7 +66,7 @@ def test_doctor_reviews_with_the_keyboard_and_asks_the_assistant(browser, live_u
     from selenium.webdriver.support import expected_conditions as ready
 
     wait = _wait(browser)
-    _log_in(browser, live_url, "doctor")
+    log_in(browser, live_url, "doctor")
     browser.get(f"{live_url}/review")
     heat = wait.until(ready.presence_of_element_located((By.ID, "heat")))
     assert not heat.is_displayed()  # off until asked for
@@ -111,7 +102,7 @@ def test_viewer_zooms_levels_inverts_and_overlays_the_heat_map(browser, live_url
     from selenium.webdriver.common.keys import Keys
 
     wait = _wait(browser)
-    _log_in(browser, live_url, "doctor")
+    log_in(browser, live_url, "doctor")
     browser.get(f"{live_url}/review")
     stage = wait.until(lambda d: d.find_element(By.ID, "viewer-stage"))
     body = browser.find_element(By.TAG_NAME, "body")
@@ -195,7 +186,7 @@ def test_engineer_picks_gold_images_from_thumbnails(browser, live_url, trained_a
     from selenium.webdriver.support.ui import Select
 
     wait = _wait(browser)
-    _log_in(browser, live_url, "engineer")
+    log_in(browser, live_url, "engineer")
     browser.get(f"{live_url}/gold")
     picks = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#mark-form .pick"))
     assert len(picks) == 12  # the unlabeled pool

@@ -3,7 +3,8 @@ charts loaded under the CSP; screenshots kept as dashboard.png and dashboard_com
 
 import pytest
 
-from tests.conftest import PASSWORDS, user
+from tests.browser import log_in
+from tests.conftest import user
 from webapp.approvals import decisions
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -14,10 +15,7 @@ def test_dashboard_in_chromium(candidate_app, live_url, browser, screenshots):
 
     decisions.decide(2, user("engineer"), approve=True, reason="better on the gold set", override=True)
     decisions.rollback(user("engineer"), "misses on ward 3")
-    browser.get(f"{live_url}/login")
-    browser.find_element(By.NAME, "username").send_keys("engineer")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS["engineer"])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    log_in(browser, live_url, "engineer")
     browser.get(f"{live_url}/dashboard")
     images = browser.find_elements(By.CSS_SELECTOR, "main img")
     assert len(images) == 6  # overall, four per-class metrics, the learning curve

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests import synthetic
-from tests.browser import serving
-from tests.conftest import PASSWORDS, api_token, login, user
+from tests.browser import log_in, serving
+from tests.conftest import api_token, login, user
 
 
 def _import(n: int, seed: int, split: str, site: str, age: int, brighter: int = 0, size: int = 32) -> list[int]:
@@ -194,10 +194,7 @@ def drift_live_url(drift_app):
 def test_drift_page_in_chromium(browser, drift_live_url, screenshots):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{drift_live_url}/login")
-    browser.find_element(By.NAME, "username").send_keys("engineer")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS["engineer"])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
+    log_in(browser, drift_live_url, "engineer")
     browser.get(f"{drift_live_url}/drift")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Drift"
     assert "drifting" in browser.find_element(By.CSS_SELECTOR, ".tag.bad").text

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.conftest import PASSWORDS, api_token
+from tests.browser import log_in
+from tests.conftest import api_token
 from tests.webapp.reports.study_helpers import upload_study
 
 
@@ -20,10 +21,7 @@ def test_report_page_in_chromium(trained_app, browser, live_url, screenshots):
     image_id = uploaded["image_id"]
     client.post(f"/api/v1/images/{image_id}/labels", headers=headers, json={"label": "normal"})
 
-    browser.get(f"{live_url}/login")
-    browser.find_element(By.NAME, "username").send_keys("doctor")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS["doctor"])
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
+    log_in(browser, live_url, "doctor")
     browser.get(f"{live_url}/predictions/{uploaded['prediction']['id']}")
     browser.find_element(By.ID, "report-link").click()
     assert browser.find_element(By.ID, "report-status").text == "FINAL"

@@ -3,23 +3,12 @@
 
 import pytest
 
-from tests.conftest import PASSWORDS, change_settings
+from tests.browser import log_in
+from tests.conftest import change_settings
 from tests.webapp.reports import trust_seed as seed
 from webapp.extensions import db
 
 pytestmark = pytest.mark.browser
-
-
-def _log_in(browser, live_url, username):
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{live_url}/login")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORDS[username])
-    browser.find_element(By.CSS_SELECTOR, "button.primary").click()
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 20).until(lambda driver: "/login" not in driver.current_url)  # logged in and landed
 
 
 def _severe(browser) -> list[str]:
@@ -39,7 +28,7 @@ def test_trust_and_activity_pages(trained_app, live_url, browser, screenshots):
         seed.reviews(*normal, "normal", site=site, confidence=0.95, time_spent_ms=4200)
         seed.reviews(*pneumonia, "pneumonia", doctor="doctor2", site=site, time_spent_ms=6100)
     db.session.commit()
-    _log_in(browser, live_url, "engineer")
+    log_in(browser, live_url, "engineer")
     browser.get(f"{live_url}/trust")
     text = browser.find_element(By.TAG_NAME, "main").text
     assert "Nothing is automated by this page" in text
