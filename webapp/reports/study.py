@@ -248,7 +248,9 @@ def gather(image: Image) -> StudyContent:
 
 def _png_data_uri(path: Path) -> str:
     with PILImage.open(path) as picture:
-        small = picture.convert("RGB" if picture.mode not in ("L", "RGB") else picture.mode)
+        # the heat map keeps its alpha: it is laid over the radiograph
+        small = picture if picture.mode in ("L", "RGB", "RGBA") else picture.convert("RGBA")
+        small = small.copy()
         small.thumbnail((PDF_IMAGE_PX, PDF_IMAGE_PX), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     small.save(buffer, format="PNG", optimize=True)

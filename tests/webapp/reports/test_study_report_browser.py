@@ -27,8 +27,10 @@ def test_report_page_in_chromium(trained_app, browser, live_url, screenshots):
     assert browser.find_element(By.ID, "report-status").text == "FINAL"
     assert "normal" in browser.find_element(By.ID, "final-label").text
     pictures = browser.find_elements(By.CSS_SELECTOR, ".pictures img")
-    assert len(pictures) == 2
+    assert len(pictures) == 3  # the radiograph, and the radiograph with the heat map laid over it
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in pictures)
+    under, heat = browser.find_elements(By.CSS_SELECTOR, ".overlaid img")
+    assert heat.rect == under.rect  # the heat map covers its radiograph exactly
     refused = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not refused, refused
     browser.save_screenshot(str(screenshots / "report.png"))
