@@ -15,6 +15,7 @@ from webapp.inference import predictions
 from webapp.models import Image, Label
 from webapp.review import queue
 from webapp.review.access import labelers_api
+from webapp.upload import deid
 from webapp.upload.ingest import ImageMeta, IngestError, upload
 
 
@@ -33,6 +34,7 @@ def image_to_dict(image: Image) -> dict:
         "is_gold": image.is_gold,
         "created_at": image.created_at.isoformat() + "Z",
         "prediction": predictions.to_dict(latest) if latest else None,
+        "deidentification": deid.describe(image.deidentification),  # None for PNG and JPEG
         "clinical": clinical_records.for_image(image.id),
         # beside the image-only prediction, never in its place; None until an engineer approved a model
         "clinical_prediction": clinical_fusion.prediction_for(latest),

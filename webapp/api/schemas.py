@@ -102,6 +102,23 @@ class Label(Response):
     created_at = timestamp(required=True)
 
 
+class Deidentification(Response):
+    """What was done to a DICOM header before anything of it was kept (PS3.15 Annex E)."""
+
+    profile = fields.String(required=True)
+    options = fields.List(fields.String(), required=True)
+    method = fields.String(required=True, metadata={"description": "As written to DeidentificationMethod."})
+    method_codes = fields.List(fields.String(), required=True, metadata={"description": "PS3.16 CID 7050."})
+    patient_identity_removed = fields.String(required=True, metadata={"example": "YES"})
+    library = fields.String(required=True)
+    study_uid = fields.String(allow_none=True, metadata={"description": "The new StudyInstanceUID."})
+    series_uid = fields.String(allow_none=True)
+    sop_uid = fields.String(allow_none=True)
+    view_position = fields.String(allow_none=True, metadata={"example": "PA"})
+    actions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    created_at = timestamp(required=True)
+
+
 class ImageRecord(Response):
     id = fields.Integer(required=True)
     sha256 = fields.String(required=True)
@@ -114,6 +131,7 @@ class ImageRecord(Response):
     is_gold = fields.Boolean(required=True)
     created_at = timestamp(required=True)
     prediction = fields.Nested(Prediction, allow_none=True)
+    deidentification = fields.Nested(Deidentification, allow_none=True, metadata={"description": "None for PNG/JPEG."})
     labels = fields.List(fields.Nested(Label), required=True)
 
 

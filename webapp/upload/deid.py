@@ -19,6 +19,7 @@ from pydicom.sequence import Sequence
 
 from learning.data import DecodedImage, check_dicom, decode_dicom, read_dicom
 from webapp.errors import Problem
+from webapp.models import Deidentification
 from webapp.services import services
 from webapp.upload.pseudonyms import derived_secret, pseudonym
 
@@ -255,3 +256,23 @@ def _mark(dataset: Dataset, kept: Mapping[str, Any]) -> None:
     dataset.PatientName = kept["patient_key"] or ""
     if kept["age"] is not None:
         dataset.PatientAge = f"{kept['age']:03d}Y"
+
+
+def describe(record: Deidentification | None) -> dict | None:
+    """An image's de-identification record as the API and the report show it; None for PNG/JPEG."""
+    if record is None:
+        return None
+    return {
+        "profile": record.profile,
+        "options": list(record.options),
+        "method": record.method,
+        "method_codes": list(record.method_codes),
+        "patient_identity_removed": record.patient_identity_removed,
+        "library": record.library,
+        "study_uid": record.study_uid,
+        "series_uid": record.series_uid,
+        "sop_uid": record.sop_uid,
+        "view_position": record.view_position,
+        "actions": dict(record.actions),
+        "created_at": record.created_at.isoformat() + "Z",
+    }

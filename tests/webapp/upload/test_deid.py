@@ -17,7 +17,7 @@ from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
 from learning.data import decode_radiograph, read_dicom
 from tests import synthetic
-from tests.conftest import api_token
+from tests.conftest import api_token, login
 from webapp.extensions import db
 from webapp.models import Deidentification, Image
 from webapp.upload import deid
@@ -288,6 +288,36 @@ def test_no_identifier_reaches_the_database_the_store_the_logs_or_mlflow(trained
             assert not [needle for needle in needles if needle in dump], path.name
     logged = caplog.text.encode()
     assert not [needle for needle in needles if needle in logged]
+
+
+def test_the_image_api_and_the_report_show_what_was_done_and_no_identifier(trained_app):
+    client = trained_app.test_client()
+    headers = api_token(trained_app, "doctor")
+    data = _bytes(identifying())
+    image_id = client.post(
+        "/api/v1/images",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), "upload.dcm")},
+    ).get_json()["image_id"]
+    record = client.get(f"/api/v1/images/{image_id}", headers=headers).get_json()["deidentification"]
+    stored = db.session.get(Deidentification, image_id)
+    assert record["profile"] == stored.profile and "Annex E" in record["profile"]
+    assert record["method_codes"] == ["113100", "113108"] and record["patient_identity_removed"] == "YES"
+    assert record["study_uid"] == stored.study_uid and record["study_uid"] not in _uids(identifying_original_uids(data))
+    page = trained_app.test_client()
+    login(page, "doctor")
+    report = page.get(f"/images/{image_id}/report").get_data(as_text=True)
+    assert "Annex E" in report and "113100, 113108" in report
+    for shown in (client.get(f"/api/v1/images/{image_id}", headers=headers).get_data(as_text=True), report):
+        assert not [value for value in IDENTIFIERS.values() if value in shown]
+    png = client.post(
+        "/api/v1/images",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(synthetic.png_bytes(synthetic.radiograph(0, seed=3))), "x.png")},
+    ).get_json()["image_id"]
+    assert client.get(f"/api/v1/images/{png}", headers=headers).get_json()["deidentification"] is None
 
 
 def identifying_original_uids(data: bytes) -> Dataset:
