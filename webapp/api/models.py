@@ -100,7 +100,7 @@ def rollback(body: dict):
 
 
 @bp.get("/models/metrics", tags=["models"])
-@bp.response(200, schemas.Document)
+@bp.response(200, schemas.ModelMetrics)
 @token_required("engineer")
 def model_metrics():
     """The model dashboard's data: every version's gold-set metrics, promotions and rollbacks, the learning curve."""

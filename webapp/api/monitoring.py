@@ -6,7 +6,7 @@ from webapp.api import bp, schemas
 
 
 @bp.get("/monitoring/trust", tags=["monitoring"])
-@bp.response(200, schemas.Document)
+@bp.response(200, schemas.TrustReport)
 def trust_meter():
     """The trust meter as JSON: agreement per class and site, intervals, readiness and why."""
     from webapp.reports.trust_views import current_report
@@ -15,7 +15,7 @@ def trust_meter():
 
 
 @bp.get("/monitoring/drift", tags=["monitoring"])
-@bp.response(200, schemas.Document)
+@bp.response(200, schemas.DriftReport)
 def monitoring_drift():
     """Drift per site, age band and sex against the champion's training data: each group's statistics,
     every check (test, value, threshold, drifting) and the reference model version."""
