@@ -111,8 +111,9 @@ class Check:
         return out
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.4g}") if np.isfinite(value) else float(value)
+def _round(value: float) -> float | None:
+    """Four significant digits; None (JSON null) where a test could not run, never NaN, which is not JSON."""
+    return float(f"{value:.4g}") if np.isfinite(value) else None
 
 
 def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:

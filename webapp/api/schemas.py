@@ -436,9 +436,8 @@ class DriftCheck(Response):
     )
     value = fields.Float(
         required=True,
-        metadata={
-            "description": "The PSI, or the Holm-adjusted p-value; NaN (not JSON) when the test could not run (note)."
-        },
+        allow_none=True,
+        metadata={"description": "The PSI, or the Holm-adjusted p-value; null when the test could not run (note)."},
     )
     threshold = fields.Float(required=True)
     drifting = fields.Boolean(required=True)

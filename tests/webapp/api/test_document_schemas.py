@@ -75,6 +75,12 @@ def test_drift_matches_its_schema(drift_app):  # noqa: F811
     assert tests == {"psi", "ks_2samp", "chi2_contingency", "fisher_exact"}
 
 
+def test_drift_before_any_review_is_json_with_null_for_the_test_that_could_not_run(drift_app):  # noqa: F811
+    body = _validated(drift_app, "/api/v1/monitoring/drift")  # _validated refuses NaN
+    agreement = [check for group in body["groups"] for check in group["checks"] if check["test"] == "fisher_exact"]
+    assert agreement and all(check["value"] is None and check["note"] for check in agreement)
+
+
 def test_nothing_measured_yet_matches_the_drift_schema(app, tiny):
     body = _validated(app, "/api/v1/monitoring/drift")
     assert body["status"] == "not measured" and body["reference"] is None
