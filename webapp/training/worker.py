@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -49,7 +49,14 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
     )  # first pass at once
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
     drift = app.extensions["medal"].settings.drift
-    scheduler.add_job("webapp.reports.drift:job", "interval", minutes=drift.interval_minutes, id="drift", **once)
+    scheduler.add_job(  # a first pass soon after start, so a new site's drift shows within minutes
+        "webapp.reports.drift:job",
+        "interval",
+        minutes=drift.interval_minutes,
+        id="drift",
+        next_run_time=datetime.now(UTC) + timedelta(minutes=2),
+        **once,
+    )
     clinical = app.extensions["medal"].settings.clinical  # does nothing while no study has clinical data
     scheduler.add_job(
         "webapp.clinical.fusion:job", "interval", minutes=clinical.interval_minutes, id="clinical_fit", **once

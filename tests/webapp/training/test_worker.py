@@ -1,6 +1,7 @@
 """The worker: triggers, queued runs, scoring after a change, crash recovery, one per home."""
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -99,6 +100,8 @@ def test_scheduler_jobs_coalesce_and_never_overlap(app):
     jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
     assert set(jobs_by_id) == {"tick", "cleanup", "drift", "clinical_fit"}  # pacs_pull only when pacs.url is set
     assert all(job.max_instances == 1 and job.coalesce for job in jobs_by_id.values())
+    # drift is first measured minutes after start, not after its whole interval
+    assert jobs_by_id["drift"].next_run_time <= datetime.now(UTC) + timedelta(minutes=3)
 
 
 def test_plateau_is_read_from_the_finished_runs_in_the_database(app):
