@@ -169,6 +169,22 @@ def test_the_page_flags_the_drifting_site(drift_app):
     assert 'href="/drift"' in page  # the nav entry
 
 
+def test_the_model_dashboard_flags_the_drifting_site_too(drift_app):
+    client = drift_app.test_client()
+    login(client, "engineer")
+    summary = re.search(
+        r'<div class="card" id="drift-summary">(.*?)</div>', client.get("/dashboard").get_data(as_text=True), re.S
+    )
+    assert summary and "site <strong>south</strong>" in summary.group(1) and 'href="/drift"' in summary.group(1)
+    assert "site <strong>north</strong>" not in summary.group(1)
+
+
+def test_the_model_dashboard_says_nothing_of_drift_before_it_is_measured(app, tiny):
+    client = app.test_client()
+    login(client, "engineer")
+    assert 'id="drift-summary"' not in client.get("/dashboard").get_data(as_text=True)
+
+
 def test_medal_drift_commands(app, tiny):
     from webapp.extensions import db
     from webapp.models import DriftReference
