@@ -117,7 +117,8 @@ def readiness(agreement: Agreement, rule: ReadinessRule | None) -> Readiness:
     if rule is None:
         return Readiness(False, "no readiness rule for this class in config (trust.ready_for_less_supervision)")
     if agreement.reviews < rule.min_count:
-        return Readiness(False, f"only {agreement.reviews} reviews of {rule.min_count} needed")
+        counted = "1 review" if agreement.reviews == 1 else f"{agreement.reviews} reviews"
+        return Readiness(False, f"only {counted} of the {rule.min_count} needed")
     summary = (
         f"{agreement.reviews} reviews, agreement {_fmt(agreement.rate)} [{_fmt(agreement.low)}, {_fmt(agreement.high)}]"
     )

@@ -80,7 +80,7 @@ def test_readiness_both_ways():
     short = trust.readiness(good, ReadinessRule(min_agreement=round(low, 2) + 0.01, min_count=50))
     assert not short.ready and "the lower bound is below" in short.why
     few = trust.readiness(trust.Agreement.of(12, 12), ReadinessRule(min_agreement=0.5, min_count=50))
-    assert not few.ready and few.why == "only 12 reviews of 50 needed"
+    assert not few.ready and few.why == "only 12 reviews of the 50 needed"
     assert not trust.readiness(good, None).ready
 
 
@@ -97,7 +97,7 @@ def test_readiness_per_class_and_site_from_config(app):
     assert not normal.readiness.ready and "the lower bound is below" in normal.readiness.why
     sites = {site.site: {s.label: s for s in site.classes} for site in found.sites}
     assert sites["south"]["normal"].readiness.ready
-    assert sites["north"]["normal"].readiness.why == "only 10 reviews of 20 needed"
+    assert sites["north"]["normal"].readiness.why == "only 10 reviews of the 20 needed"
     assert "no readiness rule" in sites["north"]["pneumonia"].readiness.why
 
 

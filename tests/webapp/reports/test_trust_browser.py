@@ -32,7 +32,7 @@ def test_trust_and_activity_pages(trained_app, live_url, browser, screenshots):
     browser.get(f"{live_url}/trust")
     text = browser.find_element(By.TAG_NAME, "main").text
     assert "Nothing is automated by this page" in text
-    assert "ready" in text and "only 12 reviews of 40 needed" in text
+    assert "ready" in text and "only 12 reviews of the 40 needed" in text
     browser.save_screenshot(str(screenshots / "trust.png"))
     browser.get(f"{live_url}/activity")
     chart = browser.find_element(By.CSS_SELECTOR, "img.chart")
