@@ -9,6 +9,7 @@ from flask_login import current_user
 from webapp.clinical import fusion, records
 from webapp.extensions import db
 from webapp.models import ClinicalModel
+from webapp.services import services
 
 bp = Blueprint("clinical", __name__, template_folder="templates")
 
@@ -38,7 +39,11 @@ def update(image_id: int):
 @bp.get("/clinical/models")
 def models_page():
     rows = db.session.execute(db.select(ClinicalModel).order_by(ClinicalModel.id.desc())).scalars().all()
-    return render_template("clinical/models.html", models=rows)
+    champion = services().registry.version_for("champion")
+    studies = len(fusion.training_studies(champion)) if champion is not None else 0
+    return render_template(
+        "clinical/models.html", models=rows, studies=studies, needed=services().settings.clinical.min_studies
+    )
 
 
 @bp.post("/clinical/models/<int:model_id>/decision")

@@ -55,6 +55,10 @@ def test_fusion_beats_image_only_and_is_shown_only_once_approved(trained_app, cs
     )
     _studies(20, seed=1, gold=False)
     assert fusion.fit_if_due()["clinical"] == "waiting"
+    engineer = trained_app.test_client()
+    login(engineer, "engineer")
+    waiting = engineer.get("/clinical/models").get_data(as_text=True)
+    assert "once 30 reviewed studies carry clinical data;\n  20 do now" in waiting
     _studies(20, seed=2, gold=False)
     gold = _studies(30, seed=3, gold=True)
     assert fusion.fit_if_due()["clinical"] == "fitted"
