@@ -59,8 +59,11 @@ def _net(version: int):
     return services().server.net_for(version) or services().registry.load(version)
 
 
-def _measure_rows(version: int, images: list[Image], projection: stats.Projection | None, reference: bool):
-    """Score and measure `images`; returns the projection (fitted here for the reference)."""
+def _measure_rows(
+    version: int, images: list[Image], projection: stats.Projection | None, reference: bool
+) -> tuple[list[dict], stats.Projection]:
+    """Score and measure `images` (reads only: the minutes of scoring hold no write lock); returns
+    their ImageDriftStats rows and the projection (fitted here for the reference)."""
     net = _net(version)
     bins = services().settings.drift.histogram_bins
     store = services().store
@@ -87,9 +90,12 @@ def _measure_rows(version: int, images: list[Image], projection: stats.Projectio
                 "created_at": utcnow(),
             }
         )
+    return rows, projection
+
+
+def _insert(rows: list[dict]) -> None:
     if rows:
         db.session.execute(db.insert(ImageDriftStats), rows)
-    return projection
 
 
 def _images(ids: list[int]) -> list[Image]:
@@ -115,9 +121,11 @@ def measure(version: int | None = None, limit: int | None = None) -> dict:
         rng = np.random.default_rng(version)
         size = min(cfg.reference_images, len(reference_ids))
         sample = sorted(int(i) for i in rng.choice(reference_ids, size=size, replace=False))
-        # the PCA needs every reference embedding at once; its rows go in with the reference row
+        # the PCA needs every reference embedding at once; its rows go in with the reference row, in one
+        # short write after the scoring (a write begun before it would lock SQLite out for minutes)
+        rows, projection = _measure_rows(version, _images(sample), None, reference=True)
         db.session.execute(db.delete(ImageDriftStats).where(ImageDriftStats.model_version == version))
-        projection = _measure_rows(version, _images(sample), None, reference=True)
+        _insert(rows)
         db.session.add(
             DriftReference(
                 model_version=version, images=size, population=len(reference_ids), projection=projection.to_dict()
@@ -133,7 +141,8 @@ def measure(version: int | None = None, limit: int | None = None) -> dict:
         query = query.where(Image.id.not_in(reference_ids))
     todo = list(db.session.execute(query.limit(limit or cfg.batch_images)).scalars())
     for start in range(0, len(todo), _CHUNK):
-        _measure_rows(version, _images(todo[start : start + _CHUNK]), projection, reference=False)
+        rows, _ = _measure_rows(version, _images(todo[start : start + _CHUNK]), projection, reference=False)
+        _insert(rows)
         db.session.commit()
     elapsed = round(time.perf_counter() - started, 2)
     if measured_reference or todo:

@@ -34,7 +34,13 @@ def hold_lock(home: str):
 
 def build_scheduler(app: Flask) -> BlockingScheduler:
     cfg = app.extensions["medal"].settings.scheduler
-    store = SQLAlchemyJobStore(url=app.config["SQLALCHEMY_DATABASE_URI"], tablename="scheduler_jobs")
+    # the app database's engine options: on SQLite its WAL and busy timeout, so the scheduler's own
+    # writes queue behind a long one instead of failing with "database is locked" (which stops it)
+    store = SQLAlchemyJobStore(
+        url=app.config["SQLALCHEMY_DATABASE_URI"],
+        tablename="scheduler_jobs",
+        engine_options=app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+    )
     scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC")
     # one run of a job at a time, and missed runs collapse into one: a long fine-tune never
     # stacks up ticks behind it

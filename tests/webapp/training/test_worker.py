@@ -1,6 +1,8 @@
 """The worker: triggers, queued runs, scoring after a change, crash recovery, one per home."""
 
+import sqlite3
 import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -102,6 +104,26 @@ def test_scheduler_jobs_coalesce_and_never_overlap(app):
     assert all(job.max_instances == 1 and job.coalesce for job in jobs_by_id.values())
     # drift is first measured minutes after start, not after its whole interval
     assert jobs_by_id["drift"].next_run_time <= datetime.now(UTC) + timedelta(minutes=3)
+
+
+def test_the_scheduler_waits_for_a_long_write_instead_of_stopping_on_a_locked_database(app):
+    """A write held longer than sqlite3's default 5 s (a drift pass, a gate run) once stopped the worker."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite's lock")
+    scheduler = worker.build_scheduler(app)
+    store = scheduler._jobstores["default"]
+    store.start(scheduler, "default")
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long transaction holds it
+    released = threading.Timer(6.5, lambda: holder.execute("COMMIT"))
+    released.start()
+    job = scheduler.get_job("tick")
+    job._modify(next_run_time=datetime.now(UTC) + timedelta(minutes=1))
+    store.add_job(job)  # waits for the lock (database.sqlite_busy_seconds), then writes
+    released.join()
+    holder.close()
+    assert store.lookup_job("tick") is not None
 
 
 def test_plateau_is_read_from_the_finished_runs_in_the_database(app):
