@@ -72,6 +72,12 @@ def training_studies(champion: int) -> list[Study]:
     return studies
 
 
+def with_known_labels(studies: list[Study]) -> list[Study]:
+    """The studies whose doctor's label is one of the champion's classes: those a fit learns from."""
+    classes = set(studies[0].probabilities) if studies else set()
+    return [study for study in studies if study.label in classes]
+
+
 def gold_studies(champion: int) -> list[Study]:
     """Adjudicated gold images with clinical data; the champion predicts those it has not yet."""
     rows = db.session.execute(
@@ -117,7 +123,7 @@ def fit_if_due() -> dict:
     if not studies:
         return {"clinical": "no reviewed studies with clinical data", "studies": 0}
     classes = list(studies[0].probabilities)
-    studies = [s for s in studies if s.label in classes]
+    studies = with_known_labels(studies)
     if len(studies) < settings.clinical.min_studies:
         return {"clinical": "waiting", "studies": len(studies), "needed": settings.clinical.min_studies}
     done = db.session.execute(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from registry.uris import CHAMPION
 from webapp.clinical import fusion, records
 from webapp.extensions import db
 from webapp.models import ClinicalModel
@@ -39,8 +40,10 @@ def update(image_id: int):
 @bp.get("/clinical/models")
 def models_page():
     rows = db.session.execute(db.select(ClinicalModel).order_by(ClinicalModel.id.desc())).scalars().all()
-    champion = services().registry.version_for("champion")
-    studies = len(fusion.training_studies(champion)) if champion is not None else 0
+    studies = None
+    if not rows:  # how far the worker's first fit is: counted as fit_if_due counts
+        champion = services().registry.version_for(CHAMPION)
+        studies = len(fusion.with_known_labels(fusion.training_studies(champion))) if champion is not None else 0
     return render_template(
         "clinical/models.html", models=rows, studies=studies, needed=services().settings.clinical.min_studies
     )
