@@ -7,7 +7,7 @@ from flask import render_template, request
 
 from registry.uris import CHAMPION
 from webapp.auth.roles import roles_required
-from webapp.reports import bp, dashboard
+from webapp.reports import bp, dashboard, drift
 from webapp.reports import charts as draw
 from webapp.services import services
 
@@ -36,8 +36,6 @@ def dashboard_page():
 
 def _drifting_groups() -> list[dict] | None:
     """The groups the drift report flags (stored statistics only); None while drift is unmeasured."""
-    from webapp.reports import drift
-
     report = drift.report()
     if report["status"] != "measured":
         return None

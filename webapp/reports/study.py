@@ -249,8 +249,7 @@ def gather(image: Image) -> StudyContent:
 def _png_data_uri(path: Path) -> str:
     with PILImage.open(path) as picture:
         # the heat map keeps its alpha: it is laid over the radiograph
-        small = picture if picture.mode in ("L", "RGB", "RGBA") else picture.convert("RGBA")
-        small = small.copy()
+        small = picture.copy() if picture.mode in ("L", "RGB", "RGBA") else picture.convert("RGBA")
         small.thumbnail((PDF_IMAGE_PX, PDF_IMAGE_PX), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     small.save(buffer, format="PNG", optimize=True)
