@@ -30,16 +30,8 @@ def dashboard_page():
         learning=_learning_chart(dashboard.learning_curve(rows)),
         unscored=[row.version for row in measured if not row.scored_snapshots],
         default_pair=_default_pair(rows),
-        drifting=_drifting_groups(),
+        drift_report=drift.report(),  # stored statistics only: drifting groups are named on the page
     )
-
-
-def _drifting_groups() -> list[dict] | None:
-    """The groups the drift report flags (stored statistics only); None while drift is unmeasured."""
-    report = drift.report()
-    if report["status"] != "measured":
-        return None
-    return [group for group in report["groups"] if group["drifting"]]
 
 
 @bp.get("/dashboard/compare")

@@ -177,6 +177,10 @@ def test_the_model_dashboard_flags_the_drifting_site_too(drift_app):
     )
     assert summary and "site <strong>south</strong>" in summary.group(1) and 'href="/drift"' in summary.group(1)
     assert "site <strong>north</strong>" not in summary.group(1)
+    assert "not measured yet" not in summary.group(1)
+    _import(1, 5, "pool", "north", 30)  # arrives after the pass: the verdicts say they do not cover it
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "1 image not measured yet" in re.search(r'id="drift-summary">(.*?)</div>', page, re.S).group(1)
 
 
 def test_the_model_dashboard_says_nothing_of_drift_before_it_is_measured(app, tiny):
