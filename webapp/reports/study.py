@@ -326,12 +326,15 @@ def _matches(report: StudyReport | None, content: StudyContent) -> bool:
     )
 
 
-def _add_revision(content: StudyContent, latest: StudyReport | None) -> tuple[StudyReport, Path, bool]:
-    """Render the next revision's PDF, write its file and add its row (not committed)."""
+def _add_revision(content: StudyContent, revision: int) -> StudyReport:
+    """Add the revision's row, then render its PDF and write its file (not committed). The row is
+    flushed before anything is rendered: the unique (image, revision) makes that flush the
+    compare-and-set, so of two requests issuing one revision number the second gets the
+    IntegrityError at once, and only the first writes a file."""
     c = content.confirmation
     report = StudyReport(
         image_id=content.image.id,
-        revision=(latest.revision if latest else 0) + 1,
+        revision=revision,
         status=c.status,
         label=c.label,
         labeled_by=c.labeled_by,
@@ -342,39 +345,39 @@ def _add_revision(content: StudyContent, latest: StudyReport | None) -> tuple[St
         content_hash="",
         size_bytes=0,
     )
+    db.session.add(report)
+    db.session.flush()
     data = render_pdf(render_html(content, report, pdf=True))
     report.content_hash = hashlib.sha256(data).hexdigest()
     report.size_bytes = len(data)
     target = pdf_file(report.content_hash)
-    created = not target.exists()
-    if created:
+    if not target.exists():
         write_atomic(target, data)
-    db.session.add(report)
-    return report, target, created
+    return report
+
+
+def _latest_revision(image_id: int) -> int:
+    """The newest issued revision number (0 before the first)."""
+    found = db.session.execute(
+        db.select(db.func.max(StudyReport.revision)).filter_by(image_id=image_id)
+    ).scalar_one_or_none()
+    return found or 0
 
 
 def _issue(content: StudyContent) -> StudyReport:
     """The revision that says what the study's state is now: the latest, or a new one. Nothing is
-    committed here; the caller commits (the amendment and its revision land together)."""
+    committed here; the caller commits."""
     found = revisions(content.image.id)
     latest = found[0] if found else None
     if _matches(latest, content):
         return latest
-    report, target, created = _add_revision(content, latest)
     try:
-        db.session.flush()
+        return _add_revision(content, (latest.revision if latest else 0) + 1)
     except IntegrityError:  # another request issued this revision number first
         db.session.rollback()
-        if created:
-            target.unlink(missing_ok=True)
         raise ReportError(
             "The report was being issued by another request at the same time; open it again.", 409
         ) from None
-    except BaseException:
-        if created:
-            target.unlink(missing_ok=True)
-        raise
-    return report
 
 
 def issue(image_id: int) -> tuple[StudyContent, StudyReport]:
@@ -404,9 +407,15 @@ def pdf(image_id: int) -> bytes:
 # --- amendment --------------------------------------------------------------------------------
 
 
-def amend(image_id: int, user: User, label: str, reason: str) -> StudyReport:
+def amend(image_id: int, user: User, label: str, reason: str, revision: int | None = None) -> StudyReport:
     """A doctor corrects a confirmed study's final label: the amendment, its audit event and the
-    amended revision land together; earlier revisions stay as they were issued."""
+    amended revision land together; earlier revisions stay as they were issued.
+
+    Amendments of one study are serialised by the database: the amended revision must be the one
+    right after `revision` (the revision the doctor read; the page's form sends it), else the
+    newest when it is not given. Anything issued in between (another doctor's amendment above
+    all) takes that revision number first, and this amendment gets a 409 naming it instead of
+    replacing a label it never saw."""
     if not access.may_label(user):
         raise ReportError(f"Amendments come from the role {' or '.join(access.label_roles())}.", 403)
     image = goldset.visible_image(image_id)
@@ -420,6 +429,12 @@ def amend(image_id: int, user: User, label: str, reason: str) -> StudyReport:
         raise ReportError(f"Keep the reason under {MAX_REASON} characters.")
     if image.is_gold:
         raise ReportError("A gold image's label changes only through its reads and adjudication.", 409)
+    # read before the label it amends: whatever lands after this read takes the next number first
+    newest = _latest_revision(image.id)
+    if revision is not None and revision > newest:
+        raise ReportError(f"Study {image.id} has no report revision {revision}.", 409)
+    if revision is not None and revision < newest:
+        raise _overtaken(image.id)
     current = confirmation(image)
     if current.status == PRELIMINARY:
         raise ReportError("This study is not confirmed yet: label it in the review instead of amending.", 409)
@@ -432,10 +447,27 @@ def amend(image_id: int, user: User, label: str, reason: str) -> StudyReport:
     db.session.flush()
     details = {"image_id": image.id, "amendment_id": amendment.id, "from": current.label, "to": label}
     audit.record("report_amended", user, reason=reason, details=details)
-    report = _issue(gather(image))
+    try:
+        report = _add_revision(gather(image), newest + 1)
+    except IntegrityError:
+        db.session.rollback()
+        raise _overtaken(image.id) from None
     db.session.commit()
     log.info("study %s amended to %s by %s (revision %s)", image.id, label, user.username, report.revision)
     return report
+
+
+def _overtaken(image_id: int) -> ReportError:
+    """The 409 of an amendment that something else got in before: it names the newest revision."""
+    newest = revisions(image_id)[0]
+    if newest.status == AMENDED:
+        what = f"{newest.labeled_by} amended this study to {newest.label}"
+    else:
+        what = f"the report was issued again ({newest.status}: {newest.label or 'no label yet'})"
+    return ReportError(
+        f"Meanwhile {what} (revision {newest.revision}): read the report again, and amend it if it still needs it.",
+        409,
+    )
 
 
 def to_dict(report: StudyReport) -> dict:

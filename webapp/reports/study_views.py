@@ -49,6 +49,9 @@ def revision_pdf(image_id: int, revision: int):
 
 @bp.post("/images/<int:image_id>/report/amend")
 def amend(image_id: int):
-    report = study.amend(image_id, current_user, request.form.get("label", ""), request.form.get("reason", ""))
+    form = request.form
+    report = study.amend(
+        image_id, current_user, form.get("label", ""), form.get("reason", ""), form.get("revision", type=int)
+    )
     flash(f"Issued revision {report.revision} ({report.status}): final label {report.label}.", "success")
     return redirect(url_for("reports.study_page", image_id=image_id))
