@@ -114,7 +114,7 @@ def class_weights(items: Sequence[LabeledImage], num_classes: int) -> list[float
     return weights.tolist()
 
 
-class _Progress(Callback):
+class ProgressReport(Callback):
     """Reports epoch, step and loss to the caller (the worker stores it for the Training page)."""
 
     def __init__(self, report: ProgressFn, every_s: float = 1.0):
@@ -178,7 +178,7 @@ class _FreezeBackbone(Callback):
             parameter.requires_grad_(True)
 
 
-class _KeepBest(Callback):
+class KeepBest(Callback):
     """Keeps the lowest-validation-loss epoch's weights in memory (no checkpoint files).
 
     Loss, not AUC: on chest X-rays validation AUC saturates near 1 within an epoch or two, while
@@ -232,8 +232,8 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         cache=spec.cache,
         epoch_size=spec.epoch_size,
     )
-    progress = _Progress(spec.progress or (lambda _: None))
-    keep_best = _KeepBest()
+    progress = ProgressReport(spec.progress or (lambda _: None))
+    keep_best = KeepBest()
     callbacks = [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress]
     if spec.freeze_backbone_epochs > 0:
         callbacks.append(_FreezeBackbone(spec.freeze_backbone_epochs))

@@ -1,0 +1,147 @@
+"""Rounds on stored trunk activations: the cache's keys, and a round that learns without forgetting."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from learning.data import LabeledImage
+from learning.model import ModelSpec, XrayNet, adapt_head
+from learning.predict import score_pool
+from learning.rounds import RoundSpec, fine_tune_round
+from learning.train import TrainSpec, fine_tune
+from learning.trunk import ActivationStore, activations, split
+
+SIZE = 16
+
+
+def _image(kind: int, rng) -> np.ndarray:
+    base = rng.normal(60, 12, (SIZE, SIZE))
+    if kind == 1:
+        base[:, : SIZE // 2] += 90  # bright left half
+    elif kind == 2:
+        base[: SIZE // 2, :] += 120  # bright top half: the class added later
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _items(tmp_path, counts: dict[int, int], seed: int = 0, prefix: str = "img") -> list[LabeledImage]:
+    rng = np.random.default_rng(seed)
+    items = []
+    for kind, count in counts.items():
+        for index in range(count):
+            path = tmp_path / f"{prefix}-{kind}-{index}.png"
+            Image.fromarray(_image(kind, rng), mode="L").save(path)
+            items.append(LabeledImage(str(path), kind, f"{prefix}-patient-{kind}-{index}"))
+    return items
+
+
+def _net(seed: int = 0, names=("a", "b")) -> XrayNet:
+    torch.manual_seed(seed)
+    return XrayNet(ModelSpec("small_cnn", list(names), SIZE, dropout=0.0), pretrained=False).eval()
+
+
+def test_a_new_trunk_never_reads_old_activations(tmp_path):
+    store = ActivationStore(tmp_path / "store")
+    paths = [item.path for item in _items(tmp_path, {0: 3})]
+    net = _net()
+    first = activations(split(net, 4), paths, store)
+    assert first.computed == 3
+    again = activations(split(net, 4), paths, store)
+    assert again.computed == 0 and torch.equal(again.values, first.values)
+    # another trunk: the same images are computed afresh, from the new weights
+    other = _net(seed=1)
+    moved = activations(split(other, 4), paths, store)
+    assert moved.computed == 3
+    assert not torch.equal(moved.values, first.values)
+    expected = split(other, 4).lower(
+        torch.stack([torch.from_numpy(np.asarray(Image.open(p), np.float32) / 255)[None] for p in paths])
+    )
+    assert torch.allclose(moved.values.float(), expected.detach(), atol=1e-2)
+    # only a running statistic of the trunk changed: still another trunk
+    tweaked = _net()
+    tweaked.features[1].running_mean += 0.5
+    assert split(tweaked, 4).key() != split(net, 4).key()
+    # the upper layers are not part of the trunk: a round that trained them reuses the activations
+    head_only = _net()
+    with torch.no_grad():
+        head_only.features[4].weight.add_(1.0)
+        head_only.head.weight.add_(1.0)
+    assert split(head_only, 4).key() == split(net, 4).key()
+
+
+def test_a_changed_image_is_computed_again(tmp_path):
+    store = ActivationStore(tmp_path / "store")
+    item = _items(tmp_path, {1: 1})[0]
+    trunk = split(_net(), 4)
+    before = activations(trunk, [item.path], store)
+    Image.fromarray(_image(0, np.random.default_rng(9)), mode="L").save(item.path)  # new bytes, same path
+    after = activations(trunk, [item.path], store)
+    assert after.computed == 1
+    assert not torch.equal(after.values, before.values)
+
+
+def test_store_forgets_trunks_no_version_uses(tmp_path):
+    store = ActivationStore(tmp_path / "store")
+    paths = [item.path for item in _items(tmp_path, {0: 2})]
+    old, new = split(_net(0), 4), split(_net(1), 4)
+    activations(old, paths, store)
+    activations(new, paths, store)
+    assert store.forget({new.key()}) == 1
+    assert activations(new, paths, store).computed == 0
+    assert activations(old, paths, store).computed == 2
+
+
+def test_round_learns_a_new_class_and_keeps_the_trunk(tmp_path):
+    # a champion that knows a and b, trained in full
+    seed_items = _items(tmp_path, {0: 24, 1: 24}, prefix="seed")
+    champion = fine_tune(
+        TrainSpec(
+            model=ModelSpec("small_cnn", ["a", "b"], SIZE, dropout=0.0),
+            train=seed_items,
+            pretrained=False,
+            max_epochs=6,
+            batch_size=8,
+            learning_rate=3e-3,
+            augment=False,
+            balance="none",
+            patience=6,
+        )
+    ).net
+    grown = adapt_head(champion, ["a", "b", "c"])
+    store = ActivationStore(tmp_path / "store")
+    doctors = _items(tmp_path, {2: 16, 1: 4}, seed=1, prefix="new")
+    result = fine_tune_round(
+        RoundSpec(
+            net=grown,
+            teacher=champion,
+            train=doctors,
+            replay=seed_items,
+            store=store,
+            frozen_blocks=4,
+            max_epochs=12,
+            batch_size=8,
+            learning_rate=3e-3,
+            patience=12,
+        )
+    )
+    trunk_before, trunk_after = split(grown, 4), split(result.net, 4)
+    assert trunk_after.key() == trunk_before.key() == result.trunk_key
+    assert result.activations_computed == len(doctors) + len(seed_items)
+    assert result.distilled > 0
+    held_out = _items(tmp_path, {0: 10, 1: 10, 2: 10}, seed=5, prefix="test")
+    called = score_pool(result.net, [item.path for item in held_out]).probabilities.argmax(axis=1)
+    truth = np.array([item.class_index for item in held_out])
+    assert (called[truth == 2] == 2).mean() >= 0.8  # the new class is learnt
+    old = truth < 2
+    assert (called[old] == truth[old]).mean() >= 0.8  # the old ones are kept
+    # a second round on the same trunk computes nothing again
+    again = fine_tune_round(
+        RoundSpec(net=result.net, train=doctors, replay=seed_items, store=store, frozen_blocks=4, max_epochs=1)
+    )
+    assert again.activations_computed == 0
+
+
+def test_round_refuses_a_backbone_it_cannot_split(tmp_path):
+    net = XrayNet(ModelSpec("resnet18", ["a", "b"], SIZE), pretrained=False)
+    with pytest.raises(ValueError, match="cannot be split"):
+        split(net, 2)
