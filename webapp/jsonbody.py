@@ -13,19 +13,40 @@ from webapp.errors import Problem
 MAX_DEPTH = 20
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, counted without recursion so a hostile body cannot exhaust the stack."""
-    deepest, stack = 0, [(value, 1)]
+def _check(body: Any) -> None:
+    """One walk without recursion (a hostile body must not exhaust the stack): the nesting depth,
+    and text UTF-8 cannot hold. JSON may escape half of a surrogate pair ("\\ud83d") on its own;
+    that is no character, and the tokenizer, the database driver and the page renderer all fail on it."""
+    stack: list[tuple[Any, int, str | None]] = [(body, 1, None)]
     while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
+        node, level, field = stack.pop()
+        if level > MAX_DEPTH:
+            raise Problem(f"The JSON is nested more than {MAX_DEPTH} levels deep.")
         if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values())
+            for key, child in node.items():
+                if not _encodable(key):
+                    raise Problem(_NOT_UNICODE.format(what="A field name"))
+                stack.append((child, level + 1, field or key))  # messages name the top-level field
         elif isinstance(node, list):
-            stack.extend((child, level + 1) for child in node)
-    return deepest
+            stack.extend((child, level + 1, field) for child in node)
+        elif isinstance(node, str) and not _encodable(node):
+            raise Problem(_NOT_UNICODE.format(what=f'"{field}"' if field else "The body"))
+
+
+_NOT_UNICODE = (
+    "{what} is not valid Unicode text: it holds half of a surrogate pair (an escape such as \\ud83d "
+    "without its partner). Send whole characters."
+)
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _load(example: str) -> Any:
@@ -34,14 +55,13 @@ def _load(example: str) -> Any:
         body = json.loads(raw or b"null")
     except (ValueError, RecursionError):
         raise Problem(f"The body is not valid JSON; send JSON like {example}.") from None
-    if _depth(body, MAX_DEPTH) > MAX_DEPTH:
-        raise Problem(f"The JSON is nested more than {MAX_DEPTH} levels deep.")
+    _check(body)
     return body
 
 
 def check_json_body() -> None:
-    """Before a schema reads a JSON body: a clear 400 for text that is not JSON or is nested deeper
-    than MAX_DEPTH (a hostile body must not exhaust the parser's stack)."""
+    """Before a schema reads a JSON body: a clear 400 for text that is not JSON, is nested deeper than
+    MAX_DEPTH (a hostile body must not exhaust the parser's stack) or holds text that is not Unicode."""
     if request.mimetype == "application/json" and request.content_length != 0:
         _load("the operation's schema in /api/v1/openapi.json")
 

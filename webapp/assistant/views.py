@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from webapp.assistant import chat
+from webapp.errors import json_errors
 from webapp.gold.goldset import visible_prediction
 from webapp.jsonbody import json_object
 
@@ -13,6 +14,7 @@ bp = Blueprint("assistant", __name__, template_folder="templates")
 
 
 @bp.post("/predictions/<int:prediction_id>/chat")
+@json_errors  # chat.js shows the error's text in the thread
 @login_required
 def ask(prediction_id: int):
     prediction = visible_prediction(prediction_id)
@@ -22,6 +24,7 @@ def ask(prediction_id: int):
 
 
 @bp.get("/predictions/<int:prediction_id>/chat")
+@json_errors
 @login_required
 def thread(prediction_id: int):
     prediction = visible_prediction(prediction_id)

@@ -196,3 +196,38 @@ def test_clinical_fields_are_answered_from_the_record_and_dosing_is_refused(trai
     assert "Clinical record: CRP 85 mg/L" in body["facts"] and "Elm Road" not in body["answer"]
     dose = _chat(client, headers, prediction["id"], "How many mg of amoxicillin should she get?")
     assert (dose["intent"], dose["source"]) == ("treatment", "refusal") and "85" not in dose["answer"]
+
+
+# --- issue 19: text that is not Unicode, and the per-user rate limit ---------------------------
+
+
+def test_a_lone_surrogate_is_a_400_on_the_api_and_the_page_and_nothing_is_stored(app, tiny):
+    client = app.test_client()
+    headers = api_token(app, "doctor")
+    prediction = upload_synthetic(client, headers, seed=73)
+    lone = b'{"message": "why? \\ud83d"}'  # a valid JSON escape, but half a character
+    api = client.post(
+        f"/api/v1/predictions/{prediction['id']}/chat",
+        headers={**headers, "Content-Type": "application/json"},
+        data=lone,
+    )
+    assert api.status_code == 400, api.get_data(as_text=True)[:300]
+    assert '"message" is not valid Unicode text' in api.get_json()["error"]
+    login(client, "doctor")
+    token = csrf_token(client, f"/predictions/{prediction['id']}")
+    page = client.post(
+        f"/predictions/{prediction['id']}/chat",
+        data=lone,
+        headers={"X-CSRFToken": token, "Content-Type": "application/json"},
+    )
+    assert page.status_code == 400 and '"message" is not valid Unicode text' in page.get_json()["error"]
+    assert db.session.execute(db.select(db.func.count(ChatMessage.id))).scalar_one() == 0
+    # the whole character (both halves of the pair) is text like any other
+    paired = b'{"message": "why? \\ud83d\\ude00"}'
+    answered = client.post(
+        f"/predictions/{prediction['id']}/chat",
+        data=paired,
+        headers={"X-CSRFToken": token, "Content-Type": "application/json"},
+    )
+    assert answered.status_code == 200
+    assert client.get(f"/predictions/{prediction['id']}/chat").get_json()["messages"][0]["text"] == "why? \U0001f600"
