@@ -26,7 +26,9 @@ stop >/dev/null 2>&1 || true
 started=$(date +%s)
 $BIN/medal db upgrade
 $BIN/medal demo
-nohup $BIN/medal worker >"$HOME_DIR/worker.log" 2>&1 &
+# supervised: a worker that fails is started again and the log says why (as systemd does in deploy/);
+# worker.pid is the supervisor's, so `make stop` stops both
+nohup bash scripts/supervise.sh $BIN/medal worker >"$HOME_DIR/worker.log" 2>&1 &
 echo $! >"$HOME_DIR/worker.pid"
 nohup $BIN/medal web --host "$HOST" --port "$PORT" >"$HOME_DIR/web.log" 2>&1 &
 echo $! >"$HOME_DIR/web.pid"

@@ -7,10 +7,13 @@ import os
 import random
 import subprocess
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from learning.model import ModelSpec, adapt_head
 from learning.train import TrainSpec, fine_tune
@@ -26,6 +29,7 @@ from webapp.processes import hostname, pause_point, started_at
 from webapp.services import services
 
 log = logging.getLogger(__name__)
+SAVE_ATTEMPTS = 4  # a run's writes: tries at a database still locked after its busy timeout
 
 
 def enqueue(trigger: str, user: User | None = None) -> TrainingRun:
@@ -101,28 +105,56 @@ class RunLease:
             self._thread.join(timeout=5)
 
 
+def _save(change: Callable[[], None], what: str) -> None:
+    """Make `change` to the session and commit it. On SQLite a writer that holds the lock past the busy
+    timeout gives "database is locked"; the change is then made again and retried a few times, so a
+    fine-tune of an hour is not lost to one busy moment."""
+    for attempt in range(1, SAVE_ATTEMPTS + 1):
+        change()
+        try:
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == SAVE_ATTEMPTS:
+                raise
+            log.warning("could not save %s (try %d of %d); trying again", what, attempt, SAVE_ATTEMPTS, exc_info=True)
+            time.sleep(attempt)
+
+
 def run(training: TrainingRun) -> TrainingRun:
     """Execute a queued run to the end; any failure is stored on the run, never lost. A crash (kill -9)
     leaves it running with a lease that stops being renewed; jobs.recover_interrupted() closes it."""
     settings = services().settings
     lease = RunLease(training, settings.scheduler.run_lease_seconds)
-    training.status, training.started_at = "running", utcnow()
-    lease.take()
-    training.progress, training.error = {"stage": "preparing"}, None
-    db.session.commit()
+
+    def start() -> None:
+        training.status, training.started_at = "running", utcnow()
+        lease.take()
+        training.progress, training.error = {"stage": "preparing"}, None
+
+    _save(start, f"the start of training run {training.id}")
     lease.start()
     try:
         _execute(training, settings)
-        training.status = "succeeded"
+        outcome = {"status": "succeeded"}
     except Exception as error:  # the run is marked failed; the worker goes on
         db.session.rollback()
         log.exception("training run %s failed", training.id)
-        training.status, training.error = "failed", f"{type(error).__name__}: {error}"
-        training.progress = dict(training.progress or {}, stage="failed")
+        outcome = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "progress": dict(training.progress or {}, stage="failed"),
+        }
     finally:
         lease.stop()
-    training.finished_at, training.lease_expires_at = utcnow(), None
-    db.session.commit()
+
+    def finish() -> None:
+        for name, value in outcome.items():
+            setattr(training, name, value)
+        training.finished_at, training.lease_expires_at = utcnow(), None
+
+    _save(finish, f"the end of training run {training.id}")
     return training
 
 
@@ -146,7 +178,11 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
 
     def progress(update: dict) -> None:
         training.progress = dict(update, stage="training")
-        db.session.commit()
+        try:
+            db.session.commit()
+        except OperationalError:  # the database is busy: the next update is saved instead; the fine-tune goes on
+            db.session.rollback()
+            log.warning("training run %s: progress not saved (database busy)", training.id, exc_info=True)
         pause_point("training:fitting")  # test hook: kill -9 mid fine-tune
 
     result = fine_tune(
@@ -172,8 +208,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
             progress=progress,
         )
     )
-    training.progress = {"stage": "registering", "epoch": result.epochs_run}
-    db.session.commit()
+    _save(lambda: setattr(training, "progress", {"stage": "registering", "epoch": result.epochs_run}), "the progress")
 
     final = {
         "best_val_auc": result.best_val_auc,
@@ -213,6 +248,9 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
     )
     pause_point("training:registered")  # test hook: a version exists that the database does not know yet
     training.mlflow_run_id, training.model_version, training.metrics = run_id, version, final
+    # saved before the gate measures two models on the gold set (minutes on a CPU): changes left
+    # unsaved would hold SQLite's write lock all that time, against every other writer
+    db.session.commit()
     if champion is None:
         bootstrap_champion(version)
     else:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import signal
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from webapp.training import jobs
 
 log = logging.getLogger(__name__)
+RESTART_SECONDS = 10  # after the scheduler stopped on an error (a locked database), before it starts again
 
 
 class WorkerAlreadyRunning(RuntimeError):
@@ -32,16 +35,31 @@ def hold_lock(home: str):
     return handle
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
+class Scheduler(BlockingScheduler):
+    """APScheduler's blocking scheduler, kept alive by its job store's errors. APScheduler retries a
+    failed read of the due jobs itself, but an error while it writes a job's next run time (SQLite's
+    "database is locked" after the busy timeout) ends its loop, and start() with it."""
+
+    def _process_jobs(self):
+        try:
+            return super()._process_jobs()
+        except Exception:
+            log.exception(
+                "the scheduler could not update its jobs; trying again in %.0f s", self.jobstore_retry_interval
+            )
+            return self.jobstore_retry_interval
+
+
+def build_scheduler(app: Flask) -> Scheduler:
     cfg = app.extensions["medal"].settings.scheduler
     # the app database's engine options: on SQLite its WAL and busy timeout, so the scheduler's own
-    # writes queue behind a long one instead of failing with "database is locked" (which stops it)
+    # writes queue behind a long one instead of failing with "database is locked" (retried if they do)
     store = SQLAlchemyJobStore(
         url=app.config["SQLALCHEMY_DATABASE_URI"],
         tablename="scheduler_jobs",
         engine_options=app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     )
-    scheduler = BlockingScheduler(jobstores={"default": store}, timezone="UTC")
+    scheduler = Scheduler(jobstores={"default": store}, timezone="UTC")
     # one run of a job at a time, and missed runs collapse into one: a long fine-tune never
     # stacks up ticks behind it
     once = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300, "replace_existing": True}
@@ -76,8 +94,51 @@ def build_scheduler(app: Flask) -> BlockingScheduler:
 
 
 def run(app: Flask) -> None:
+    """Recover, then schedule until SIGTERM or SIGINT. A failure on the way (the database locked past
+    its busy timeout, at start or later) is logged with its reason and the worker starts over after
+    RESTART_SECONDS: it never ends on its own."""
     lock = hold_lock(app.config["MEDAL_HOME"])
     jobs.bind(app)
+    from webapp.monitoring import exporter
+
+    exporter.start(app)  # monitoring.worker_port (0 = off)
+    stopping = threading.Event()
+    current: list[Scheduler] = []
+
+    def stop(*_) -> None:
+        stopping.set()
+        if current:
+            _shut_down(current[-1], wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping.is_set():
+            try:
+                _recover(app)
+                scheduler = build_scheduler(app)
+                current[:] = [scheduler]
+                if stopping.is_set():  # asked to stop while it was being built
+                    break
+                log.info(
+                    "worker started; checking every %s s", app.extensions["medal"].settings.scheduler.check_seconds
+                )
+                scheduler.start()
+                if not stopping.is_set():
+                    log.error("the scheduler stopped unasked; starting again in %s s", RESTART_SECONDS)
+            except Exception as error:
+                log.exception(
+                    "the scheduler stopped or could not start (%s); starting again in %s s", error, RESTART_SECONDS
+                )
+            if current:
+                _shut_down(current.pop(), wait=True)  # a job still running finishes before the next start
+            stopping.wait(RESTART_SECONDS)
+        log.info("worker stopped")
+    finally:
+        lock.close()
+
+
+def _recover(app: Flask) -> None:
     with app.app_context():
         from webapp.approvals import recovery
 
@@ -85,13 +146,10 @@ def run(app: Flask) -> None:
         recovered = jobs.recover_interrupted()
         if recovered:
             log.warning("marked %d interrupted training run(s) failed", recovered)
-    scheduler = build_scheduler(app)
-    from webapp.monitoring import exporter
 
-    exporter.start(app)  # monitoring.worker_port (0 = off)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    log.info("worker started; checking every %s s", app.extensions["medal"].settings.scheduler.check_seconds)
+
+def _shut_down(scheduler: Scheduler, wait: bool) -> None:
     try:
-        scheduler.start()
-    finally:
-        lock.close()
+        scheduler.shutdown(wait=wait)
+    except SchedulerNotRunningError:  # it failed before it ran
+        pass
