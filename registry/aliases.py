@@ -3,7 +3,7 @@ with the versions tagged."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 
 from registry.client import Registry
@@ -48,21 +48,35 @@ def plan_promotion(aliases: dict[str, int], version: int) -> AliasChange:
     )
 
 
-def plan_rollback(aliases: dict[str, int]) -> AliasChange:
+def plan_rollback(aliases: dict[str, int], withdrawn: Collection[int] = ()) -> AliasChange:
+    """Put `previous` back as champion. The withdrawn champion does not become `previous`: a second
+    rollback (a double click, a concurrent loser retrying) must not undo the first, so a model a
+    rollback withdrew returns as champion only through the gate. `withdrawn`: versions a rollback
+    withdrew that have not been champion since, refused even when `previous` names one (as a
+    rollback before this rule, or a hand-made alias move, left it)."""
     if PREVIOUS not in aliases:
         raise PromotionError("There is no previous model to roll back to.")
     if aliases[PREVIOUS] == aliases.get(CHAMPION):
         raise PromotionError(
             f"Version {aliases[PREVIOUS]} is both champion and previous: an alias change is unfinished."
         )
-    # the rolled-back model becomes `previous`, so a second rollback undoes the first
+    if aliases[PREVIOUS] in withdrawn:
+        raise PromotionError(
+            f"A rollback withdrew v{aliases[PREVIOUS]}: it returns as champion through the gate, never by a rollback."
+        )
     return AliasChange(
         "rollback",
         aliases.get(CHAMPION),
         aliases[PREVIOUS],
-        aliases.get(CHAMPION),
+        None,
         clear_candidate=aliases.get(CANDIDATE) == aliases[PREVIOUS],
     )
+
+
+def withdrawn(registry: Registry) -> set[int]:
+    """Versions whose last alias change was being withdrawn by a rollback (the tag apply() writes);
+    one promoted again since carries that promotion's tag instead."""
+    return {info.version for info in registry.versions() if info.tags.get("last_alias_change") == "rolled_back"}
 
 
 def apply(registry: Registry, change: AliasChange, after_step: Step | None = None) -> None:

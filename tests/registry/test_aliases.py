@@ -20,9 +20,13 @@ def test_promote_then_rollback_move_aliases_and_tag_versions(tiny):
     assert tags(tiny, 1)["replaced_by"] == "2"
     back = aliases.plan_rollback(tiny.aliases())
     aliases.apply(tiny, back)
-    assert (back.champion_after, back.previous_after) == (1, 2)
-    assert tiny.aliases() == {"champion": 1, "previous": 2}
+    assert (back.champion_after, back.previous_after) == (1, None)
+    assert tiny.aliases() == {"champion": 1}  # the withdrawn v2 is not `previous`: no rollback brings it back
     assert tags(tiny, 2)["last_alias_change"] == "rolled_back"
+    assert aliases.withdrawn(tiny) == {2}
+    tiny.set_alias("previous", 2)  # by hand
+    with pytest.raises(aliases.PromotionError, match="withdrew v2"):
+        aliases.plan_rollback(tiny.aliases(), aliases.withdrawn(tiny))
     with pytest.raises(aliases.PromotionError):
         aliases.plan_promotion(tiny.aliases(), 1)  # already champion
 

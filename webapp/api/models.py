@@ -91,7 +91,12 @@ def rerun_gate(version: int):
 @bp.post("/models/rollback", tags=["models"])
 @bp.arguments(schemas.RollbackRequest)
 @bp.response(200, schemas.Decision)
-@bp.alt_response(409, schema=schemas.Error, description="No previous version, or the champion changed meanwhile.")
+@bp.alt_response(
+    409,
+    schema=schemas.Error,
+    description="Nothing to roll back to (a model a rollback withdrew is never rolled back to), or another "
+    "champion than `expected_champion` serves now (named).",
+)
 @token_required("engineer")
 def rollback(body: dict):
     """Serve the previous champion again, with the reason."""

@@ -68,7 +68,12 @@ class DecisionRequest(Request):
 class RollbackRequest(Request):
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
     expected_champion = whole(
-        allow_none=True, metadata={"description": "Refuse (409) unless this version is the champion now."}
+        allow_none=True,
+        metadata={
+            "description": "The champion you saw: refuse (409, naming the current champion) unless it is "
+            "the champion now. A rollback never brings back a model a rollback withdrew.",
+            "example": 2,
+        },
     )
 
 

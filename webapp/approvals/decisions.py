@@ -132,27 +132,51 @@ def _claim(
 def rollback(
     user: User | None, reason: str, expected_champion: int | None = None, after_step: aliases.Step | None = None
 ) -> AuditEvent:
-    """Put `champion` back on `previous`. `expected_champion` is the champion the user saw: a
-    second click (or a second engineer) does not roll back the rollback."""
+    """Put `champion` back on `previous`. `expected_champion` is the champion the user saw: when
+    another is champion now, 409 naming it. A rollback never promotes a model a rollback withdrew,
+    so a second click, or a concurrent loser trying again, cannot undo the first."""
     reason = (reason or "").strip()
     if not reason:
         raise DecisionError("A written reason is required.")
     actor, actor_id = (user.username, user.id) if user else ("system", None)
+    registry = services().registry
     with alias_lock():
         finish_interrupted()
-        current = services().registry.aliases()
-        if expected_champion is not None and current.get(CHAMPION) != expected_champion:
+        current = registry.aliases()
+        champion = current.get(CHAMPION)
+        if expected_champion is not None and champion != expected_champion:
+            since = _champion_since(champion)
             raise DecisionError(
-                f"v{current.get(CHAMPION)} is champion now, not v{expected_champion}: someone changed it meanwhile.",
+                f"v{champion} is champion now, not v{expected_champion}{f', since {since}' if since else ''}: "
+                "look at the models before changing them.",
                 409,
             )
         try:
-            change = aliases.plan_rollback(current)
+            change = aliases.plan_rollback(current, aliases.withdrawn(registry))
         except aliases.PromotionError as error:
-            raise DecisionError(str(error), 409) from None
+            since = _champion_since(champion)
+            raise DecisionError(f"{error} v{champion} is champion{f' since {since}' if since else ''}.", 409) from None
         done = change_aliases(change, actor, actor_id, reason, after_step=after_step)
     services().server.refresh()
     return done
+
+
+def _champion_since(champion: int | None) -> str:
+    """How `champion` came to serve, in words, from the latest completed alias change ('' when that
+    change did not make it champion, e.g. an alias moved by hand)."""
+    events = db.session.execute(
+        db.select(AuditEvent)
+        .where(AuditEvent.kind.in_(("promotion", "rollback")))
+        .order_by(AuditEvent.id.desc())
+        .limit(20)
+    ).scalars()
+    last = next((e for e in events if (e.details or {}).get("phase") in ("completed", "abandoned")), None)
+    if last is None or last.details.get("phase") != "completed" or last.model_version != champion:
+        return ""
+    when = last.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    if last.kind == "rollback":
+        return f"the rollback by {last.actor_name} at {when} withdrew v{last.from_version}"
+    return f"{last.actor_name} promoted it at {when}"
 
 
 def change_aliases(

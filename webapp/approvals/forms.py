@@ -15,4 +15,4 @@ class DecisionForm(FlaskForm):
 
 class RollbackForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
-    champion = IntegerField(validators=[Optional()])  # the champion the engineer saw
+    expected_champion = IntegerField(validators=[Optional()])  # the champion the engineer saw

@@ -26,7 +26,10 @@ LOCK_LEASE = timedelta(seconds=60)  # longer than any alias change takes; a cras
 def alias_lock(stale_after: timedelta = LOCK_LEASE):
     lease = take(stale_after)
     if lease is None:
-        raise DecisionError("Another model change is in progress; try again in a moment.", 409)
+        # no "try again": repeating a rollback or an approval blind could undo the change in progress
+        raise DecisionError(
+            "Another model change is in progress: look at the champion it leaves before changing anything.", 409
+        )
     try:
         yield
     except Exception:

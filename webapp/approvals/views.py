@@ -101,7 +101,7 @@ def rollback():
         flash("Write a reason for the rollback.", "error")
         return redirect(url_for("approvals.page"))
     try:
-        event = decisions.rollback(current_user, form.reason.data, expected_champion=form.champion.data)
+        event = decisions.rollback(current_user, form.reason.data, expected_champion=form.expected_champion.data)
     except DecisionError as error:
         flash(str(error), "error")
     else:

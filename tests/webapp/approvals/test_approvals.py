@@ -61,7 +61,7 @@ def test_api_approve_history_models_and_rollback(candidate_app):
     v2 = next(v for v in models["versions"] if v["version"] == 2)
     assert v2["aliases"] == ["champion"] and v2["gate"]["decision"] == "approved"
     rolled = client.post("/api/v1/models/rollback", headers=headers, json={"reason": "misses on ward 3"})
-    assert rolled.get_json()["aliases"] == {"champion": 1, "previous": 2}
+    assert rolled.get_json()["aliases"] == {"champion": 1}
     events = client.get("/api/v1/models/history", headers=headers).get_json()["events"]
     assert [e["kind"] for e in events[:3]] == ["rollback", "promotion", "approval"]
     assert events[0]["actor"] == "engineer" and events[0]["reason"] == "misses on ward 3"
@@ -101,21 +101,38 @@ def test_running_app_serves_the_new_champion_without_restart(candidate_app):
     assert other.current().version == 2
 
 
-def test_second_rollback_click_does_not_undo_the_first(app, gated):
-    decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
+def test_a_rollback_never_promotes_the_model_a_rollback_withdrew(app, gated):
+    decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)  # approved by override only
     client = app.test_client()
     headers = api_token(app, "engineer")
-    body = {"reason": "misses", "expected_champion": 2}
-    assert client.post("/api/v1/models/rollback", headers=headers, json=body).status_code == 200
-    again = client.post("/api/v1/models/rollback", headers=headers, json=body)
-    assert again.status_code == 409 and "v1 is champion now" in again.get_json()["error"]
-    assert gated.aliases() == {"champion": 1, "previous": 2}
+    first = client.post("/api/v1/models/rollback", headers=headers, json={"reason": "misses"})
+    assert first.status_code == 200 and first.get_json()["aliases"] == {"champion": 1}
+    again = client.post("/api/v1/models/rollback", headers=headers, json={"reason": "misses"})
+    assert again.status_code == 409
+    error = again.get_json()["error"]
+    assert "v1 is champion" in error and "withdrew v2" in error and "try again" not in error
+    stale = client.post("/api/v1/models/rollback", headers=headers, json={"reason": "x", "expected_champion": 2})
+    assert stale.status_code == 409 and "v1 is champion now, not v2" in stale.get_json()["error"]
+    assert gated.aliases() == {"champion": 1}
+    # the page's form sends the champion it showed: a stale page and a fresh one alike leave v1 serving
     login(client, "engineer")
     token = csrf_token(client, "/approvals")
-    client.post("/approvals/rollback", data={"csrf_token": token, "reason": "stale page", "champion": "2"})
-    assert gated.aliases() == {"champion": 1, "previous": 2}
-    client.post("/approvals/rollback", data={"csrf_token": token, "reason": "fresh page", "champion": "1"})
-    assert gated.aliases() == {"champion": 2, "previous": 1}
+    for seen in ("2", "1"):
+        data = {"csrf_token": token, "reason": "from the page", "expected_champion": seen}
+        page = client.post("/approvals/rollback", data=data, follow_redirects=True).get_data(as_text=True)
+        assert "v1 is champion" in page
+    assert gated.aliases() == {"champion": 1}
+    assert [e.details["phase"] for e in history.history(kinds=["rollback"])] == ["completed"]
+
+
+def test_a_previous_alias_naming_a_withdrawn_model_is_not_rolled_back_to(app, gated):
+    decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
+    decisions.rollback(user("engineer"), "misses")
+    gated.set_alias("previous", 2)  # as a rollback before this release left it, or a hand-made move
+    client = app.test_client()
+    again = client.post("/api/v1/models/rollback", headers=api_token(app, "engineer"), json={"reason": "x"})
+    assert again.status_code == 409 and "withdrew v2" in again.get_json()["error"]
+    assert gated.aliases()["champion"] == 1
 
 
 def test_page_reject_and_history_flags(app, gated):
@@ -200,7 +217,7 @@ def test_rollback_cli_refuses_when_the_champion_is_not_the_one_expected(app, gat
     assert stale.exit_code != 0 and "v2 is champion now" in stale.output
     done = runner.invoke(args=["rollback", "--reason", "misses", "--expected-champion", "2"])
     assert done.exit_code == 0, done.output
-    assert gated.aliases() == {"champion": 1, "previous": 2}
+    assert gated.aliases() == {"champion": 1}
     assert history.history()[0].actor_name == "system"
 
 

@@ -19,7 +19,7 @@ from webapp import labelstore
 from webapp.approvals import DecisionError, decisions, gate_run, history, recovery
 from webapp.extensions import db
 from webapp.gold import snapshots
-from webapp.models import AuditEvent, GateReport, Label, TrainingRun
+from webapp.models import AuditEvent, GateReport, Label, TrainingRun, User
 
 
 def test_gate_report_is_stored_in_db_and_on_the_model_version(candidate_app):
@@ -89,7 +89,7 @@ def test_two_approvals_at_once_make_one_promotion(candidate_app):
 def test_rollback_restores_previous_and_is_recorded(candidate_app):
     decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
     decisions.rollback(user("engineer"), "doctors report misses")
-    assert registry_of(candidate_app).aliases() == {"champion": 1, "previous": 2}
+    assert registry_of(candidate_app).aliases() == {"champion": 1}
     last = history.history()[0]
     assert (last.kind, last.model_version, last.from_version, last.reason) == (
         "rollback",
@@ -205,7 +205,7 @@ def test_a_killed_promotion_is_finished_by_reconcile_and_blocks_others_meanwhile
     assert history.history()[0].details["recovered"] is True
     assert gate_run.latest_report(2).decision == "approved"
     decisions.rollback(user("admin"), "works again")  # the lock was released
-    assert gated.aliases() == {"champion": 1, "previous": 2}
+    assert gated.aliases() == {"champion": 1}
 
 
 def test_an_intent_overtaken_by_a_hand_made_alias_move_is_abandoned_not_applied(gated):
@@ -233,8 +233,34 @@ def test_two_rollbacks_at_once_roll_back_once(gated):
 
     outcomes = race(current_app._get_current_object(), roll, ["engineer", "admin"])
     assert sorted((o.status if isinstance(o, DecisionError) else o for o in outcomes), key=str) == [409, "rolled back"]
-    assert gated.aliases() == {"champion": 1, "previous": 2}
+    assert gated.aliases() == {"champion": 1}
     assert len([e for e in history.history() if e.kind == "rollback"]) == 1
+
+
+def test_engineers_rolling_back_at_once_without_expected_champion_roll_back_once(gated):
+    decisions.decide(2, user("engineer"), approve=True, reason="ok", override=True)
+    names = ["engineer", "admin", "engineer2", "admin2"]
+    for name in names[2:]:
+        row = User(username=name, role=name.rstrip("2"))
+        row.set_password("pass-word")
+        db.session.add(row)
+    db.session.commit()
+
+    def roll(name):
+        decisions.rollback(user(name), f"{name} saw misses")
+        return "rolled back"
+
+    outcomes = race(current_app._get_current_object(), roll, names)
+    refused = [o for o in outcomes if isinstance(o, DecisionError)]
+    assert outcomes.count("rolled back") == 1 and len(refused) == 3, outcomes
+    # no loser is invited to try again: trying again could only roll the rollback back
+    assert all(o.status == 409 and "try again" not in str(o) for o in refused), refused
+    assert gated.aliases() == {"champion": 1}
+    rollbacks = [e for e in history.history() if e.kind == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0].model_version == 1
+    with pytest.raises(DecisionError, match="withdrew v2"):
+        decisions.rollback(user("admin"), "retried after the 409")
+    assert gated.aliases() == {"champion": 1}
 
 
 def test_approving_after_the_champion_changed_needs_a_fresh_gate(gated):
