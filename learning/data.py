@@ -22,6 +22,12 @@ from torchvision.transforms import v2
 DICOM_MAGIC_OFFSET = 128
 ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO"}  # MPO: a JPEG with extra pictures (first kept)
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+# a radiograph's header nests a handful of sequences; a hostile one nests hundreds to exhaust the stack
+MAX_SEQUENCE_DEPTH = 32
+TOO_DEEP = (
+    f"The DICOM file nests its sequences more than {MAX_SEQUENCE_DEPTH} levels deep; "
+    "a radiograph's header needs far fewer, so it is refused as malformed."
+)
 
 
 class ImageDecodeError(ValueError):
@@ -219,9 +225,38 @@ def read_dicom(data: bytes) -> pydicom.Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about sloppy but readable headers
-            return pydicom.dcmread(io.BytesIO(data))
+            dataset = pydicom.dcmread(io.BytesIO(data))
+            _check_nesting(dataset)
+    except ImageDecodeError:
+        raise
+    except RecursionError:  # pydicom reads sequences of undefined length recursively, all at once
+        raise ImageDecodeError(TOO_DEEP) from None
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as error:
         raise ImageDecodeError(f"The DICOM file is malformed ({error}).") from None
+    return dataset
+
+
+def _check_nesting(dataset: pydicom.Dataset) -> None:
+    """Refuse sequences nested deeper than MAX_SEQUENCE_DEPTH before anything walks the header
+    (pydicom, dicognito and the de-identification each recurse once per level). Counted without
+    recursion: pydicom reads a sequence of defined length when it is first used, one level a time."""
+    stack = [(dataset, 0)]
+    while stack:
+        node, level = stack.pop()
+        for raw in node.elements():
+            if raw.VR not in ("SQ", None):  # None: implicit VR, where only the dictionary knows
+                continue
+            try:
+                element = node[raw.tag]
+            except RecursionError:
+                raise
+            except Exception:  # a value pydicom cannot convert is judged where it is read
+                continue
+            if element.VR != "SQ":
+                continue
+            if level + 1 > MAX_SEQUENCE_DEPTH:
+                raise ImageDecodeError(TOO_DEEP)
+            stack.extend((item, level + 1) for item in element.value)
 
 
 def _text(dataset, keyword: str) -> str:

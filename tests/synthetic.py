@@ -77,3 +77,25 @@ def dicom_bytes(
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def dicom_nested(image: np.ndarray, depth: int, defined_length: bool = False) -> bytes:
+    """A CR file (dicom_bytes) whose header nests `depth` sequences, each item holding the next
+    ((0008,1140) Referenced Image Sequence), with undefined or defined lengths. The nesting is
+    written byte by byte: pydicom's own writer gives up long before 500 levels."""
+    import struct
+
+    plain = dicom_bytes(image)
+    head = struct.pack("<HH", 0x0008, 0x1140) + b"SQ\0\0"
+    if defined_length:
+        body = b""
+        for _ in range(depth):
+            item = struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+            body = head + struct.pack("<I", len(item)) + item
+    else:
+        undefined = 0xFFFFFFFF
+        opening = head + struct.pack("<I", undefined) + struct.pack("<HHI", 0xFFFE, 0xE000, undefined)
+        closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+        body = opening * depth + closing * depth
+    at = plain.index(struct.pack("<HH", 0x0010, 0x0010) + b"PN")  # before PatientName: tags stay in order
+    return plain[:at] + body + plain[at:]

@@ -135,3 +135,18 @@ def test_files_encoded_by_other_tools_decode(name):
     pixels = decode_radiograph(_bytes(ds), LIMIT).pixels
     assert pixels.shape == reference.shape[-2:]
     assert np.corrcoef(pixels.ravel(), reference.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.parametrize("defined_length", [False, True], ids=["undefined lengths", "defined lengths"])
+def test_sequences_nested_500_deep_are_refused_naming_the_reason(defined_length):
+    data = synthetic.dicom_nested(synthetic.radiograph(1, size=64, seed=3), 500, defined_length)
+    reason = "^The DICOM file nests its sequences more than 32 levels deep"
+    with pytest.raises(ImageDecodeError, match=reason) as refused:
+        decode_radiograph(data, LIMIT)
+    assert refused.value.kind == "corrupt"  # a 400
+
+
+@pytest.mark.parametrize("defined_length", [False, True], ids=["undefined lengths", "defined lengths"])
+def test_sequences_nested_as_deep_as_allowed_are_read(defined_length):
+    data = synthetic.dicom_nested(synthetic.radiograph(1, size=64, seed=3), 32, defined_length)
+    assert decode_radiograph(data, LIMIT).pixels.shape == (64, 64)

@@ -221,6 +221,8 @@ def corpus() -> list[Case]:
         Case("DICOM pixel data shorter than declared", _dicom_with(25, Rows=400, Columns=400), 400),
         Case("DICOM BitsAllocated 3", _dicom_with(26, BitsAllocated=3), ANY_4XX),
         Case("DICOM in colour", _dicom_with(27, SamplesPerPixel=3, PlanarConfiguration=0), ANY_4XX),
+        Case("DICOM sequences nested 500 deep", synthetic.dicom_nested(_gray(60), 500), 400),
+        Case("DICOM sequences nested 500 deep (defined lengths)", synthetic.dicom_nested(_gray(61), 500, True), 400),
         # polyglots: the image part is what is stored, never the rest
         Case("PNG + ZIP polyglot", _png(28) + _zip(), OK),
         Case("JPEG + HTML polyglot", _jpeg(29) + b"<html><script>alert(1)</script></html>", OK),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import api_token, login
-from tests.webapp.upload.hostile_corpus import ANY_4XX, OK, corpus
+from tests.webapp.upload.hostile_corpus import ANY_4XX, OK, Case, corpus
 from webapp.extensions import db
 from webapp.models import Image, Prediction
 
@@ -100,4 +100,22 @@ def test_a_one_or_two_pixel_image_is_refused_and_stores_nothing(app, tiny, home,
     )
     assert response.status_code == 400
     assert "at least 16 pixels" in response.get_json()["error"]
+    assert _state(home) == before
+
+
+@pytest.mark.parametrize("defined_length", [False, True], ids=["undefined lengths", "defined lengths"])
+def test_a_dicom_nested_500_deep_is_a_400_naming_the_reason_and_stores_nothing(
+    app, tiny, csrf_off, home, defined_length
+):
+    """Issue 19: a CR file with 500-deep nested sequences once gave a 500 (RecursionError)."""
+    from tests import synthetic
+
+    data = synthetic.dicom_nested(synthetic.radiograph(1, size=64, seed=70), 500, defined_length)
+    case = Case("nested", data, 400, "deep.dcm")
+    page = app.test_client()
+    login(page, "doctor")
+    before = _state(home)
+    for status, _, error in (_api(app.test_client(), api_token(app, "doctor"), case), _page(page, case)):
+        assert status == 400, error
+        assert error.startswith("The DICOM file nests its sequences more than 32 levels deep"), error
     assert _state(home) == before
