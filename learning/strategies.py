@@ -51,7 +51,7 @@ def register(name: str):
 
 
 def available() -> list[str]:
-    return list(_SCORES) + ["batch_diverse"]
+    return list(_SCORES) + ["batch_diverse", "cold_start"]
 
 
 @register("random")
@@ -88,8 +88,9 @@ def _mc_dropout(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
 
 
 def score(strategy: str, scores: PoolScores, seed: int | None = 0) -> np.ndarray:
-    """Per-image priority (higher asks first). batch_diverse ranks by its margin-based uncertainty."""
-    name = "margin" if strategy == "batch_diverse" else strategy
+    """Per-image priority (higher asks first). batch_diverse ranks by its margin-based uncertainty;
+    cold_start's picks come first, the rest by margin."""
+    name = "margin" if strategy in ("batch_diverse", "cold_start") else strategy
     if name not in _SCORES:
         raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(available())}.")
     return _SCORES[name](scores, np.random.default_rng(seed))
@@ -110,6 +111,8 @@ def select(
     values = score(strategy, scores, seed)
     if strategy == "batch_diverse":
         chosen = _diverse(scores, values, k - n_random)
+    elif strategy == "cold_start":
+        chosen = typical(scores, k - n_random, seed=seed or 0)
     else:
         chosen = np.argsort(-values, kind="stable")[: k - n_random]
     if n_random:
@@ -126,6 +129,13 @@ def rank(
     n = len(scores.probabilities)
     if strategy == "batch_diverse":
         order, values = select(strategy, scores, n, seed=seed)
+    elif strategy == "cold_start":
+        values_all = score(strategy, scores, seed)
+        first = typical(scores, min(batch, n), seed=seed or 0)
+        rest = np.setdiff1d(np.argsort(-values_all, kind="stable"), first, assume_unique=True)
+        rest = rest[np.argsort(-values_all[rest], kind="stable")]
+        order = np.concatenate([first, rest]).astype(int)
+        values = values_all[order]
     else:
         values_all = score(strategy, scores, seed)
         order = np.argsort(-values_all, kind="stable")
@@ -180,6 +190,31 @@ def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:
         quota[predicted[best]] -= 1
         distance = np.minimum(distance, np.linalg.norm(features - features[best], axis=1))
     return candidates[np.asarray(picked, dtype=int)]
+
+
+def typical(scores: PoolScores, k: int, seed: int = 0) -> np.ndarray:
+    """Cold start: k images that are typical and diverse in embedding space, for a site whose
+    model knows nothing yet (its uncertainty means little). k-means on the normalised embeddings;
+    from each cluster the image nearest its centre, the largest clusters first."""
+    from sklearn.cluster import KMeans
+
+    if scores.embeddings is None:
+        raise ValueError("cold_start needs the pool's embeddings.")
+    n = len(scores.embeddings)
+    k = min(int(k), n)
+    if k <= 0:
+        return np.zeros(0, dtype=int)
+    features = scores.embeddings.astype(np.float64)
+    features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+    model = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(features)
+    distance = np.linalg.norm(features - model.cluster_centers_[model.labels_], axis=1)
+    sizes = np.bincount(model.labels_, minlength=k)
+    picked = []
+    for cluster in np.argsort(-sizes, kind="stable"):
+        members = np.where(model.labels_ == cluster)[0]
+        if len(members):
+            picked.append(int(members[np.argmin(distance[members])]))
+    return np.asarray(picked, dtype=int)
 
 
 def prioritise_classes(

@@ -61,7 +61,9 @@ def test_k_larger_than_pool_and_unknown_names():
     assert len(select("entropy", PoolScores(PROBS), 50)[0]) == 5
     with pytest.raises(ValueError, match="choose one of"):
         select("oracle", PoolScores(PROBS), 1)
-    assert {"random", "least_confidence", "margin", "entropy", "mc_dropout", "batch_diverse"} == set(available())
+    assert {"random", "least_confidence", "margin", "entropy", "mc_dropout", "batch_diverse", "cold_start"} == set(
+        available()
+    )
     assert score("least_confidence", PoolScores(PROBS)).argmax() == 3
 
 
@@ -87,3 +89,39 @@ def test_a_share_of_each_batch_goes_to_the_likeliest_images_of_a_class_still_lea
     likeliest = np.argsort(-probabilities[:, 2], kind="stable")[:3].tolist()
     assert set(likeliest) <= set(out[:10].tolist())  # the first batch holds the 3 likeliest
     assert prioritise_classes(order, probabilities, [], batch=10, share=0.3).tolist() == order.tolist()
+
+
+def _clustered_pool(seed: int = 0):
+    """Three kinds of film in embedding space (60, 30 and 10 images) and 5 odd ones far away."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(8)[:3] * 10
+    sizes = (60, 30, 10)
+    points = [centres[c] + rng.normal(0, 0.5, (n, 8)) for c, n in enumerate(sizes)]
+    outliers = rng.normal(0, 0.5, (5, 8)) + np.eye(8)[5:6] * 25 + np.eye(8)[6:7] * -25
+    embeddings = np.vstack([*points, outliers])
+    kind = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)] + [np.full(5, -1)])
+    probabilities = np.full((len(embeddings), 2), 0.5)  # a new site: the model's doubt says nothing
+    return PoolScores(probabilities, embeddings), kind
+
+
+def test_cold_start_picks_one_typical_film_of_each_kind():
+    scores, kind = _clustered_pool()
+    picked, _ = select("cold_start", scores, 3, seed=0)
+    assert sorted(kind[picked].tolist()) == [0, 1, 2]  # every kind, no odd one
+    assert kind[picked[0]] == 0  # the largest kind first
+    # random, with the same budget, misses the small kind most of the time
+    misses = sum(2 not in kind[select("random", scores, 3, seed=s)[0]] for s in range(50))
+    assert misses > 25
+
+
+def test_cold_start_ranks_its_picks_first_then_hands_over_to_uncertainty():
+    scores, kind = _clustered_pool()
+    probabilities = scores.probabilities.copy()
+    probabilities[:, 0] = np.linspace(0.99, 0.5, len(probabilities))  # the last images are the least sure
+    probabilities[:, 1] = 1 - probabilities[:, 0]
+    scores = PoolScores(probabilities, scores.embeddings)
+    order, _ = rank("cold_start", scores, batch=3, seed=0)
+    assert sorted(kind[order[:3]].tolist()) == [0, 1, 2]
+    rest = [int(i) for i in order[3:]]
+    assert rest == sorted(rest, reverse=True)  # then by margin: least sure first
+    assert len(set(order.tolist())) == len(probabilities)
