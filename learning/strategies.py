@@ -132,9 +132,9 @@ def rank(
     elif strategy == "cold_start":
         values_all = score(strategy, scores, seed)
         first = typical(scores, min(batch, n), seed=seed or 0)
-        rest = np.setdiff1d(np.argsort(-values_all, kind="stable"), first, assume_unique=True)
-        rest = rest[np.argsort(-values_all[rest], kind="stable")]
-        order = np.concatenate([first, rest]).astype(int)
+        others = np.setdiff1d(np.argsort(-values_all, kind="stable"), first, assume_unique=True)
+        others = others[np.argsort(-values_all[others], kind="stable")]
+        order = np.concatenate([first, others]).astype(int)
         values = values_all[order]
     else:
         values_all = score(strategy, scores, seed)
