@@ -51,10 +51,16 @@ def image_to_dict(image: Image) -> dict:
 @token_required()
 def upload_image(**_validated):
     """Upload a chest X-ray (PNG, JPEG or DICOM) with its optional patient and clinical fields; the
-    champion predicts it at once."""
-    file = request.files.get("file")
-    if file is None:
+    champion predicts it at once. One image per request: several `file` parts are a 400."""
+    files = request.files.getlist("file")
+    if not files:
         raise IngestError("Send the image as multipart form field 'file'.")
+    if len(files) > 1:  # the form's fields describe one patient's image; none is stored, none dropped
+        raise IngestError(
+            f"Send one image per request (this one had {len(files)} in 'file'); nothing was stored. "
+            "The upload page takes many files at once."
+        )
+    file = files[0]
     meta = ImageMeta.from_form(request.form)
     done = upload(file.read(), origin="api", meta=meta, user=g.api_user)
     body = {"image_id": done.image.id, "created": done.created, "prediction": predictions.to_dict(done.prediction)}

@@ -153,3 +153,23 @@ def test_bad_json_bodies_get_a_400_with_a_message(trained_app, body, words):
         "/api/v1/images/1/labels", data=body, content_type="application/json", headers=api_token(trained_app, "doctor")
     )
     assert response.status_code == 400 and words in response.get_json()["error"]
+
+
+def _stored(home) -> tuple[int, int]:
+    files = [p for p in (home / "images").rglob("*") if p.is_file()] if (home / "images").exists() else []
+    return db.session.execute(db.select(db.func.count(Image.id))).scalar_one(), len(files)
+
+
+def test_several_files_in_one_api_upload_are_a_400_and_none_is_stored(app, tiny, home):
+    """Issue 19: the first file was stored and answered, the others dropped without a word."""
+    before = _stored(home)
+    images = [synthetic.png_bytes(synthetic.radiograph(label, seed=90 + label)) for label in (0, 1)]
+    response = app.test_client().post(
+        "/api/v1/images",
+        headers=api_token(app, "doctor"),
+        content_type="multipart/form-data",
+        data={"file": [(io.BytesIO(data), f"{i}.png") for i, data in enumerate(images)]},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("Send one image per request (this one had 2 in 'file')")
+    assert _stored(home) == before
