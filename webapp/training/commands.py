@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -95,19 +96,43 @@ def simulate(
     )
 
 
+WAIT_SECONDS = 2  # how often `medal train` looks at a run another process executes
+
+
 @click.command()
 @click.option("--trigger", default="cli", hidden=True)
 def train(trigger: str) -> None:
-    """Fine-tune now, in this process (the worker does this on its schedule)."""
+    """Fine-tune now, in this process (the worker does this on its schedule). A run already in
+    progress covers the request: this waits for it and reports its result."""
     from webapp.training import runs
 
-    run = runs.run(runs.enqueue(trigger))
+    try:
+        run = runs.run(runs.enqueue(trigger))
+    except runs.RunTaken as taken:
+        run = _wait_for(taken.training)
     if run.status != "succeeded":
         raise click.ClickException(f"Training run {run.id} failed: {run.error}")
     click.echo(
         f"Training run {run.id} registered model version {run.model_version} "
         f"(best validation AUC {run.metrics['best_val_auc']:.4f})."
     )
+
+
+def _wait_for(run):
+    """A run has one executor: wait until the one that runs it is done (or found dead, as the worker
+    finds it: jobs.recover_interrupted marks it failed)."""
+    from webapp.extensions import db
+    from webapp.training import jobs
+
+    if run.status in ("queued", "running"):
+        where = f"pid {run.worker_pid} on {run.worker_host}" if run.worker_pid else "another process"
+        click.echo(f"Training run {run.id} is already running ({where}); waiting for it to finish.", err=True)
+    while run.status in ("queued", "running"):
+        time.sleep(WAIT_SECONDS)
+        jobs.recover_interrupted()
+        db.session.commit()
+        db.session.refresh(run)
+    return run
 
 
 @click.command()

@@ -203,8 +203,11 @@ def tick() -> dict:
             db.select(TrainingRun).filter_by(status="queued").order_by(TrainingRun.id).limit(1)
         ).scalar_one_or_none()
         if queued is not None:
-            run = runs.run(queued)
-            done["trained"] = {"run": run.id, "status": run.status, "version": run.model_version}
+            try:
+                run = runs.run(queued)
+                done["trained"] = {"run": run.id, "status": run.status, "version": run.model_version}
+            except runs.RunTaken:  # `medal train` claimed it a moment earlier and runs it
+                done["taken"] = queued.id
         version = needs_scoring()
         if version is not None:
             done["scored"] = scoring.score(version)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy.exc import OperationalError
@@ -30,6 +31,7 @@ from webapp.services import services
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 4  # a run's writes: tries at a database still locked after its busy timeout
+T = TypeVar("T")
 
 
 def enqueue(trigger: str, user: User | None = None) -> TrainingRun:
@@ -63,29 +65,51 @@ def training_set(settings: Settings) -> tuple[list[labelstore.Example], int]:
     return doctor + earlier, len(doctor)
 
 
+class RunTaken(Exception):
+    """Another process claimed the run first: a run has one executor, ever."""
+
+    def __init__(self, training: TrainingRun):
+        self.training = training
+        super().__init__(f"Training run {training.id} was already taken by another process (now {training.status}).")
+
+
 class RunLease:
     """A running run's proof of life: an owner token, this process's host, pid and start time, and
     an expiry that a thread renews through its own connection while the run works. Recovery takes a
     run for dead when its lease ran out, or when its process (pid and start time) is gone from this
     host; a pid alone proves nothing, since pids get reused."""
 
-    def __init__(self, training: TrainingRun, seconds: int):
-        self.training, self.seconds = training, seconds
+    def __init__(self, run_id: int, seconds: int):
+        self.run_id, self.seconds = run_id, seconds
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def take(self) -> None:
-        run = self.training
-        run.lease_token, run.worker_host = self.token, hostname()
-        run.worker_pid, run.worker_started_at = os.getpid(), started_at()
-        run.lease_expires_at = utcnow() + timedelta(seconds=self.seconds)
-        engine, run_id = db.engine, run.id
-        self._thread = threading.Thread(target=self._renew, args=(engine, run_id), daemon=True, name="run-lease")
+    def claim(self) -> bool:
+        """Queued -> running under this lease, in one statement that only one process can win."""
+        claimed = db.session.execute(
+            db.update(TrainingRun)
+            .where(TrainingRun.id == self.run_id, TrainingRun.status == "queued")
+            .values(
+                status="running",
+                started_at=utcnow(),
+                lease_token=self.token,
+                worker_host=hostname(),
+                worker_pid=os.getpid(),
+                worker_started_at=started_at(),
+                lease_expires_at=utcnow() + timedelta(seconds=self.seconds),
+                progress={"stage": "preparing"},
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return claimed.rowcount == 1
 
     def start(self) -> None:
-        if self._thread is not None:
-            self._thread.start()
+        self._thread = threading.Thread(
+            target=self._renew, args=(db.engine, self.run_id), daemon=True, name="run-lease"
+        )
+        self._thread.start()
 
     def _renew(self, engine, run_id: int) -> None:
         while not self._stop.wait(self.seconds / 3):
@@ -105,35 +129,34 @@ class RunLease:
             self._thread.join(timeout=5)
 
 
-def _save(change: Callable[[], None], what: str) -> None:
-    """Make `change` to the session and commit it. On SQLite a writer that holds the lock past the busy
-    timeout gives "database is locked"; the change is then made again and retried a few times, so a
-    fine-tune of an hour is not lost to one busy moment."""
-    for attempt in range(1, SAVE_ATTEMPTS + 1):
-        change()
+def _save(change: Callable[[], T], what: str) -> T:
+    """Make `change` to the session and commit it; returns what `change` returned. On SQLite a writer
+    that holds the lock past the busy timeout gives "database is locked"; the change is then made
+    again and retried a few times, so a fine-tune of an hour is not lost to one busy moment."""
+    for attempt in range(1, SAVE_ATTEMPTS):
         try:
+            result = change()
             db.session.commit()
-            return
+            return result
         except OperationalError:
             db.session.rollback()
-            if attempt == SAVE_ATTEMPTS:
-                raise
             log.warning("could not save %s (try %d of %d); trying again", what, attempt, SAVE_ATTEMPTS, exc_info=True)
             time.sleep(attempt)
+    result = change()  # the last try: its error goes to the caller
+    db.session.commit()
+    return result
 
 
 def run(training: TrainingRun) -> TrainingRun:
-    """Execute a queued run to the end; any failure is stored on the run, never lost. A crash (kill -9)
+    """Claim a queued run and execute it to the end; any failure is stored on the run, never lost.
+    Raises RunTaken when another process (the worker, `medal train`) claimed it first. A crash (kill -9)
     leaves it running with a lease that stops being renewed; jobs.recover_interrupted() closes it."""
     settings = services().settings
-    lease = RunLease(training, settings.scheduler.run_lease_seconds)
-
-    def start() -> None:
-        training.status, training.started_at = "running", utcnow()
-        lease.take()
-        training.progress, training.error = {"stage": "preparing"}, None
-
-    _save(start, f"the start of training run {training.id}")
+    lease = RunLease(training.id, settings.scheduler.run_lease_seconds)
+    claimed = _save(lease.claim, f"the claim of training run {training.id}")
+    db.session.refresh(training)
+    if not claimed:
+        raise RunTaken(training)
     lease.start()
     try:
         _execute(training, settings)
