@@ -9,44 +9,44 @@ import torch
 from torch.utils.data import DataLoader
 
 from learning.data import TensorImages
+from learning.engine import Engine, as_engine
 from learning.model import XrayNet
 from learning.strategies import PoolScores
 
 
-def _device(net: XrayNet) -> torch.device:
-    return next(net.parameters()).device
-
-
-@torch.inference_mode()
 def score_pool(
-    net: XrayNet, paths: Sequence[str], batch_size: int = 32, mc_passes: int = 0, seed: int = 0
+    net: XrayNet | Engine, paths: Sequence[str], batch_size: int = 32, mc_passes: int = 0, seed: int = 0
 ) -> PoolScores:
     """One pass over the pool: probabilities, embeddings and, if asked, MC-dropout samples.
 
-    Dropout sits only before the head, so the MC passes re-sample the head on the stored
-    embeddings instead of running the backbone again: same distribution, a fraction of the cost.
-    Images go through the one transform (learning.data.to_tensor, letterboxed). Batches of 32
-    at 224 px keep the activations of a forward pass near 0.5 GB; larger ones are no faster on a CPU.
+    `net` is an engine (learning.engine.load_engine: ONNX Runtime where the version has an export)
+    or a torch network, run as it is. Dropout sits only before the head, so the MC passes re-sample
+    the head on the stored embeddings instead of running the backbone again: same distribution, a
+    fraction of the cost. Images go through the one transform (learning.data.to_tensor,
+    letterboxed). Batches of 32 at 224 px keep the activations of a forward pass near 0.5 GB;
+    larger ones are no faster on a CPU.
     """
-    net = net.eval()
-    loader = DataLoader(TensorImages(paths, net.spec.image_size), batch_size=batch_size)
-    device = _device(net)
-    embeddings = [net.embed(batch.to(device)) for batch in loader]
-    if not embeddings:
-        return PoolScores(np.zeros((0, net.spec.num_classes)), np.zeros((0, 0)), None)
-    features = torch.cat(embeddings)
-    probabilities = net.head(features).float().softmax(dim=1).cpu().numpy()
+    engine = as_engine(net)
+    loader = DataLoader(TensorImages(paths, engine.spec.image_size), batch_size=batch_size)
+    outputs = [engine.run(batch.numpy()) for batch in loader]
+    if not outputs:
+        return PoolScores(np.zeros((0, engine.spec.num_classes)), np.zeros((0, 0)), None)
+    probabilities = np.concatenate([probs for probs, _ in outputs])
+    embeddings = np.concatenate([features for _, features in outputs])
     mc = None
     if mc_passes > 0:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        rate = net.dropout.p
-        samples = []
-        for _ in range(mc_passes):
-            keep = torch.rand(features.shape, generator=generator, device=device) >= rate
-            dropped = features * keep / (1.0 - rate)
-            samples.append(net.head(dropped).float().softmax(dim=1).cpu().numpy())
+        with torch.inference_mode():
+            features = torch.from_numpy(embeddings)
+            weight, bias = engine.head()
+            generator = torch.Generator().manual_seed(seed)
+            rate = engine.dropout
+            samples = []
+            for _ in range(mc_passes):
+                keep = torch.rand(features.shape, generator=generator) >= rate
+                dropped = features * keep / (1.0 - rate)
+                samples.append(torch.nn.functional.linear(dropped, weight, bias).softmax(dim=1).numpy())
         mc = np.stack(samples)
-    return PoolScores(probabilities=probabilities, embeddings=features.float().cpu().numpy(), mc_probabilities=mc)
+    return PoolScores(probabilities=probabilities, embeddings=embeddings, mc_probabilities=mc)
 
 
 def align_probabilities(

@@ -14,7 +14,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from learning.model import XrayNet, load_model, save_model
+from learning.engine import ONNX_DIR, ONNX_FILE, export_onnx
+from learning.model import WEIGHTS_FILE, XrayNet, load_model, save_model
 from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT, model_uri
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Registry:
 
     def register(self, run_id: str, tags: dict | None = None) -> int:
         source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        self._export_onnx(run_id)
         with self._lock:
             try:
                 self.client.create_registered_model(self.model_name)
@@ -106,6 +108,21 @@ class Registry:
                 self.model_name, source, run_id=run_id, tags=_str_dict(tags or {})
             )
         return int(version.version)
+
+    def _export_onnx(self, run_id: str) -> None:
+        """The run's network as an ONNX graph beside its weights (model/onnx/model.onnx), checked
+        against torch, so serving and scoring run it in ONNX Runtime. A failure is logged and the
+        version is registered all the same: torch serves it."""
+        found = {Path(item.path).name for item in self.client.list_artifacts(run_id, MODEL_ARTIFACT)}
+        if WEIGHTS_FILE not in found or ONNX_DIR in found:
+            return  # not an image network (the clinical model), or exported already
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = self.client.download_artifacts(run_id, MODEL_ARTIFACT, tmp)
+                graph = export_onnx(load_model(local), Path(tmp) / ONNX_DIR / ONNX_FILE)
+                self.client.log_artifact(run_id, str(graph), f"{MODEL_ARTIFACT}/{ONNX_DIR}")
+        except Exception:
+            log.exception("run %s could not be exported to ONNX; torch will serve its version", run_id)
 
     # --- versions and aliases -----------------------------------------------------------------
     def version_for(self, alias: str) -> int | None:

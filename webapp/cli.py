@@ -25,6 +25,12 @@ def _create_app():
 )
 def main() -> None:
     """medal: active-learning feedback platform for chest X-ray diagnosis."""
+    from webapp.inference import threads
+
+    # before the command runs: `medal web` takes the web processes' threads (its gunicorn workers are
+    # forked from here), every other command the worker's
+    role = "web" if click.get_current_context().invoked_subcommand == "web" else "worker"
+    threads.apply(current_app.extensions["medal"].settings, role)
 
 
 def register_commands(app: Flask) -> None:

@@ -6,13 +6,16 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from registry.gate import AutoPromotion, GatePolicy
 from registry.uris import artifact_root_for, tracking_uri_for
+
+if TYPE_CHECKING:
+    from learning.engine import Threads
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
@@ -122,6 +125,24 @@ class GateSettings(Section):
 
 class ServingSettings(Section):
     poll_seconds: float = Field(ge=0)
+
+
+class ThreadSettings(Section):
+    intra_op_threads: int = Field(default=1, ge=1, le=256)  # threads within one operator (a convolution)
+    inter_op_threads: int = Field(default=1, ge=1, le=256)  # independent operators run at once
+
+    @property
+    def threads(self) -> Threads:
+        from learning.engine import Threads
+
+        return Threads(self.intra_op_threads, self.inter_op_threads)
+
+
+class InferenceSettings(Section):
+    # onnxruntime: a version's exported graph where it has one (torch for older versions); torch: always torch
+    engine: Literal["onnxruntime", "torch"] = "onnxruntime"
+    web: ThreadSettings = ThreadSettings()  # each web process
+    worker: ThreadSettings = ThreadSettings()  # the worker and every other medal command
 
 
 class DatabaseSettings(Section):
@@ -314,6 +335,7 @@ class Settings(Section):
     scheduler: SchedulerSettings
     gate: GateSettings
     serving: ServingSettings
+    inference: InferenceSettings = InferenceSettings()
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()
     security: SecuritySettings = SecuritySettings()

@@ -38,7 +38,7 @@ def init_services(app: Flask, settings: Settings) -> Services:
         settings=settings,
         store=ImageStore(app.config["IMAGE_STORE"]),
         registry=registry,
-        server=ModelServer(registry, settings.serving.poll_seconds),
+        server=ModelServer(registry, settings.serving.poll_seconds, settings.inference.engine),
     )
     app.extensions["medal"] = found
     return found

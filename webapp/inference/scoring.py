@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from learning import strategies
+from learning.engine import load_engine
 from learning.predict import score_pool
 from registry.uris import CHAMPION
 from webapp import labelstore
@@ -35,13 +36,16 @@ def score(version: int | None = None) -> dict:
         raise RuntimeError("No champion to score with: train a first model (`medal train`).")
     pool = labelstore.pool_images(services().store)
     al = settings.active_learning
-    net = services().server.net_for(version) or registry.load(version)
-    scores = score_pool(net, [item.path for item in pool], mc_passes=al.mc_dropout_passes)
+    # ONNX Runtime where the version has an export; loaded here when the server could not (its error stands)
+    engine = services().server.engine_for(version) or load_engine(
+        registry.model_dir(version), prefer=settings.inference.engine
+    )
+    scores = score_pool(engine, [item.path for item in pool], mc_passes=al.mc_dropout_passes)
     ids = [item.image_id for item in pool]
     db.session.execute(db.delete(QueryScore).where(QueryScore.model_version == version))
-    _store_predictions(ids, version, scores.probabilities, net.spec.class_names)
+    _store_predictions(ids, version, scores.probabilities, engine.spec.class_names)
     # classes still being learned get a share of every batch: images the model thinks may show them
-    model_names = net.spec.class_names
+    model_names = engine.spec.class_names
     learning = [
         model_names.index(name)
         for name in goldset.learning_classes(services().class_names, settings.gate.min_class_gold)

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from learning.engine import Engine, EngineKind, load_engine
 from learning.model import XrayNet
 from registry.client import Registry
 from registry.uris import CHAMPION
@@ -24,19 +25,26 @@ class NoChampion(Problem):
 @dataclass(frozen=True)
 class Served:
     version: int
-    net: XrayNet
+    net: XrayNet  # torch: Grad-CAM
+    engine: Engine  # predictions and scoring: ONNX Runtime where the version has an export, else `net`
 
 
 class ModelServer:
     """One per process. Requests take a reference to the current `Served` at their start, so a
     swap never changes the model under a request in flight."""
 
-    def __init__(self, registry: Registry, poll_seconds: float):
-        self.registry, self.poll_seconds = registry, poll_seconds
+    def __init__(self, registry: Registry, poll_seconds: float, engine: EngineKind = "onnxruntime"):
+        self.registry, self.poll_seconds, self.engine = registry, poll_seconds, engine
         self._served: Served | None = None
         self._checked_at = -float("inf")
         self._lock = threading.Lock()
-        self._others: dict[int, XrayNet] = {}  # older versions, for heat maps of old predictions
+        self._others: dict[int, Served] = {}  # other versions: heat maps of old predictions, scoring, the gate
+
+    def _load(self, version: int) -> Served:
+        net = self.registry.load(version)
+        engine = load_engine(self.registry.model_dir(version), net, prefer=self.engine)
+        log.info("model version %s runs on %s", version, engine.kind)
+        return Served(version, net, engine)
 
     def _due(self) -> bool:
         return time.monotonic() - self._checked_at >= self.poll_seconds
@@ -63,28 +71,37 @@ class ModelServer:
                 self._served = None
             elif self._served is None or self._served.version != version:
                 try:
-                    net = self.registry.load(version)
+                    served = self._load(version)
                 except Exception:
                     log.exception("champion version %s cannot be loaded", version)
                     if self._served is None:
                         raise NoChampion(f"The champion model (version {version}) cannot be loaded yet.") from None
                     return self._served  # keep serving the loaded model; the next request retries
-                self._served = Served(version, net)  # one reference assignment: atomic swap
+                self._served = served  # one reference assignment: atomic swap
                 log.info("serving model version %s", version)
             self._checked_at = time.monotonic()
             return self._served
 
     def net_for(self, version: int) -> XrayNet | None:
-        """The network of any registered version: the champion from memory, others from disk."""
+        """The torch network of any registered version (Grad-CAM): the champion from memory, others from disk."""
+        served = self.served_for(version)
+        return served.net if served is not None else None
+
+    def engine_for(self, version: int) -> Engine | None:
+        """The inference engine of any registered version (predictions, scoring)."""
+        served = self.served_for(version)
+        return served.engine if served is not None else None
+
+    def served_for(self, version: int) -> Served | None:
         served = self._served
         if served is not None and served.version == version:
-            return served.net
+            return served
         with self._lock:
             if version not in self._others:
                 if len(self._others) >= 2:
                     self._others.pop(next(iter(self._others)))
                 try:
-                    self._others[version] = self.registry.load(version)
+                    self._others[version] = self._load(version)
                 except Exception:
                     log.warning("model version %s cannot be loaded", version)
                     return None
