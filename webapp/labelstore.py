@@ -129,8 +129,10 @@ def gold_examples(store) -> list[Example]:
     ]
 
 
-def labels_since(moment: datetime | None) -> int:
-    query = db.select(func.count(Label.id))
+def labels_since(moment: datetime | None) -> tuple[int, datetime | None]:
+    """How many labels arrived after `moment` (all of them when None), and when the first of them did."""
+    query = db.select(func.count(Label.id), func.min(Label.created_at))
     if moment is not None:
         query = query.where(Label.created_at > moment)
-    return int(db.session.execute(query).scalar_one())
+    count, first = db.session.execute(query).one()
+    return int(count), first

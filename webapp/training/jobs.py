@@ -30,18 +30,25 @@ def bind(app: Flask) -> None:
 
 @dataclass(frozen=True)
 class TriggerState:
-    new_labels: int
-    minutes_since_last_run: float | None
+    new_labels: int  # since the last successful run started (all labels before the first)
+    minutes_since_last_run: float | None  # None: no run has succeeded yet
+    minutes_waiting: float | None  # since the first of the new labels arrived; None without one
     plateaued: bool
 
 
 def trigger_reason(state: TriggerState, cfg: SchedulerSettings) -> str | None:
-    """Pure: why a fine-tune should start now, or None."""
+    """Pure: why a fine-tune should start now, or None. `min_new_labels` new labels start one at once;
+    after the first run, so does a new label that has waited `train_interval_minutes` (the interval
+    counts from it, not from the last run, so one label after a quiet week does not start one at
+    once). Before the first run only the label count does: a new site's first label does not start a
+    full fine-tune (and without a champion, a model of a handful of labels would serve unchecked)."""
     if state.plateaued or state.new_labels == 0:
         return None
     if state.new_labels >= cfg.min_new_labels:
         return "labels"
-    if state.minutes_since_last_run is None or state.minutes_since_last_run >= cfg.train_interval_minutes:
+    if state.minutes_since_last_run is None or state.minutes_waiting is None:
+        return None
+    if state.minutes_waiting >= cfg.train_interval_minutes:
         return "interval"
     return None
 
@@ -89,11 +96,15 @@ def current_trigger_state(now: datetime | None = None) -> TriggerState:
     last = db.session.execute(
         db.select(TrainingRun).where(TrainingRun.status == "succeeded").order_by(TrainingRun.id.desc()).limit(1)
     ).scalar_one_or_none()
-    since = last.started_at if last else None
-    minutes = (now - last.finished_at).total_seconds() / 60 if last and last.finished_at else None
+    new_labels, first_new = labelstore.labels_since(last.started_at if last else None)
+
+    def minutes_since(moment: datetime | None) -> float | None:
+        return max(0.0, (now - moment).total_seconds() / 60) if moment is not None else None
+
     return TriggerState(
-        new_labels=labelstore.labels_since(since),
-        minutes_since_last_run=minutes,
+        new_labels=new_labels,
+        minutes_since_last_run=minutes_since(last.finished_at if last else None),
+        minutes_waiting=minutes_since(first_new),
         plateaued=plateaued(run_improvements(), cfg.plateau_runs, cfg.plateau_min_delta),
     )
 

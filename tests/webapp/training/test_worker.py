@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import change_settings, seed_pool
+from tests.conftest import change_settings, login, seed_pool
 from webapp.config import SchedulerSettings
 from webapp.extensions import db
-from webapp.models import QueryScore, TrainingRun, User
+from webapp.models import Label, QueryScore, TrainingRun, User, utcnow
 from webapp.review import queue
 from webapp.training import jobs, runs, worker
 
@@ -26,16 +26,65 @@ CFG = SchedulerSettings(
 
 @pytest.mark.parametrize(
     "state, reason",
-    [
-        (jobs.TriggerState(0, None, False), None),
-        (jobs.TriggerState(25, 5.0, False), "labels"),
-        (jobs.TriggerState(3, 90.0, False), "interval"),
-        (jobs.TriggerState(3, 10.0, False), None),
-        (jobs.TriggerState(50, 90.0, True), None),
+    [  # new labels, minutes since the last run, minutes the oldest new label has waited, plateaued
+        (jobs.TriggerState(0, None, None, False), None),
+        (jobs.TriggerState(25, 5.0, 4.0, False), "labels"),
+        (jobs.TriggerState(3, 90.0, 70.0, False), "interval"),
+        (jobs.TriggerState(3, 10.0, 8.0, False), None),
+        (jobs.TriggerState(3, 900.0, 10.0, False), None),  # the interval counts from the first new label
+        (jobs.TriggerState(1, None, 900.0, False), None),  # no run yet: only the label count starts one
+        (jobs.TriggerState(20, None, 1.0, False), "labels"),
+        (jobs.TriggerState(50, 90.0, 70.0, True), None),
     ],
 )
 def test_trigger_reason(state, reason):
     assert jobs.trigger_reason(state, CFG) == reason
+
+
+def _label(doctor: str = "doctor", seed: int = 5) -> None:
+    """A doctor's label on a new pool image."""
+    [image_id] = seed_pool(1, seed=seed)
+    db.session.add(Label(image_id=image_id, user_id=_user(doctor).id, label="pneumonia"))
+    db.session.commit()
+
+
+def test_the_first_label_starts_no_fine_tune(app, client):
+    jobs.bind(app)
+    _label()
+    assert jobs.tick() == {}
+    assert db.session.execute(db.select(TrainingRun)).first() is None
+    a_day_later = jobs.current_trigger_state(utcnow() + timedelta(days=1))
+    assert jobs.trigger_reason(a_day_later, app.extensions["medal"].settings.scheduler) is None
+    login(client, "engineer")
+    card = client.get("/training").get_data(as_text=True)
+    assert "New doctor labels (no run yet): <strong>1</strong> of 20 needed" in card
+    assert "only the label count starts the first run" in card
+
+
+def test_the_label_threshold_starts_the_first_run(app):
+    change_settings(app, {"scheduler": {"min_new_labels": 3}})
+    for seed in (5, 6):
+        _label(seed=seed)
+    assert jobs.trigger_reason(jobs.current_trigger_state(), app.extensions["medal"].settings.scheduler) is None
+    _label(seed=7)
+    assert jobs.trigger_reason(jobs.current_trigger_state(), app.extensions["medal"].settings.scheduler) == "labels"
+
+
+def test_after_a_run_the_interval_counts_from_the_first_new_label(trained_app, client):
+    cfg = trained_app.extensions["medal"].settings.scheduler
+    last = db.session.execute(db.select(TrainingRun)).scalar_one()
+    last.started_at -= timedelta(days=2)  # the last run was long ago
+    last.finished_at -= timedelta(days=2)
+    db.session.commit()
+    _label()
+    now = utcnow()
+    assert jobs.trigger_reason(jobs.current_trigger_state(now), cfg) is None  # one label waits for more
+    login(client, "engineer")
+    card = client.get("/training").get_data(as_text=True)
+    assert "New doctor labels since the last run: <strong>1</strong> of 20 needed" in card
+    assert "Oldest new label waiting: <strong>0</strong> of 60 min" in card
+    later = now + timedelta(minutes=cfg.train_interval_minutes + 1)
+    assert jobs.trigger_reason(jobs.current_trigger_state(later), cfg) == "interval"
 
 
 def test_plateau_rule():
