@@ -62,6 +62,7 @@ class RoundResult(TrainResult):
     trunk_key: str = ""
     activations_computed: int = 0  # images whose trunk activations were not stored yet
     distilled: int = 0  # replayed images anchored by the champion's calls
+    val_probabilities: np.ndarray | None = None  # the kept weights on val_items, from their activations
 
 
 class _UpperModule(XrayClassifier):
@@ -213,8 +214,11 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         parameter.requires_grad_(True)
     if keep_best.state is not None:
         net.load_state_dict(keep_best.state)
+    net.eval()
+    with torch.inference_mode():
+        val_probabilities = torch.cat([trunk.logits(chunk.float()).softmax(1) for chunk in values[cut:].split(256)])
     return RoundResult(
-        net=net.eval(),
+        net=net,
         history=progress.history,
         best_epoch=keep_best.best_epoch,
         best_val_auc=keep_best.best_auc,
@@ -225,7 +229,9 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         val_size=len(val_items),
         accelerator="cpu",
         precision=precision,
+        val_items=val_items,
         trunk_key=trunk.key(),
         activations_computed=stored.computed,
         distilled=int(anchored[:cut].sum()),
+        val_probabilities=val_probabilities.numpy(),
     )

@@ -68,6 +68,7 @@ class TrainResult:
     val_size: int = 0
     accelerator: str = "cpu"
     precision: str = "32-true"
+    val_items: list[LabeledImage] = field(default_factory=list)  # what chose the epoch (and fits operating points)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -269,4 +270,5 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         val_size=len(val_items),
         accelerator=str(trainer.accelerator.__class__.__name__),
         precision=precision,
+        val_items=val_items,
     )
