@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from learning.data import TensorImages
+from learning.data import load_grayscale, to_tensor
 from learning.engine import Engine, as_engine
 from learning.model import XrayNet
 from learning.strategies import PoolScores
+
+
+def _batches(paths: Sequence[str], size: int, batch_size: int) -> Iterator[np.ndarray]:
+    """The films through the one transform, stacked in numpy. Not torch's DataLoader: its collate
+    wakes torch's thread pool between two ONNX Runtime runs, and on a 2-core CPU the idle pool's
+    spinning took up to 40 % of ONNX Runtime's speed (docs/benchmarks.md, "CPU inference")."""
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        yield np.stack([to_tensor(load_grayscale(path), size).numpy() for path in chunk])
 
 
 def score_pool(
@@ -27,8 +35,7 @@ def score_pool(
     larger ones are no faster on a CPU.
     """
     engine = as_engine(net)
-    loader = DataLoader(TensorImages(paths, engine.spec.image_size), batch_size=batch_size)
-    outputs = [engine.run(batch.numpy()) for batch in loader]
+    outputs = [engine.run(batch) for batch in _batches(paths, engine.spec.image_size, batch_size)]
     if not outputs:
         return PoolScores(np.zeros((0, engine.spec.num_classes)), np.zeros((0, 0)), None)
     probabilities = np.concatenate([probs for probs, _ in outputs])

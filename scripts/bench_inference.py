@@ -1,7 +1,13 @@
 """Inference and memory benchmarks at 224 px on the real radiographs, each against a naive baseline.
 
     .venv/bin/python scripts/bench_inference.py [--model models/medal-cxr-v1] [--images 500]
+    .venv/bin/python scripts/bench_inference.py --engines-only     # section 0 alone, about 2 minutes
 
+0. CPU inference against its limit, in one process and interleaved repeat by repeat: the shipped
+   network exported as registration exports it, raw ONNX Runtime at batch 32 and batch 1, torch
+   eager at batch 32, and medal's scoring path (`medal score`: learning.predict.score_pool through
+   the engine learning.engine.load_engine picks, decoding real films from disk) as a ratio to raw
+   ONNX Runtime. Raw rows: docs/benchmarks/inference_engines.csv; summary: .json beside it.
 1. Pool scoring: learning.predict.score_pool (batched) against one image at a time
    (decode, transform, forward, softmax per image), on the same images.
 2. Upload -> prediction with heat map: decode the uploaded bytes, learning.explain.explain
@@ -95,6 +101,123 @@ def bench_scoring(net, paths: list[str], batch_size: int) -> dict:
         "speedup": round(naive_s / batched_s, 2),
         "max_probability_difference": round(agree, 6),
     }
+
+
+def _timed(measure: str, batch: int, images: int, action) -> dict:
+    started = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - started
+    return {
+        "measure": measure,
+        "batch": batch,
+        "images": images,
+        "seconds": round(seconds, 4),
+        "images_per_s": round(images / seconds, 2),
+    }
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+
+
+def bench_engines(net, paths: list[str], repeats: int, threads: int, score_images: int, mc_passes: int) -> dict:
+    """Raw ONNX Runtime (batch 32 and 1) and torch eager on one batch of real films, and the scoring
+    path on `score_images` films from disk, each repeat running all four back to back, so a busy
+    shared CPU slows them alike and the ratios within a repeat hold."""
+    import tempfile
+
+    import onnxruntime
+
+    from learning.data import load_grayscale, to_tensor
+    from learning.engine import INPUT, ONNX_DIR, ONNX_FILE, Threads, export_onnx, load_engine, use_threads
+    from learning.model import save_model
+    from learning.predict import score_pool
+
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
+    in_force = use_threads(Threads(threads, 1))  # torch and every ONNX Runtime session below
+    size = net.spec.image_size
+    batch = np.stack([to_tensor(load_grayscale(path), size).numpy() for path in paths[:32]])
+    films = paths[:score_images]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_model(net, Path(tmp) / "model")
+        started = time.perf_counter()
+        export_onnx(net, folder / ONNX_DIR / ONNX_FILE)  # as Registry.register does, parity check included
+        export_s = time.perf_counter() - started
+        engine = load_engine(folder)  # what the model server and `medal score` get
+        assert engine.kind == "onnxruntime", engine.kind
+        session = engine.session
+        feed = {INPUT: batch}
+        with torch.inference_mode():
+            torch_probabilities = net(torch.from_numpy(batch)).softmax(dim=1).numpy()
+        onnx_probabilities = session.run(["probabilities"], feed)[0]
+        score_pool(engine, films[:8], mc_passes=mc_passes)  # warm-up
+        steps = [
+            # raw: the bare session on a batch already in memory, 4 x 32 films
+            ("onnxruntime", 32, 4 * len(batch), lambda: [session.run(None, feed) for _ in range(4)]),
+            (
+                "onnxruntime",
+                1,
+                len(batch),
+                lambda: [session.run(None, {INPUT: batch[i : i + 1]}) for i in range(len(batch))],
+            ),
+            ("torch eager", 32, len(batch), lambda: net(torch.from_numpy(batch))),
+            ("medal score path", 32, len(films), lambda: score_pool(engine, films, mc_passes=mc_passes)),
+        ]
+        rows = []
+        for repeat in range(repeats):
+            for measure, batch_size, count, action in steps:
+                with torch.inference_mode():
+                    rows.append({"repeat": repeat} | _timed(measure, batch_size, count, action))
+            print(json.dumps(rows[-4:]), flush=True)
+
+    def speeds(measure: str, batch_size: int) -> list[float]:
+        return [row["images_per_s"] for row in rows if row["measure"] == measure and row["batch"] == batch_size]
+
+    raw32, raw1 = speeds("onnxruntime", 32), speeds("onnxruntime", 1)
+    eager, scoring = speeds("torch eager", 32), speeds("medal score path", 32)
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        },
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "threads": {"intra_op": in_force.intra_op, "inter_op": in_force.inter_op},
+        "repeats": repeats,
+        "score_images": len(films),
+        "mc_dropout_passes": mc_passes,
+        "export_seconds": round(export_s, 1),
+        "max_probability_difference_onnx_vs_torch": float(np.max(np.abs(onnx_probabilities - torch_probabilities))),
+        "images_per_s": {
+            "onnxruntime_batch_32": _spread(raw32),
+            "onnxruntime_batch_1": _spread(raw1),
+            "torch_eager_batch_32": _spread(eager),
+            "medal_score_path": _spread(scoring),
+        },
+        # paired within each repeat
+        "ratios": {
+            "medal_score_path_to_onnxruntime_batch_32": _spread([s / r for s, r in zip(scoring, raw32)]),
+            "onnxruntime_to_torch_eager_batch_32": _spread([r / e for r, e in zip(raw32, eager)]),
+            "onnxruntime_batch_1_to_batch_32": _spread([one / r for one, r in zip(raw1, raw32)]),
+        },
+        "rows": rows,
+    }
+
+
+def write_engines(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "inference_engines.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(result["rows"][0]))
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    summary = {key: value for key, value in result.items() if key != "rows"}
+    (out_dir / "inference_engines.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("| measure | images/s median (min-max) |\n|---|---|")
+    for name, spread in summary["images_per_s"].items():
+        print(f"| {name} | {spread['median']} ({spread['min']}-{spread['max']}) |")
+    for name, spread in summary["ratios"].items():
+        print(f"| {name} | {spread['median']}x ({spread['min']}-{spread['max']}) |")
 
 
 def bench_upload(net, paths: list[str], repeats: int) -> dict:
@@ -218,6 +341,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-batch-size", type=int, default=16)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--engines-only", action="store_true", help="only section 0 (ONNX Runtime, torch, medal)")
+    parser.add_argument("--repeats", type=int, default=5, help="section 0: repeats of every measure")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="section 0: intra-op threads")
+    parser.add_argument("--score-images", type=int, default=128, help="section 0: films per scoring pass")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_inference.json")
     args = parser.parse_args(argv)
 
@@ -233,6 +360,15 @@ def main(argv=None) -> dict:
         "model": str(args.model.relative_to(ROOT)) if args.model.is_relative_to(ROOT) else str(args.model),
         "image_size": net.spec.image_size,
     }
+    import yaml
+
+    mc_passes = yaml.safe_load((ROOT / "config.yaml").read_text())["active_learning"]["mc_dropout_passes"]
+    report["engines"] = bench_engines(net, paths, args.repeats, args.threads, args.score_images, mc_passes)
+    write_engines(report["engines"], ROOT / "docs" / "benchmarks")
+    report["engines"].pop("rows")
+    report["machine"]["load_average_after_engines"] = [round(v, 2) for v in os.getloadavg()]
+    if args.engines_only:
+        return report
     report["scoring"] = bench_scoring(net, paths, args.batch_size)
     print(json.dumps({"scoring": report["scoring"]}), flush=True)
     report["upload"] = bench_upload(net, paths, args.uploads)
