@@ -109,6 +109,12 @@ class GateSettings(Section):
     auto_promote: AutoPromotionSettings = AutoPromotionSettings()
     min_class_gold: int = Field(default=0, ge=0)
     min_site_gold: int = Field(default=0, ge=0)
+    # the paired bootstrap on the gold set (docs/gate.md): intervals, "better", what is noise
+    primary_metric: Literal["macro_auc", "accuracy", "ece"] = "macro_auc"
+    bootstrap_resamples: int = Field(default=2000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    bootstrap_seed: int = Field(default=0, ge=0)
+    few_class_gold: int = Field(default=30, ge=0)
 
     @property
     def policy(self) -> GatePolicy:
@@ -120,6 +126,11 @@ class GateSettings(Section):
             AutoPromotion(auto.enabled, auto.min_margin, auto.min_agreement),
             self.min_class_gold,
             self.min_site_gold,
+            primary_metric=self.primary_metric,
+            bootstrap_resamples=self.bootstrap_resamples,
+            confidence=self.confidence,
+            bootstrap_seed=self.bootstrap_seed,
+            few_class_gold=self.few_class_gold,
         )
 
 

@@ -1,9 +1,14 @@
-"""The gate on hand-made metric dicts: each rule can fail alone."""
+"""The gate on hand-made metric dicts (values taken as exact: each rule can fail alone) and on hand-made
+gold sets where the answer is known (the paired bootstrap: better, worse, and noise)."""
 
+import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from learning.intervals import paired_bootstrap
+from learning.metrics import evaluate
 from registry.gate import AutoPromotion, GatePolicy, auto_promotion_allowed, check
 
 POLICY = GatePolicy(
@@ -34,7 +39,7 @@ def test_equal_models_pass():
     "candidate, champion, gold_size, rule, metric",
     [
         (report(), report(), 10, "gold_size", "n"),
-        (report(sens=(0.7, 0.9)), report(sens=(0.71, 0.9)), 50, "min_sensitivity", "sensitivity_normal"),
+        (report(sens=(0.79, 0.9)), report(sens=(0.81, 0.9)), 50, "min_sensitivity", "sensitivity_normal"),
         (report(accuracy=0.87), report(), 50, "max_drop", "accuracy"),
         (report(auc=0.93), report(), 50, "max_drop", "macro_auc"),
         (report(ece=0.09), report(), 50, "max_drop", "ece"),
@@ -73,27 +78,37 @@ def test_auto_promotion_rules():
 # --- the ratchet: a floor both miss does not block a better candidate ---------------------------
 
 
-def test_a_better_candidate_below_a_floor_the_champion_also_misses_passes_flagged():
-    result = check(report(sens=(0.9, 0.80)), report(sens=(0.9, 0.70)), POLICY, 50)
-    assert result.passed and result.below_floor == ["pneumonia"]
+def test_a_candidate_below_a_floor_the_champion_also_misses_passes_flagged():
+    result = check(report(auc=0.97, sens=(0.9, 0.80)), report(sens=(0.9, 0.70)), POLICY, 50)
+    assert result.passed and result.below_floor == ["pneumonia"] and result.better
     assert result.verdict == "better than the champion, below the clinical floor for pneumonia"
     assert result.to_dict()["verdict"] == result.verdict
+    same_auc = check(report(sens=(0.9, 0.80)), report(sens=(0.9, 0.70)), POLICY, 50)
+    assert same_auc.passed and same_auc.better is False
+    assert same_auc.verdict == "passed, below the clinical floor for pneumonia"
 
 
 @pytest.mark.parametrize(
     "candidate, champion, why",
     [
         (report(sens=(0.9, 0.84)), report(sens=(0.9, 0.86)), "the champion meets it"),  # champion meets it
-        (report(sens=(0.9, 0.73)), report(sens=(0.9, 0.75)), "the champion has 0.750"),  # worse than champion
-        (report(sens=(0.9, 0.75)), report(sens=(0.9, 0.75)), "the champion has 0.750"),  # no better
         (report(sens=(0.9, 0.70)), None, "the floor is 0.850"),  # first model
     ],
 )
-def test_a_floor_still_blocks_unless_the_candidate_is_better_and_the_champion_misses_it(candidate, champion, why):
+def test_a_floor_blocks_where_the_champion_meets_it_or_there_is_no_champion(candidate, champion, why):
     result = check(candidate, champion, POLICY, 50)
     assert not result.passed and result.below_floor == []
     assert [(c.rule, c.status) for c in result.checks if not c.passed] == [("min_sensitivity", "missed")]
     assert why in result.failures[0]
+
+
+@pytest.mark.parametrize("mine", [0.73, 0.75])  # a little worse than the champion, or the same
+def test_a_floor_the_champion_misses_too_does_not_block_a_candidate_no_better_on_it(mine):
+    """Floors block only where the champion meets them; a real drop on the class is max_drop's."""
+    result = check(report(sens=(0.9, mine)), report(sens=(0.9, 0.75)), POLICY, 50)
+    assert result.passed and result.below_floor == ["pneumonia"]
+    assert "the champion has 0.750, not credibly above it either" in result.checks[2].message
+    assert not check(report(sens=(0.9, 0.70)), report(sens=(0.9, 0.75)), POLICY, 50).passed  # dropped 0.05
 
 
 def test_the_ratchet_never_excuses_another_rule():
@@ -112,7 +127,8 @@ def test_a_class_still_being_learned_has_no_floor_yet_and_says_so():
     assert result.passed and result.learning == ["pneumonia"]
     assert "still being learned: 4 of 10" in next(c.message for c in result.checks if c.status == "learning")
     candidate["per_class"]["pneumonia"]["support"] = 10  # enough gold now: the floor applies
-    assert not check(candidate, champion, policy, 50).passed
+    assert check(candidate, champion, policy, 50).below_floor == ["pneumonia"]
+    assert not check(candidate, None, policy, 50).passed
 
 
 def test_auto_promotion_never_promotes_a_below_floor_model():
@@ -120,6 +136,16 @@ def test_auto_promotion_never_promotes_a_below_floor_model():
     result = check(report(auc=0.97, sens=(0.9, 0.80)), report(sens=(0.9, 0.70)), POLICY, 50)
     allowed, why = auto_promotion_allowed(result.passed, report(auc=0.97), report(), auto, 1.0, result.below_floor)
     assert not allowed and "below the clinical floor" in why
+
+
+def test_auto_promotion_leaves_what_the_gold_set_cannot_tell_to_an_engineer():
+    auto = AutoPromotion(enabled=True, min_margin=0.0, min_agreement=0.0)
+    result = gated(NOISE_BOTH_WAYS)
+    assert result.passed and result.uncertain
+    mine = {"macro_auc": 0.99}
+    allowed, why = auto_promotion_allowed(True, mine, {"macro_auc": 0.9}, auto, 1.0, [], result.uncertain)
+    assert not allowed and why.startswith("the gold set cannot tell for sensitivity_normal")
+    assert auto_promotion_allowed(True, mine, {"macro_auc": 0.9}, auto, 1.0, [], [])[0]
 
 
 # --- per site ------------------------------------------------------------------------------------
@@ -159,3 +185,189 @@ def test_a_candidate_adding_a_class_is_not_blocked_by_the_drop_of_the_class_it_s
     assert [c.metric for c in graced] == ["sensitivity_pneumonia"] and "reported, not blocking" in graced[0].message
     worse = report(accuracy=0.60, auc=0.90, sens=(0.9, 0.85))  # overall accuracy still guards
     assert not check(worse, champion, POLICY, 50, new_classes=["viral"]).passed
+
+
+# --- the paired bootstrap on hand-made gold sets where the answer is known ------------------------
+
+NAMES = ["normal", "bacterial", "viral"]
+FLOORS = GatePolicy(
+    min_gold_size=20,
+    min_sensitivity={"normal": 0.90, "bacterial": 0.75, "viral": 0.65},
+    max_drop={"accuracy": 0.02, "macro_auc": 0.01, "sensitivity": 0.03, "ece": 0.03},
+    min_class_gold=10,
+)
+
+
+def gold_set(rows: list[tuple], names: list[str] = NAMES, seed: int = 0):
+    """rows: (class, films, champion right?, candidate right?, hard?). A wrong call names the next
+    class; on a hard film the model is torn between its call and the other (0.5 against 0.45), so
+    a flipped hard film barely moves the ranking: that is what noise between two models looks like."""
+    rng = np.random.default_rng(seed)
+    k = len(names)
+    truth, models = [], ([], [])
+    for name, films, *right, hard in rows:
+        t = names.index(name)
+        for _ in range(films):
+            truth.append(t)
+            for scores, is_right in zip(models, right):
+                called, other = (t, (t + 1) % k) if is_right else ((t + 1) % k, t)
+                p = np.full(k, 0.0)
+                if hard:
+                    p[called], p[other] = 0.5 + 0.04 * rng.random(), 0.45 - 0.04 * rng.random()
+                else:
+                    p[called] = 0.75 + 0.2 * rng.random()
+                    p[other] = (1 - p[called]) * 0.6
+                rest = [c for c in range(k) if c not in (called, other)]
+                p[rest] = (1 - p[called] - p[other]) / max(len(rest), 1)
+                scores.append(p / p.sum())
+    truth_array = np.array(truth)
+    champion, candidate = (np.array(scores) for scores in models)
+    return truth_array, candidate, champion
+
+
+def gated(rows: list[tuple], policy: GatePolicy = FLOORS, names: list[str] = NAMES, groups=None):
+    truth, candidate, champion = gold_set(rows, names)
+    mine, theirs = (evaluate(truth, p, names).to_dict() for p in (candidate, champion))
+    comparison = paired_bootstrap(truth, candidate, champion, names, groups, resamples=2000)
+    return check(mine, theirs, policy, len(truth), comparison=comparison)
+
+
+def floor(result, name: str):
+    return next(c for c in result.checks if c.rule == "min_sensitivity" and c.metric == f"sensitivity_{name}")
+
+
+# the issue's round 1: normal sensitivity 0.862 against the champion's 0.938 on 65 normal films
+NOISE_FIVE_TO_NONE = [
+    ("normal", 56, True, True, False),
+    ("normal", 5, True, False, True),  # five hard films the candidate now calls bacterial
+    ("normal", 4, False, False, False),
+    ("bacterial", 54, True, True, False),
+    ("bacterial", 6, False, False, False),
+    ("viral", 36, True, True, False),
+    ("viral", 9, False, False, False),
+]
+NOISE_BOTH_WAYS = [
+    ("normal", 54, True, True, False),
+    ("normal", 7, True, False, True),  # seven the candidate lost
+    ("normal", 2, False, True, True),  # two it gained
+    ("normal", 2, False, False, False),
+    ("bacterial", 54, True, True, False),
+    ("bacterial", 6, False, False, False),
+    ("viral", 36, True, True, False),
+    ("viral", 9, False, False, False),
+]
+
+
+@pytest.mark.parametrize("rows", [NOISE_FIVE_TO_NONE, NOISE_BOTH_WAYS], ids=["five-to-none", "both-ways"])
+def test_noise_on_65_normal_films_blocks_nothing_and_is_not_better(rows):
+    result = gated(rows)
+    normal = floor(result, "normal")
+    assert round(normal.value, 3) == 0.862
+    assert (normal.passed, normal.status) == (True, "uncertain")
+    assert (
+        "0.862 [" in normal.message
+        and "not credibly" in normal.message
+        and "the champion has 0.938 [" in normal.message
+    )
+    drops = [c for c in result.checks if c.rule == "max_drop" and c.metric in ("accuracy", "sensitivity_normal")]
+    assert all(c.passed and c.status == "uncertain" and "within the noise" in c.message for c in drops)
+    assert result.passed, result.failures
+    assert result.better is False and result.better_reason.startswith("not shown better")
+    assert set(result.uncertain) >= {"sensitivity_normal", "accuracy"}
+
+
+def test_five_films_to_none_convince_the_bootstrap_but_not_mcnemar():
+    """Why the paired calls also need McNemar: the bootstrap misses all five films in under 1 % of
+    resamples, so its interval excludes zero, while five to none is p = 0.0625."""
+    truth, candidate, champion = gold_set(NOISE_FIVE_TO_NONE)
+    found_key = "sensitivity_normal"
+    found = paired_bootstrap(truth, candidate, champion, NAMES).metrics[found_key]
+    assert found.difference.high < 0 and found.discordant == (0, 5)
+    assert found.mcnemar_p == pytest.approx(0.0625)
+    drop = next(c for c in gated(NOISE_FIVE_TO_NONE).checks if c.rule == "max_drop" and c.metric == found_key)
+    assert "McNemar p = 0.062" in drop.message and "0 films right only for the candidate, 5" in drop.message
+
+
+CLEARLY_BETTER = [
+    ("normal", 58, True, True, False),
+    ("normal", 5, False, True, False),
+    ("normal", 2, True, False, False),
+    ("bacterial", 40, True, True, False),
+    ("bacterial", 16, False, True, False),
+    ("bacterial", 4, False, False, False),
+    ("viral", 20, True, True, False),
+    ("viral", 20, False, True, False),
+    ("viral", 5, False, False, False),
+]
+
+
+def swapped(rows: list[tuple]) -> list[tuple]:
+    return [(name, films, candidate, champion, hard) for name, films, champion, candidate, hard in rows]
+
+
+def test_a_clearly_better_candidate_passes_and_is_better():
+    result = gated(CLEARLY_BETTER)
+    assert result.passed, result.failures
+    assert result.better is True and result.verdict == "passed: better than the champion"
+    difference = result.comparison.metrics["macro_auc"].difference
+    assert difference.low > 0 and result.better_reason.startswith("better than the champion: macro AUC +")
+    viral = floor(result, "viral")
+    assert viral.status == "met" and result.to_dict()["better"] is True
+
+
+def test_a_clearly_worse_candidate_is_blocked_by_confirmed_drops_and_a_floor_the_champion_meets():
+    result = gated(swapped(CLEARLY_BETTER))
+    assert not result.passed and result.better is False
+    failed = {c.metric: c for c in result.checks if not c.passed}
+    assert {"accuracy", "macro_auc", "sensitivity_viral"} <= set(failed)
+    assert "a change the interval confirms" in failed["accuracy"].message
+    viral = floor(result, "viral")
+    assert viral.status == "missed" and "credibly below it; the champion meets it (0.889 [" in viral.message
+
+
+def test_a_floor_both_miss_credibly_is_flagged_not_blocking():
+    rows = [
+        ("normal", 60, True, True, False),
+        ("bacterial", 55, True, True, False),
+        ("viral", 18, True, True, False),
+        ("viral", 2, False, True, True),  # the candidate finds two more viral films of 45
+        ("viral", 25, False, False, False),
+    ]
+    result = gated(rows)
+    viral = floor(result, "viral")
+    assert viral.status == "below_floor" and viral.passed and "better than the champion's" in viral.message
+    assert result.passed and result.below_floor == ["viral"]
+
+
+def test_few_gold_films_of_a_class_are_said_in_words():
+    names = [*NAMES, "covid19"]
+    policy = replace(FLOORS, min_sensitivity={**FLOORS.min_sensitivity, "covid19": 0.8})
+    rows = [
+        ("normal", 60, True, True, False),
+        ("bacterial", 55, True, True, False),
+        ("viral", 40, True, True, False),
+        ("covid19", 11, True, True, False),
+        ("covid19", 4, False, False, False),
+    ]
+    result = gated(rows, policy, names)
+    covid = floor(result, "covid19")
+    assert covid.status == "uncertain" and covid.passed
+    assert "only 15 gold films of covid19: intervals are wide" in covid.message
+    assert result.few_gold == ["only 15 gold films of covid19: intervals are wide"]
+    patients = [f"p{i // 3}" for i in range(170)]  # three films a patient: said too
+    assert "only 15 gold films of covid19 from 6 patients" in gated(rows, policy, names, patients).few_gold[0]
+
+
+def test_better_reads_the_primary_metric_of_the_policy():
+    result = gated(CLEARLY_BETTER, replace(FLOORS, primary_metric="accuracy"))
+    assert result.better is True and result.primary_metric == "accuracy"
+    assert "accuracy +0.229 [" in result.better_reason and "McNemar p < 0.001; 41 films" in result.better_reason
+
+
+def test_the_result_carries_its_intervals_as_json():
+    data = gated(NOISE_BOTH_WAYS).to_dict()
+    normal = data["comparison"]["metrics"]["sensitivity_normal"]
+    assert normal["support"] == 65 and normal["discordant"] == [2, 7]
+    assert normal["candidate"]["low"] < normal["candidate"]["value"] < normal["candidate"]["high"]
+    assert data["comparison"]["resamples"] == 2000 and data["uncertain"] and data["better"] is False
+    assert json.loads(json.dumps(data, allow_nan=False)) == data

@@ -78,14 +78,19 @@ def rerun_gate(version: int):
     """Run the gate again for the current candidate (e.g. after the champion changed)."""
     if services().registry.version_for(CANDIDATE) != version:
         raise DecisionError(f"Version {version} is not the current candidate.", 409)
-    report = gate_run.run_gate(version)
-    return jsonify(
-        version=version,
-        champion_version=report.champion_version,
-        passed=report.passed,
-        failures=report.result["failures"],
-        gold_snapshot=report.snapshot.content_hash,
-    )
+    return jsonify(gate_run.report_document(gate_run.run_gate(version)))
+
+
+@bp.get("/models/<int:version>/gate", tags=["models"])
+@bp.response(200, schemas.GateRun)
+@token_required("engineer")
+def gate_report(version: int):
+    """The version's latest gate report: every check in words, and each metric with its interval and
+    the candidate's difference from the champion on the same gold images."""
+    report = gate_run.latest_report(version)
+    if report is None:
+        raise DecisionError(f"Version {version} has not been through the gate.", 404)
+    return jsonify(gate_run.report_document(report))
 
 
 @bp.post("/models/rollback", tags=["models"])

@@ -188,6 +188,10 @@ class Decision(Response):
 
 class GateVerdict(Response):
     passed = fields.Boolean(required=True)
+    better = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "The paired interval on the primary metric lies above zero (null: no champion)."},
+    )
     decision = fields.String(allow_none=True)
     failures = fields.List(fields.String(), required=True)
     champion_version = fields.Integer(allow_none=True)
@@ -208,12 +212,102 @@ class Models(Response):
     versions = fields.List(fields.Nested(ModelVersion), required=True)
 
 
-class GateRun(Response):
-    version = fields.Integer(required=True)
-    champion_version = fields.Integer(allow_none=True)
+class GateInterval(Response):
+    value = fields.Float(required=True, allow_none=True, metadata={"description": "On the gold set as it is."})
+    low = fields.Float(required=True, allow_none=True, metadata={"description": "Lower bound of the interval."})
+    high = fields.Float(required=True, allow_none=True, metadata={"description": "Upper bound of the interval."})
+
+
+class GateMetricComparison(Response):
+    candidate = fields.Nested(GateInterval, required=True)
+    champion = fields.Nested(GateInterval, required=True, allow_none=True)
+    difference = fields.Nested(
+        GateInterval,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Candidate minus champion, on the same resampled gold images."},
+    )
+    mcnemar_p = fields.Float(
+        required=True, allow_none=True, metadata={"description": "Exact McNemar test, for right/wrong calls."}
+    )
+    discordant = fields.List(
+        fields.Integer(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "Gold images only the candidate got right, and only the champion."},
+    )
+    support = fields.Integer(required=True, metadata={"description": "Gold images the metric rests on."})
+    patients = fields.Integer(required=True)
+
+
+class GateSiteComparison(Response):
+    n = fields.Integer(required=True)
+    patients = fields.Integer(required=True)
+    unit = fields.String(
+        required=True,
+        validate=validate.OneOf(["patient", "image"]),
+        metadata={"description": "What one bootstrap draw takes: a patient's films together, or one image."},
+    )
+    resamples = fields.Integer(required=True)
+    confidence = fields.Float(required=True)
+    seed = fields.Integer(required=True)
+    metrics = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(GateMetricComparison),
+        required=True,
+        metadata={"description": "accuracy, macro_auc, ece and <metric>_<class> for every per-class metric."},
+    )
+
+
+class GateComparison(GateSiteComparison):
+    per_site = fields.Dict(keys=fields.String(), values=fields.Nested(GateSiteComparison), required=True)
+
+
+class GateCheck(Response):
+    rule = fields.String(required=True, metadata={"example": "min_sensitivity"})
+    metric = fields.String(required=True)
+    value = fields.Float(required=True, allow_none=True)
+    threshold = fields.Float(required=True, allow_none=True)
     passed = fields.Boolean(required=True)
+    message = fields.String(required=True, metadata={"description": "The rule's reading, in words."})
+    status = fields.String(
+        required=True, metadata={"description": "met, uncertain, below_floor, missed, learning or grace; or empty."}
+    )
+
+
+class GateRun(Response):
+    """One gate report: candidate against champion on a frozen gold snapshot, with intervals."""
+
+    report_id = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    champion_version = fields.Integer(required=True, allow_none=True)
+    passed = fields.Boolean(required=True)
+    verdict = fields.String(required=True, metadata={"example": "passed: better than the champion"})
+    better = fields.Boolean(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The paired interval on the primary metric lies above zero (null: no champion)."},
+    )
+    better_reason = fields.String(required=True)
     failures = fields.List(fields.String(), required=True)
+    below_floor = fields.List(fields.String(), required=True)
+    uncertain = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Metrics under a floor or down beyond max_drop that the gold set cannot confirm."},
+    )
+    few_gold = fields.List(fields.String(), required=True)
+    checks = fields.List(fields.Nested(GateCheck), required=True)
+    comparison = fields.Nested(
+        GateComparison,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The paired bootstrap; null for reports from before it or without gold images."},
+    )
+    decision = fields.String(required=True, allow_none=True)
     gold_snapshot = fields.String(required=True)
+    gold_size = fields.Integer(required=True)
+    created_at = timestamp(required=True)
 
 
 # --- uploads ----------------------------------------------------------------------------------

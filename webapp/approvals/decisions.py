@@ -37,6 +37,7 @@ def on_candidate(version: int) -> GateReport:
             auto,
             recent_agreement(),
             report.result.get("below_floor"),
+            report.result.get("uncertain"),
         )
         if allowed:
             try:

@@ -4,14 +4,15 @@ the metrics logged to MLflow."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy import func
 
+from learning.intervals import Comparison, paired_bootstrap
 from learning.metrics import confusion_matrix_figure, evaluate, flat_metrics
 from learning.predict import align_probabilities, score_pool
-from registry.gate import check
+from registry.gate import GatePolicy, check
 from registry.uris import CHAMPION
 from webapp import labelstore
 from webapp.classes import catalog
@@ -66,6 +67,36 @@ def _per_site(
     return found if len(found) > 1 else {}
 
 
+def paired_comparison(
+    examples: list[labelstore.Example], mine: Evaluation, theirs: Evaluation | None, policy: GatePolicy
+) -> Comparison | None:
+    """The paired bootstrap of both models on the gold images, by patient, overall and for each
+    site the report compares."""
+    candidate = mine.probabilities
+    champion = theirs.probabilities if theirs is not None else None
+    if not examples or candidate is None:
+        return None
+    names = services().class_names
+    truth = np.array([names.index(example.label) for example in examples])
+    groups = np.array([example.group or f"image:{example.image_id}" for example in examples])
+    sites = np.array([example.site or "unknown" for example in examples])
+
+    def compare(rows: np.ndarray) -> Comparison:
+        return paired_bootstrap(
+            truth[rows],
+            candidate[rows],
+            champion[rows] if champion is not None else None,
+            names,
+            groups[rows],
+            resamples=policy.bootstrap_resamples,
+            confidence=policy.confidence,
+            seed=policy.bootstrap_seed,
+        )
+
+    per_site = {site: compare(sites == site) for site in mine.report.get("per_site") or {}}
+    return replace(compare(np.ones(len(examples), dtype=bool)), per_site=per_site)
+
+
 def recent_agreement() -> float | None:
     """Share of the latest doctor labels (gold reads aside) that confirmed the model."""
     rows = (
@@ -95,6 +126,7 @@ def run_gate(version: int) -> GateReport:
         settings.gate.policy,
         snapshot.size,
         new_classes=_new_classes(mine, theirs),
+        comparison=paired_comparison(examples, mine, theirs, settings.gate.policy),
     )
     flipped = []
     if theirs is not None:
@@ -182,12 +214,38 @@ def gate_verdicts() -> dict[int, dict]:
             "decision": r.decision,
             "failures": r.result["failures"],
             "below_floor": r.result.get("below_floor", []),
+            "better": r.result.get("better"),
             "floors_missed": floors_missed(r),
             "champion_version": r.champion_version,
             "gold_snapshot": r.snapshot.content_hash,
             "report_id": r.id,
         }
         for r in reports
+    }
+
+
+def report_document(report: GateReport) -> dict:
+    """A gate report as the API shows it: the verdict, every check in words, and the intervals
+    (reports from before the paired bootstrap have none: null)."""
+    result = report.result
+    return {
+        "report_id": report.id,
+        "version": report.model_version,
+        "champion_version": report.champion_version,
+        "passed": report.passed,
+        "verdict": result.get("verdict", "passed" if report.passed else "failed"),
+        "better": result.get("better"),
+        "better_reason": result.get("better_reason", ""),
+        "failures": result["failures"],
+        "below_floor": result.get("below_floor", []),
+        "uncertain": result.get("uncertain", []),
+        "few_gold": result.get("few_gold", []),
+        "checks": result.get("checks", []),
+        "comparison": result.get("comparison"),
+        "decision": report.decision,
+        "gold_snapshot": report.snapshot.content_hash,
+        "gold_size": report.snapshot.size,
+        "created_at": report.created_at.isoformat() + "Z",
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from learning.metrics import PER_CLASS_METRICS
+from learning.metrics import PER_CLASS_METRICS, metric_key
 from registry.uris import CANDIDATE, CHAMPION
 from webapp.approvals import DecisionError, decisions, gate_run, history, recovery
 from webapp.approvals.forms import DecisionForm, RollbackForm
@@ -15,29 +15,36 @@ from webapp.services import services
 bp = Blueprint("approvals", __name__, template_folder="templates")
 
 
-def metric_rows(candidate: dict, champion: dict | None) -> list[dict]:
-    """Every gate metric side by side, with the candidate's change against the champion."""
+def metric_rows(candidate: dict, champion: dict | None, comparison: dict | None = None) -> list[dict]:
+    """Every gate metric side by side, with the candidate's change against the champion and, where
+    the report has the paired bootstrap, each one's interval (reports from before it have none)."""
+    intervals = (comparison or {}).get("metrics", {})
 
-    def row(label, mine, theirs, lower_is_better=False):
+    def row(label, key, mine, theirs, lower_is_better=False):
         delta = mine - theirs if mine is not None and theirs is not None else None
+        found = intervals.get(key) or {}
         return {
             "label": label,
             "candidate": mine,
             "champion": theirs,
             "delta": delta,
             "lower_is_better": lower_is_better,
+            "candidate_interval": found.get("candidate"),
+            "champion_interval": found.get("champion"),
+            "delta_interval": found.get("difference"),
+            "mcnemar_p": found.get("mcnemar_p"),
         }
 
     champion = champion or {}
     rows = [
-        row("accuracy", candidate.get("accuracy"), champion.get("accuracy")),
-        row("macro AUC", candidate.get("macro_auc"), champion.get("macro_auc")),
-        row("ECE (calibration error)", candidate.get("ece"), champion.get("ece"), True),
+        row("accuracy", "accuracy", candidate.get("accuracy"), champion.get("accuracy")),
+        row("macro AUC", "macro_auc", candidate.get("macro_auc"), champion.get("macro_auc")),
+        row("ECE (calibration error)", "ece", candidate.get("ece"), champion.get("ece"), True),
     ]
     for name, values in candidate.get("per_class", {}).items():
         theirs = champion.get("per_class", {}).get(name, {})
         for key in PER_CLASS_METRICS:
-            rows.append(row(f"{name}: {key}", values.get(key), theirs.get(key)))
+            rows.append(row(f"{name}: {key}", metric_key(key, name), values.get(key), theirs.get(key)))
     return rows
 
 
@@ -57,14 +64,18 @@ def page():
         report=report,
         aliases=registry.aliases(),
         classes=services().class_names,
-        rows=metric_rows(report.candidate_metrics, report.champion_metrics) if report else [],
+        rows=metric_rows(report.candidate_metrics, report.champion_metrics, report.result.get("comparison"))
+        if report
+        else [],
         decision_form=DecisionForm(),
         rollback_form=RollbackForm(),
         verdicts=gate_run.gate_verdicts(),
         versions=registry.versions(),
         min_site_gold=services().settings.gate.min_site_gold,
         baseline=baseline,
-        baseline_rows=metric_rows(baseline.candidate_metrics, None) if baseline else [],
+        baseline_rows=metric_rows(baseline.candidate_metrics, None, baseline.result.get("comparison"))
+        if baseline
+        else [],
         floors_missed=gate_run.floors_missed,
     )
 

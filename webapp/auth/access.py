@@ -110,6 +110,7 @@ ACCESS: dict[str, Rule] = {
     "api.approve": ENGINEERS,
     "api.reject": ENGINEERS,
     "api.rerun_gate": ENGINEERS,
+    "api.gate_report": ENGINEERS,
     "api.rollback": ENGINEERS,
     "api.model_metrics": ENGINEERS,
     "api.study_report_pdf": SIGNED_IN,
