@@ -40,10 +40,11 @@ def test_the_page_shows_each_figure_with_its_interval_and_the_change_with_its_ow
     mine, change = accuracy["candidate"], accuracy["difference"]
     assert f'{mine["value"]:.3f} <span class="muted">[{mine["low"]:.2f}, {mine["high"]:.2f}]</span>' in page
     assert f"[{change['low']:+.3f}, {change['high']:+.3f}]" in page
-    assert "95 % paired bootstrap, 2,000 resamples" in page
-    assert report.result["better_reason"].capitalize() in page
+    assert "95 % paired bootstrap, 2,000 resamples of the 8 gold films" in page
     few = report.result["few_gold"]  # eight gold films: every class has few
-    assert few and all(f"{line.capitalize()}." in page for line in few)
+    for words in [report.result["better_reason"], *few]:  # as sentences: "Not shown better: macro AUC ..."
+        assert f"{words[:1].upper()}{words[1:]}." in page
+    assert few and "macro AUC" in report.result["better_reason"]
 
 
 def _contract_schema(client, path: str, method: str) -> dict:
