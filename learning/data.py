@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,6 +420,9 @@ def load_grayscale(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
+Decoder = Callable[[str], np.ndarray]  # a film's path to its 2-D uint8 grayscale pixels
+
+
 def letterbox_box(height: int, width: int, size: int) -> tuple[int, int, int, int]:
     """Where an image of height x width lands in the size x size model input:
     (top, left, content height, content width). The longer side becomes `size`, the shorter
@@ -533,15 +536,28 @@ class XrayDataset(Dataset):
     gives, so training sees exactly what serving sees.
     """
 
-    def __init__(self, items: Sequence[LabeledImage], size: int, augment: bool = False, cache: bool = True):
+    def __init__(
+        self,
+        items: Sequence[LabeledImage],
+        size: int,
+        augment: bool = False,
+        cache: bool = True,
+        decode: Decoder = load_grayscale,
+    ):
         self.items = list(items)
         self.size = size
         self.transform = augmentation() if augment else None
+        self.decode = decode
         self._pixels: np.ndarray | None = None
         if cache:
             self._pixels = np.empty((len(self.items), size, size), dtype=np.uint8)
+            first: dict[str, int] = {}  # a film listed twice (replayed and relabeled) is decoded once
             for index, item in enumerate(self.items):
-                self._pixels[index] = letterbox(load_grayscale(item.path), size)
+                seen = first.setdefault(item.path, index)
+                if seen == index:
+                    self._pixels[index] = letterbox(decode(item.path), size)
+                else:
+                    self._pixels[index] = self._pixels[seen]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -550,7 +566,7 @@ class XrayDataset(Dataset):
         """The letterboxed uint8 image the model sees (before augmentation)."""
         if self._pixels is not None:
             return self._pixels[index]
-        return letterbox(load_grayscale(self.items[index].path), self.size)
+        return letterbox(self.decode(self.items[index].path), self.size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = pixels_to_tensor(self.pixels(index))
@@ -595,17 +611,21 @@ class XrayDataModule(pl.LightningDataModule):
         balanced: bool = False,
         cache: bool = True,
         epoch_size: int = 0,
+        decode: Decoder = load_grayscale,
     ):
         super().__init__()
         self.train_items, self.val_items = list(train), list(val)
         self.size, self.batch_size, self.augment = size, batch_size, augment
         self.num_workers, self.seed = num_workers, seed
         self.balanced, self.cache, self.epoch_size = balanced, cache, epoch_size
+        self.decode = decode
 
     def setup(self, stage: str | None = None) -> None:
         if not hasattr(self, "train_set"):
-            self.train_set = XrayDataset(self.train_items, self.size, augment=self.augment, cache=self.cache)
-            self.val_set = XrayDataset(self.val_items, self.size, augment=False, cache=self.cache)
+            self.train_set = XrayDataset(
+                self.train_items, self.size, augment=self.augment, cache=self.cache, decode=self.decode
+            )
+            self.val_set = XrayDataset(self.val_items, self.size, augment=False, cache=self.cache, decode=self.decode)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
