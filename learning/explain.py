@@ -31,12 +31,15 @@ class LungLocation:
 class Explanation:
     probabilities: np.ndarray  # from Grad-CAM's own forward pass
     predicted_index: int
-    heatmap: np.ndarray  # float32 in [0, 1], the input image's height x width
+    heatmap: np.ndarray  # float32 in [0, 1], the input image's height x width (or the shape asked for)
     location: LungLocation
 
 
-def explain(net: XrayNet, image: np.ndarray, size: int) -> Explanation:
-    """One forward and backward pass: probabilities and the heat map for the predicted class."""
+def explain(net: XrayNet, image: np.ndarray, size: int, shape: tuple[int, int] | None = None) -> Explanation:
+    """One forward and backward pass: probabilities and the heat map for the predicted class.
+
+    `shape` is the heat map's (height, width), the image's by default: an overlay is drawn at the
+    size a viewer shows it, with the image's aspect ratio, not at the film's full size."""
     net = net.eval()
     x = to_tensor(image, size).unsqueeze(0).to(next(net.parameters()).device)
     with GradCAM(model=net, target_layers=[net.cam_layer]) as cam:
@@ -47,7 +50,7 @@ def explain(net: XrayNet, image: np.ndarray, size: int) -> Explanation:
     # the model saw the image letterboxed: cut the padding off the map before scaling it back,
     # so the heat stays registered to the radiograph
     top, left, height, width = letterbox_box(image.shape[0], image.shape[1], size)
-    heatmap = _resize(grayscale[top : top + height, left : left + width], image.shape)
+    heatmap = _resize(grayscale[top : top + height, left : left + width], shape or image.shape)
     return Explanation(probabilities, int(np.argmax(probabilities)), heatmap, locate(heatmap))
 
 
@@ -85,10 +88,12 @@ def locate(heatmap: np.ndarray) -> LungLocation:
     return LungLocation(side, zone, round(shares[zone_index], 3), description)
 
 
-def overlay_png(image: np.ndarray, heatmap: np.ndarray) -> bytes:
+def overlay_png(image: np.ndarray, heatmap: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     """The heat map as a transparent PNG (colour from 'jet', alpha from the heat) to lay over the
-    X-ray in the browser, where an opacity slider controls it."""
+    X-ray in the browser, where an opacity slider controls it. `text` goes into the file as PNG
+    text chunks (the lung zone: the file alone says what it shows)."""
     from matplotlib import colormaps
+    from PIL.PngImagePlugin import PngInfo
 
     # uint8 indices into the colour table give uint8 RGBA directly: 4 bytes a pixel, where floats
     # took 64 (a 36 MP overlay once needed more than 2 GB)
@@ -96,5 +101,8 @@ def overlay_png(image: np.ndarray, heatmap: np.ndarray) -> bytes:
     rgba = colormaps["jet"](levels, bytes=True)
     rgba[..., 3] = np.minimum(levels.astype(np.uint16) * 6 // 5, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)  # international text: the description may hold any character
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()

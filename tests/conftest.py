@@ -71,6 +71,7 @@ def _make_app():
 
     from webapp import create_app
     from webapp.extensions import db
+    from webapp.inference import explanations
 
     app = create_app({"TESTING": True})
     app.before_request_funcs.setdefault(None, []).insert(0, _fresh_request_state)
@@ -78,6 +79,7 @@ def _make_app():
         upgrade()
         _add_users(db)
         yield app
+        explanations.drain()  # heat maps an upload started in the background
         db.session.remove()
         db.engine.dispose()
 

@@ -8,6 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
+BACKGROUND_COMMANDS = {"worker", "train", "score", "drift", "simulate"}  # run at inference.worker.nice
+
 
 def _create_app():
     from webapp import create_app
@@ -29,8 +31,12 @@ def main() -> None:
 
     # before the command runs: `medal web` takes the web processes' threads (its gunicorn workers are
     # forked from here), every other command the worker's
-    role = "web" if click.get_current_context().invoked_subcommand == "web" else "worker"
-    threads.apply(current_app.extensions["medal"].settings, role)
+    command = click.get_current_context().invoked_subcommand
+    role = "web" if command == "web" else "worker"
+    settings = current_app.extensions["medal"].settings
+    threads.apply(settings, role)
+    if command in BACKGROUND_COMMANDS:  # training, scoring and drift never take the CPU from review
+        threads.lower_priority(settings.inference.worker.nice)
 
 
 def register_commands(app: Flask) -> None:

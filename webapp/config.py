@@ -141,6 +141,7 @@ class ServingSettings(Section):
 class ThreadSettings(Section):
     intra_op_threads: int = Field(default=1, ge=1, le=256)  # threads within one operator (a convolution)
     inter_op_threads: int = Field(default=1, ge=1, le=256)  # independent operators run at once
+    nice: int = Field(default=0, ge=0, le=19)  # worker: the CPU priority of `medal worker`, train, score, drift
 
     @property
     def threads(self) -> Threads:

@@ -11,7 +11,7 @@ from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.gold import goldset
-from webapp.inference import predictions
+from webapp.inference import explanations, predictions
 from webapp.models import Image, Label
 from webapp.review import queue
 from webapp.review.access import labelers_api
@@ -51,7 +51,8 @@ def image_to_dict(image: Image) -> dict:
 @token_required()
 def upload_image(**_validated):
     """Upload a chest X-ray (PNG, JPEG or DICOM) with its optional patient and clinical fields; the
-    champion predicts it at once. One image per request: several `file` parts are a 400."""
+    champion predicts it at once; its heat map follows (`heatmap_status`). One image per request:
+    several `file` parts are a 400."""
     files = request.files.getlist("file")
     if not files:
         raise IngestError("Send the image as multipart form field 'file'.")
@@ -63,7 +64,13 @@ def upload_image(**_validated):
     file = files[0]
     meta = ImageMeta.from_form(request.form)
     done = upload(file.read(), origin="api", meta=meta, user=g.api_user)
-    body = {"image_id": done.image.id, "created": done.created, "prediction": predictions.to_dict(done.prediction)}
+    body = {
+        "image_id": done.image.id,
+        "created": done.created,
+        "prediction": predictions.to_dict(done.prediction),
+        # Grad-CAM runs after the answer: "pending" until the heat map (and `location`) is stored
+        "heatmap_status": explanations.status(done.prediction),
+    }
     return jsonify(body), 201 if done.created else 200
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from learning.data import load_grayscale
+from learning.data import load_grayscale, to_tensor
 from webapp.extensions import db
-from webapp.inference import explanations
 from webapp.inference.serving import Served
 from webapp.models import Image, Prediction
 from webapp.services import services
@@ -36,56 +35,44 @@ def record(
 
 
 @dataclass(frozen=True)
-class Explained:
+class Predicted:
     """A prediction worked out but not stored: computed outside any transaction."""
 
     version: int
     names: list[str]
     probabilities: np.ndarray
-    location: str
-    overlay: bytes  # the heat-map PNG, at the stored image's (bounded) size
     latency_ms: float
 
 
-def explain_pixels(served: Served, pixels: np.ndarray, started: float | None = None) -> Explained:
-    """Grad-CAM's forward pass gives the probabilities too: the model runs once per upload."""
+def predict_pixels(served: Served, pixels: np.ndarray, started: float | None = None) -> Predicted:
+    """One batch-1 forward pass of the serving engine (ONNX Runtime where the version has an
+    export). Grad-CAM is not part of it: the overlay is made afterwards (`explanations`)."""
     started = time.perf_counter() if started is None else started
-    explanation = explanations.explain_image(served.net, pixels)
-    overlay = explanations.overlay_png(pixels, explanation)
-    return Explained(
+    probabilities, _ = served.engine.run(to_tensor(pixels, served.engine.spec.image_size).numpy()[None])
+    return Predicted(
         served.version,
-        list(served.net.spec.class_names),
-        explanation.probabilities,
-        explanation.location.description,
-        overlay,
+        list(served.engine.spec.class_names),
+        probabilities[0],
         (time.perf_counter() - started) * 1000,
     )
 
 
-def add_explained(image: Image, sha256: str, explained: Explained) -> Prediction:
-    """Write the overlay file and add the prediction row; the caller commits (and on failure
-    removes the file with `discard_overlay`)."""
-    target = explanations.write_overlay(sha256, explained.version, explained.overlay)
-    prediction = record(image, explained.version, explained.probabilities, explained.names, explained.latency_ms)
-    prediction.heatmap_path = str(target)
-    prediction.location = explained.location
-    return prediction
-
-
-def discard_overlay(sha256: str, version: int) -> None:
-    explanations.overlay_file(sha256, version).unlink(missing_ok=True)
+def add_predicted(image: Image, predicted: Predicted) -> Prediction:
+    """Add the prediction row; the caller commits, then starts its heat map (`explanations.start`)."""
+    return record(image, predicted.version, predicted.probabilities, predicted.names, predicted.latency_ms)
 
 
 def predict(image: Image) -> Prediction:
-    """Predict with the champion now, or reuse this version's earlier prediction. The heavy work
-    comes before the row is added, so no write is pending while Grad-CAM runs."""
+    """Predict with the champion now, or reuse this version's earlier prediction. The forward pass
+    comes before the row is added, so no write is pending while the model runs. The caller commits
+    and starts the heat map."""
     started = time.perf_counter()
     served = services().server.current()
     existing = latest(image.id, served.version)
     if existing is not None:
         return existing
     pixels = load_grayscale(services().store.path(image.path))
-    prediction = add_explained(image, image.sha256, explain_pixels(served, pixels, started))
+    prediction = add_predicted(image, predict_pixels(served, pixels, started))
     db.session.flush()
     return prediction
 
@@ -106,6 +93,6 @@ def to_dict(prediction: Prediction) -> dict:
         "predicted_class": prediction.predicted_class,
         "confidence": round(prediction.confidence, 4),
         "probabilities": dict(ranked),
-        "location": prediction.location,
+        "location": prediction.location,  # from the heat map: None until it is ready
         "created_at": prediction.created_at.isoformat() + "Z",
     }

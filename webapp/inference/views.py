@@ -52,6 +52,7 @@ def _thumbnail_png(path: Path) -> bytes:
 @bp.get("/predictions/<int:prediction_id>/heatmap.png")
 @login_required
 def heatmap(prediction_id: int):
+    """The Grad-CAM overlay; a request made while it is being computed waits for it (503 past a minute)."""
     prediction = visible_prediction(prediction_id)
     path = explanations.heatmap_path(prediction)
     if path is None:

@@ -37,7 +37,17 @@
       cell(row, "").appendChild(bars(p.probabilities));
       cell(row, "v" + p.model_version);
       const link = document.createElement("a"); link.href = "/predictions/" + p.id; link.textContent = "open";
-      cell(row, "").appendChild(link);
+      const last = cell(row, ""); last.appendChild(link);
+      // the prediction came back without waiting for Grad-CAM: the heat map's URL answers once it is made
+      const heat = document.createElement("span"); heat.className = "muted";
+      heat.textContent = result.heatmap.status === "ready" ? " · heat map ready" : " · heat map…";
+      last.appendChild(heat);
+      if (result.heatmap.status !== "ready") {
+        const probe = new Image();
+        probe.onload = () => { heat.textContent = " · heat map ready"; };
+        probe.onerror = () => { heat.textContent = " · heat map when opened"; };
+        probe.src = result.heatmap.url;
+      }
     } catch (error) { status.textContent = "Upload failed: " + error.message; status.className = "error-message"; }
   }
 

@@ -13,8 +13,9 @@ from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, enc
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
-from webapp.inference import predictions
+from webapp.inference import explanations, predictions
 from webapp.models import Deidentification, Image, Prediction, User
+from webapp.processes import pause_point
 from webapp.services import services
 from webapp.upload import deid
 from webapp.upload.pseudonyms import pseudonym
@@ -183,10 +184,12 @@ class Uploaded:
 
 def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: User | None = None) -> Uploaded:
     """An upload with its prediction by the serving champion, all or nothing: the image row, its
-    file, the prediction and its overlay are stored together, or none of them is.
+    file and the prediction are stored together, or none of them is.
 
-    The heavy work (decoding, Grad-CAM, the overlay) runs outside any transaction, so one large
-    upload never holds the database; the rows are written in one short transaction at the end."""
+    The answer waits for one forward pass only. The heavy work before it (decoding, the forward
+    pass) runs outside any transaction, so one large upload never holds the database; the rows are
+    written in one short transaction at the end. The heat map (Grad-CAM and its overlay) is computed
+    after the commit, in the background, and stored on its own (`explanations`)."""
     started = time.perf_counter()
     sha = hashlib.sha256(data).hexdigest()
     served = services().server.current()  # 503 before anything is stored when no model serves
@@ -196,14 +199,14 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
         return _known(existing)
     clinical = _clinical(meta)
     prepared = prepare(data, sha)
-    explained = predictions.explain_pixels(served, prepared.decoded.pixels, started)
+    predicted = predictions.predict_pixels(served, prepared.decoded.pixels, started)
     store = services().store
     had_file = store.exists(sha)
     try:
         image = _new_image(prepared, store.put(sha, prepared.png), origin, meta, user, "pool", None)
         db.session.add(image)
         _add_clinical(image, clinical, user)
-        prediction = predictions.add_explained(image, sha, explained)
+        prediction = predictions.add_predicted(image, predicted)
         db.session.commit()
     except IntegrityError:  # the same bytes arrived at the same moment: the other request's rows stand
         db.session.rollback()
@@ -212,8 +215,9 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
         db.session.rollback()
         if not had_file:
             store.remove(sha)
-        predictions.discard_overlay(sha, explained.version)
         raise
+    pause_point("upload:predicted")  # test hook: the prediction is stored, its heat map not yet
+    explanations.start(prediction.id)
     return Uploaded(image, prediction, True)
 
 
@@ -228,4 +232,6 @@ def _known(image: Image) -> Uploaded:
         )
     prediction = predictions.predict(image)
     db.session.commit()
+    if not explanations.ready(prediction):
+        explanations.start(prediction.id)
     return Uploaded(image, prediction, False)

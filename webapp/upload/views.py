@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.errors import Problem, json_errors
 from webapp.extensions import db
-from webapp.inference import predictions
+from webapp.inference import explanations, predictions
 from webapp.upload.ingest import ImageMeta, IngestError, upload
 
 bp = Blueprint("upload", __name__, template_folder="templates")
@@ -51,4 +51,14 @@ def _receive_one(index: int, data: bytes, meta: ImageMeta) -> dict:
             "error": "Something went wrong on our side; nothing was stored.",
             "status": 500,
         }
-    return {"index": index, "ok": True, "image_id": done.image.id, "prediction": predictions.to_dict(done.prediction)}
+    return {
+        "index": index,
+        "ok": True,
+        "image_id": done.image.id,
+        "prediction": predictions.to_dict(done.prediction),
+        # the answer does not wait for Grad-CAM: the URL waits for the heat map and then sends it
+        "heatmap": {
+            "status": explanations.status(done.prediction),
+            "url": url_for("inference.heatmap", prediction_id=done.prediction.id),
+        },
+    }
