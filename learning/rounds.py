@@ -72,10 +72,11 @@ class _UpperModule(XrayClassifier):
     trunk: TrunkSplit
     distill_weight: float = 1.0
     temperature: float = 2.0
+    columns: list[int]  # the new head's column for each of the teacher's
 
-    def attach(self, trunk: TrunkSplit, spec: RoundSpec) -> _UpperModule:
+    def attach(self, trunk: TrunkSplit, spec: RoundSpec, columns: list[int]) -> _UpperModule:
         """Train this network (XrayClassifier built its own, unused) through its upper modules."""
-        self.net, self.trunk = trunk.net, trunk
+        self.net, self.trunk, self.columns = trunk.net, trunk, columns
         self.distill_weight, self.temperature = spec.distill_weight, spec.temperature
         return self
 
@@ -91,10 +92,9 @@ class _UpperModule(XrayClassifier):
         features, targets, teacher, anchored = batch
         logits = self(features)
         loss = self.loss(logits, targets)
-        if self.distill_weight > 0 and bool(anchored.any()):
-            columns = teacher.shape[1]
+        if self.distill_weight > 0 and self.columns and bool(anchored.any()):
             t = self.temperature
-            student = F.log_softmax(logits[anchored][:, :columns] / t, dim=1)
+            student = F.log_softmax(logits[anchored][:, self.columns] / t, dim=1)
             target = F.softmax(teacher[anchored] / t, dim=1)
             loss = loss + self.distill_weight * t * t * F.kl_div(student, target, reduction="batchmean")
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets))
@@ -114,23 +114,26 @@ class _UpperModule(XrayClassifier):
 
 def _teacher_logits(
     spec: RoundSpec, trunk: TrunkSplit, values: torch.Tensor, names: list[str]
-) -> tuple[torch.Tensor, int]:
-    """The champion's logits, its columns reordered as the new head's first ones; an empty
-    tensor when there is no teacher or its trunk differs (its activations would be others)."""
+) -> tuple[torch.Tensor, list[int]]:
+    """The champion's logits on every image, and for each of its columns the new head's column of
+    the same class; no columns when there is no teacher or its trunk differs (its activations
+    would be others)."""
     if spec.teacher is None or spec.distill_weight <= 0:
-        return torch.zeros(len(values), 0), 0
+        return torch.zeros(len(values), 1), []
     teacher_trunk = split(spec.teacher, spec.frozen_blocks)
     if teacher_trunk.key() != trunk.key():
         log.warning("the champion's trunk differs from the round's: no distillation this round")
-        return torch.zeros(len(values), 0), 0
+        return torch.zeros(len(values), 1), []
     renamed = spec.renamed or {}
-    columns = [names.index(renamed.get(n, n)) for n in spec.teacher.spec.class_names if renamed.get(n, n) in names]
+    kept = [
+        (i, names.index(renamed.get(n, n)))
+        for i, n in enumerate(spec.teacher.spec.class_names)
+        if renamed.get(n, n) in names
+    ]
     spec.teacher.eval()
     with torch.inference_mode():
         logits = torch.cat([teacher_trunk.logits(chunk.float()) for chunk in values.split(256)])
-    if columns != list(range(len(columns))):
-        raise ValueError("The grown head must keep the champion's classes first, in order.")
-    return logits[:, : len(columns)].clone(), len(columns)
+    return logits[:, [i for i, _ in kept]].clone(), [column for _, column in kept]
 
 
 def _loader(dataset: TensorDataset, labels: list[int], spec: RoundSpec, shuffle: bool) -> DataLoader:
@@ -167,9 +170,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     stored = activations(trunk, [item.path for item in everything], spec.store)
     values = stored.values
     teacher, columns = _teacher_logits(spec, trunk, values, names)
-    anchored = torch.tensor([item in replayed for item in everything]) & (columns > 0)
-    if columns == 0:
-        teacher = torch.zeros(len(everything), 1)
+    anchored = torch.tensor([item in replayed for item in everything]) & bool(columns)
     labels = torch.tensor([item.class_index for item in everything])
     cut = len(train_items)
 
@@ -183,7 +184,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         weight_decay=spec.weight_decay,
         class_weights=weights,
         pretrained=False,
-    ).attach(trunk, spec)
+    ).attach(trunk, spec, columns)
     for parameter in net.parameters():
         parameter.requires_grad_(False)
     for parameter in trunk.upper_parameters():
