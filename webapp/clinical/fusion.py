@@ -57,19 +57,28 @@ def _has_numbers(record: ClinicalRecord) -> bool:
 
 def training_studies(champion: int) -> list[Study]:
     """Reviewed non-gold studies with clinical data and a doctor's label, with the champion's latest prediction."""
+    # one query, not one per study (the clinical models page counts these on every view); the
+    # champion's newest prediction per image grouped once, not looked up per label
+    newest = (
+        db.select(Prediction.image_id, db.func.max(Prediction.id).label("id"))
+        .where(Prediction.model_version == champion)
+        .group_by(Prediction.image_id)
+        .subquery()
+    )
     rows = db.session.execute(
-        db.select(Label, ClinicalRecord)
+        db.select(Label.image_id, Label.label, ClinicalRecord, Prediction.probabilities)
         .join(ClinicalRecord, ClinicalRecord.image_id == Label.image_id)
         .join(Image, Image.id == Label.image_id)
+        .join(newest, newest.c.image_id == Label.image_id)
+        .join(Prediction, Prediction.id == newest.c.id)
         .where(Label.channel.notin_(("gold", "double")), Image.is_gold.is_(False))  # the review answer
         .order_by(Label.image_id)
     ).all()
-    studies = []
-    for label, record in rows:
-        prediction = _prediction_of(label.image_id, champion)
-        if prediction is not None and _has_numbers(record):
-            studies.append(Study(label.image_id, prediction.probabilities, _clinical_values(record), label.label))
-    return studies
+    return [
+        Study(image_id, probabilities, _clinical_values(record), label)
+        for image_id, label, record, probabilities in rows
+        if _has_numbers(record)
+    ]
 
 
 def with_known_labels(studies: list[Study]) -> list[Study]:

@@ -1,16 +1,25 @@
 """Server-side charts as SVG text (matplotlib, Agg, no display, no network): line charts with marked
 events, ROC curves, reliability diagrams and confusion matrices. Pages show them as
 `<img src="{{ svg|svg_data_uri }}">`, which the CSP (`img-src 'self' data:`) allows; matplotlib
-escapes every label it writes, so class names and version text cannot break out of the SVG."""
+escapes every label it writes, so class names and version text cannot break out of the SVG.
+A chart is drawn once per content and kept (`drawn_once`): the dashboard's six charts cost seconds
+to draw and change only when a gate runs or a champion changes."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
+import hashlib
 import io
+import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # matplotlib writes a font cache on first use: never into the home directory of the web user
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "medal-matplotlib"))
@@ -38,6 +47,7 @@ MARKER_STYLE = {
     "rollback": {"color": "#c62828", "linestyle": ":", "text": "rolled back"},
 }
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+KEPT = 64  # charts kept per process (each SVG is tens of kB): a dashboard's six and a few comparisons
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,41 @@ class Marker:
     text: str = ""  # written beside the line; empty: the kind's own word (promoted, rolled back)
 
 
+_kept: OrderedDict[str, str] = OrderedDict()  # hash of a chart's function and arguments -> its SVG
+# matplotlib's rc parameters are process-wide (rc_context sets and restores them): one chart at a time
+_drawing = threading.Lock()
+
+
+def drawn_once(draw: Callable[..., str]) -> Callable[..., str]:
+    """`draw`, keeping the SVG of each distinct call: the same arguments give the same SVG (fixed
+    hash salt, no date), so a page shown again with unchanged data draws nothing."""
+
+    @functools.wraps(draw)
+    def kept(*args, **kwargs) -> str:
+        key = hashlib.sha256(json.dumps([draw.__name__, args, kwargs], default=_plain).encode()).hexdigest()
+        with _drawing:
+            svg = _kept.get(key)
+            if svg is None:
+                svg = _kept[key] = draw(*args, **kwargs)
+                while len(_kept) > KEPT:
+                    _kept.popitem(last=False)
+            else:
+                _kept.move_to_end(key)
+            return svg
+
+    return kept
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what charts are given besides plain numbers: markers, numpy arrays and numbers."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [type(value).__name__, dataclasses.asdict(value)]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"a chart cannot be keyed by {type(value).__name__}")
+
+
+@drawn_once
 def line_chart(
     series: Mapping[str, Sequence[tuple[float, float | None]]],
     markers: Sequence[Marker] = (),
@@ -112,6 +157,7 @@ def line_chart(
         return _svg(figure)
 
 
+@drawn_once
 def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
     """ROC curves: name -> (false positive rates, true positive rates); the chance diagonal dashed."""
     with rc_context(STYLE):
@@ -133,6 +179,7 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
         return _svg(figure)
 
 
+@drawn_once
 def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
     """Reliability diagram: name -> (mean confidence per bin, accuracy per bin); the diagonal is perfect calibration."""
     with rc_context(STYLE):
@@ -152,6 +199,7 @@ def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
         return _svg(figure)
 
 
+@drawn_once
 def confusion_chart(matrix: Sequence[Sequence[int]], class_names: Sequence[str], *, title: str = "") -> str:
     """A confusion matrix (rows: true class, columns: predicted) with its counts written in."""
     k = len(class_names)

@@ -9,13 +9,13 @@ from registry.uris import CHAMPION
 from webapp.auth.roles import roles_required
 from webapp.reports import bp, dashboard, drift
 from webapp.reports import charts as draw
-from webapp.services import services
 
 
 @bp.get("/dashboard")
 @roles_required("engineer")
 def dashboard_page():
-    rows = dashboard.version_metrics()
+    rows = dashboard.version_metrics()  # the registry read once: each row carries its aliases
+    champion = next((row.version for row in rows if CHAMPION in row.aliases), None)
     events = dashboard.model_events()
     measured = [row for row in rows if row.metrics]
     class_names = list(dict.fromkeys(name for row in measured for name in row.class_names()))
@@ -29,8 +29,8 @@ def dashboard_page():
         charts=_trend_charts(measured, events, class_names) if measured else [],
         learning=_learning_chart(dashboard.learning_curve(rows)),
         unscored=[row.version for row in measured if not row.scored_snapshots],
-        default_pair=_default_pair(rows),
-        drift_report=drift.report(),  # stored statistics only: drifting groups are named on the page
+        default_pair=_default_pair(rows, champion),
+        drift_report=drift.report(champion),  # stored statistics only: drifting groups are named on the page
     )
 
 
@@ -137,12 +137,11 @@ def _learning_chart(points: list[dict]) -> str | None:
     )
 
 
-def _default_pair(rows: list[dashboard.VersionMetrics]) -> tuple[int | None, int | None]:
+def _default_pair(rows: list[dashboard.VersionMetrics], champion: int | None) -> tuple[int | None, int | None]:
     """The champion against the newest other version, the form's first choice."""
     versions = [row.version for row in rows]
     if len(versions) < 2:
         return (versions[0] if versions else None), None
-    champion = services().registry.version_for(CHAMPION)
     first = champion if champion in versions else versions[-2]
     other = next(v for v in reversed(versions) if v != first)
     return first, other

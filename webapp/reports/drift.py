@@ -3,6 +3,7 @@ and the report that compares each group with the champion's training data (learn
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import defaultdict
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from flask import current_app
 
 from learning import drift as stats
 from learning.data import load_grayscale
@@ -193,7 +195,7 @@ def _stat_dict(row: ImageDriftStats) -> dict:
 
 def _agreement(version: int, since) -> dict[str, dict[str, list[int]]]:
     """Per dimension and group: [agreed, reviewed] of doctors' review answers to this version."""
-    cfg = services().settings.drift
+    bands = services().settings.drift.bands
     query = (
         db.select(Label.agreed, Image.site, Image.patient_age, Image.patient_sex)
         .join(Prediction, Prediction.id == Label.prediction_id)
@@ -204,7 +206,7 @@ def _agreement(version: int, since) -> dict[str, dict[str, list[int]]]:
         query = query.where(Image.created_at >= since)
     counts: dict[str, dict[str, list[int]]] = {d: defaultdict(lambda: [0, 0]) for d in DIMENSIONS}
     for agreed, site, age, sex in db.session.execute(query):
-        for dimension, group in zip(DIMENSIONS, (site or "unknown", stats.age_band(age, cfg.bands), sex or "unknown")):
+        for dimension, group in zip(DIMENSIONS, (site or "unknown", stats.age_band(age, bands), sex or "unknown")):
             counts[dimension][group][0] += int(bool(agreed))
             counts[dimension][group][1] += 1
     return counts
@@ -220,11 +222,67 @@ def _summary(sample: stats.Sample, names: list[str]) -> dict:
     }
 
 
-def report() -> dict:
-    """Every group of every dimension against the champion's reference. Reads stored statistics only."""
+def report(version: int | None = None) -> dict:
+    """Every group of every dimension against the champion's reference (or `version`'s, when the
+    caller has just read the champion). Reads stored statistics only. The image comparisons are
+    made once per state of those statistics (`_state`) and kept; doctors' agreement, which moves
+    with every answer, is counted on every call (one query)."""
+    version = version if version is not None else services().registry.version_for(CHAMPION)
+    days = services().settings.drift.window_days
+    since = utcnow() - timedelta(days=days) if days else None
+    key = _state(version, since)
+    kept = current_app.extensions.setdefault("medal.drift_comparisons", {})  # this app's database only
+    compared = kept.get(key)
+    if compared is None:
+        compared = _compared(version, since)
+        kept.clear()  # only the latest state is ever asked for again
+        kept[key] = compared
+    found = copy.deepcopy(compared)  # callers may change what they are given
+    if found["status"] != "measured":
+        return found
+    policy = _policy()
+    agreement = _agreement(version, since)
+    totals = {
+        dimension: (sum(a for a, _ in reviewed.values()), sum(n for _, n in reviewed.values()))
+        for dimension, reviewed in agreement.items()
+    }
+    found["groups"] = [
+        _judged(group, agreement[group["dimension"]].get(group["group"], [0, 0]), totals[group["dimension"]], policy)
+        for group in found["groups"]
+    ]
+    return found
+
+
+def _state(version: int | None, since) -> tuple:
+    """What `_compared` reads, in a few numbers from one query. Images and drift statistics are only
+    ever added, never changed (re-measuring a reference replaces the version's statistics and its
+    reference row together), so their counts and newest ids move whenever the comparisons can;
+    with a window, so does the first image inside it."""
+    if version is None:
+        return (None,)
+
+    def scalar(*columns, where=()):
+        return db.select(*columns).where(*where).scalar_subquery()
+
+    stats_of = (ImageDriftStats.model_version == version,)
+    row = db.session.execute(
+        db.select(
+            scalar(db.func.count(ImageDriftStats.id), where=stats_of),
+            scalar(db.func.max(ImageDriftStats.id), where=stats_of),
+            scalar(db.func.count(Image.id)),
+            scalar(db.func.max(Image.id)),
+            scalar(DriftReference.created_at, where=(DriftReference.model_version == version,)),
+            scalar(db.func.min(Image.id), where=(Image.created_at >= since,) if since is not None else ()),
+        )
+    ).one()
+    return (version, repr(services().settings.drift), *row)
+
+
+def _compared(version: int | None, since) -> dict:
+    """The report without doctors' agreement: each group's images against the reference."""
     cfg = services().settings.drift
     policy = _policy()
-    version = services().registry.version_for(CHAMPION)
+    bands = cfg.bands
     base = {
         "model_version": version,
         "thresholds": {"psi_alert": cfg.psi_alert, "p_value": cfg.p_value, "min_images": cfg.min_images},
@@ -234,7 +292,6 @@ def report() -> dict:
     ref = db.session.get(DriftReference, version) if version is not None else None
     if ref is None:
         return {**base, "status": "not measured", "reference": None, "groups": [], "unmeasured_images": None}
-    since = utcnow() - timedelta(days=cfg.window_days) if cfg.window_days else None
     reference_rows = db.session.execute(
         db.select(ImageDriftStats).where(ImageDriftStats.model_version == version, ImageDriftStats.reference)
     ).scalars()
@@ -247,32 +304,17 @@ def report() -> dict:
     if since is not None:
         query = query.where(Image.created_at >= since)
     rows = [
-        _Row(_stat_dict(row), site or "unknown", stats.age_band(age, cfg.bands), sex or "unknown")
+        _Row(_stat_dict(row), site or "unknown", stats.age_band(age, bands), sex or "unknown")
         for row, site, age, sex in db.session.execute(query)
     ]
     names = sorted(set(reference.predicted) | {row.stats["predicted_class"] for row in rows})
-    agreement = _agreement(version, since)
     groups = []
     for dimension in DIMENSIONS:
         members: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
             members[getattr(row, dimension)].append(row.stats)
-        reviewed = agreement[dimension]
-        total_agreed = sum(a for a, _ in reviewed.values())
-        total_reviewed = sum(n for _, n in reviewed.values())
         for group in sorted(members):
-            groups.append(
-                _group(
-                    dimension,
-                    group,
-                    members[group],
-                    reference,
-                    policy,
-                    names,
-                    reviewed.get(group, [0, 0]),
-                    (total_agreed, total_reviewed),
-                )
-            )
+            groups.append(_group(dimension, group, members[group], reference, policy, names))
     return {
         **base,
         "status": "measured",
@@ -289,19 +331,30 @@ def report() -> dict:
     }
 
 
-def _group(dimension, group, members, reference, policy, names, reviewed, totals) -> dict:
+def _group(dimension, group, members, reference, policy, names) -> dict:
+    """One group's images against the reference; `checks` is None for a group too small to test."""
     sample = stats.Sample.of(members)
-    agreed, total = reviewed
-    out = {
+    enough = len(sample) >= policy.min_images
+    return {
         "dimension": dimension,
         "group": group,
         "images": len(sample),
         **_summary(sample, names),
+        "checks": stats.compare(reference, sample, policy) if enough else None,
+    }
+
+
+def _judged(group: dict, reviewed: list[int], totals: tuple[int, int], policy: stats.DriftPolicy) -> dict:
+    """A compared group with doctors' agreement in it (against all other reviewed images of its
+    dimension) and its verdict."""
+    checks = group.pop("checks")
+    agreed, total = reviewed
+    out = {
+        **group,
         "agreement": {"agreed": agreed, "reviewed": total, "rate": round(agreed / total, 4) if total else None},
     }
-    if len(sample) < policy.min_images:
+    if checks is None:
         return {**out, "status": "too few images", "drifting": False, "checks": []}
-    checks = stats.compare(reference, sample, policy)
     tested = sum(1 for check in checks if check.test != "psi") + 1
     checks.append(stats.agreement_test(agreed, total, totals[0] - agreed, totals[1] - total, policy, tested))
     drifting = [check.feature for check in checks if check.drifting]

@@ -126,6 +126,38 @@ def test_lower_doctor_agreement_at_a_site_is_drift(drift_app):
     assert north["drifting_features"] == ["agreement"]
 
 
+def test_the_report_is_compared_once_per_state_of_what_it_reads(drift_app):
+    """Asked again with no new statistics, the report reads none of them again (it asks only how
+    many there are, and counts doctors' agreement); doctors' answers and new images show at once."""
+    from tests.statements import counted
+    from webapp.extensions import db
+    from webapp.inference import predictions
+    from webapp.models import Image, Label
+    from webapp.reports import drift
+
+    first = drift.report()
+    with counted() as statements:
+        again = drift.report()
+    assert again == first
+    sent = statements.to(drift_app.config["SQLALCHEMY_DATABASE_URI"])
+    assert sent and not [sql for sql in sent if "image_drift_stats.histogram" in sql]
+    doctor = user("doctor")
+    for image_id in drift_app.sites["north"][:4]:
+        prediction = predictions.record(
+            db.session.get(Image, image_id), 1, np.array([0.7, 0.3]), ["normal", "pneumonia"]
+        )
+        db.session.flush()
+        db.session.add(
+            Label(image_id=image_id, user_id=doctor.id, prediction_id=prediction.id, label="pneumonia", agreed=False)
+        )
+    db.session.commit()
+    answered = drift.report()
+    assert _group(answered, "site", "north")["agreement"] == {"agreed": 0, "reviewed": 4, "rate": 0.0}
+    assert _group(first, "site", "north")["agreement"]["reviewed"] == 0
+    _import(1, 5, "pool", "north", 30)
+    assert drift.report()["unmeasured_images"] == first["unmeasured_images"] + 1
+
+
 def test_nothing_measured_yet_says_so(app, tiny):
     from webapp.reports import drift
 
