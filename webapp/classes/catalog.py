@@ -73,6 +73,15 @@ def canonical(label: str, renamed: dict[str, str] | None = None) -> str:
     return renamed.get(label, label)
 
 
+def resolve(label: str, known: list[str]) -> str | None:
+    """The class a label given by name means now: a current class as it is, a renamed class's old
+    name as the class it became (as stored labels are read), None when it names neither."""
+    if label in known:
+        return label
+    renamed = canonical(label)
+    return renamed if renamed in known else None
+
+
 def _display(name: str) -> str:
     return name.replace("_", " ")
 

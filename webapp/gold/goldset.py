@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp import audit
 from webapp.auth import access
+from webapp.classes import catalog
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Image, Label, Prediction, User, utcnow
@@ -115,8 +116,9 @@ def record_read(
     doctor: User, image_id: int, label: str, class_names: list[str], time_spent_ms: int | None = None
 ) -> GoldItem:
     _require_doctor(doctor)
-    if label not in class_names:
-        raise GoldError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
+    named, label = label, catalog.resolve(label, class_names)
+    if label is None:
+        raise GoldError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
     item = db.session.get(GoldItem, image_id)
     if item is None:
         raise GoldError(f"Image {image_id} is not in the gold set.", 404)
@@ -148,7 +150,8 @@ def settle(item: GoldItem, reader: User | None = None) -> None:
     """Two reads that agree make the label final; two that disagree go to an adjudicator."""
     by_doctor = {label.user_id: label.label for label in reads(item.image_id)}
     if len(by_doctor) >= READS_NEEDED and item.status == "pending":
-        answers = set(by_doctor.values())
+        renamed = catalog.aliases()  # a read given before a rename agrees with one given after it
+        answers = {catalog.canonical(answer, renamed) for answer in by_doctor.values()}
         if len(answers) == 1:
             item.status, item.final_label, item.finalized_at = "final", answers.pop(), utcnow()
             details = {"image_id": item.image_id, "label": item.final_label, "gold": "agreeing reads"}
@@ -183,8 +186,9 @@ def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) ->
         raise GoldError(f"Image {image_id} has no disputed reads to settle.", 409)
     if user.id in {read.user_id for read in reads(image_id)}:
         raise GoldError("You read this image yourself: another adjudicator settles it.", 403)
-    if label not in class_names:
-        raise GoldError(f"Unknown class {label!r}.")
+    named, label = label, catalog.resolve(label, class_names)
+    if label is None:
+        raise GoldError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
     # conditional: two adjudicators at once, the first decision stands
     settled = db.session.execute(
         db.update(GoldItem)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from learning.assistant import REMINDER, Facts, pct
 from webapp import audit
 from webapp.auth import access
+from webapp.classes import catalog
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.files import write_atomic
@@ -421,8 +422,9 @@ def amend(image_id: int, user: User, label: str, reason: str, revision: int | No
     image = goldset.visible_image(image_id)
     label, reason = (label or "").strip(), (reason or "").strip()
     classes = services().class_names
-    if label not in classes:
-        raise ReportError(f"Unknown class {label[:60]!r}; known classes: {', '.join(classes)}.")
+    named, label = label, catalog.resolve(label, classes)
+    if label is None:
+        raise ReportError(f"Unknown class {named[:60]!r}; known classes: {', '.join(classes)}.")
     if not reason:
         raise ReportError("Say why the label is amended: the reason is part of the report.")
     if len(reason) > MAX_REASON:

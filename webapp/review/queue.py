@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp import audit
 from webapp.auth import access
+from webapp.classes import catalog
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.gold import goldset
@@ -229,8 +230,9 @@ def submit(
 ) -> SavedLabel:
     require_labeler(user)
     class_names = services().class_names
-    if label not in class_names:
-        raise LabelError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
+    named, label = label, catalog.resolve(label, class_names)
+    if label is None:
+        raise LabelError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
     image = db.session.get(Image, image_id)
     if image is None or goldset.is_blind(image):  # a gold image awaiting reads looks missing
         raise LabelError(f"No image with id {image_id}.", 404)
@@ -256,7 +258,8 @@ def submit(
         user_id=user.id,
         label=label,
         prediction=prediction,
-        agreed=(prediction.predicted_class == label) if prediction else None,
+        # a model trained before a rename answers with the class's old name
+        agreed=(catalog.canonical(prediction.predicted_class) == label) if prediction else None,
         time_spent_ms=time_spent_ms,
         channel=channel,
     )

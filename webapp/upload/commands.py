@@ -49,6 +49,7 @@ def import_images(
     site: str | None,
 ) -> None:
     """Import images: an ImageFolder tree, a MedMNIST-style npz, or a folder of DICOM files."""
+    from webapp.classes import catalog
     from webapp.upload import importers
 
     names = services().class_names
@@ -60,7 +61,8 @@ def import_images(
     elif kind == "dicom":
         report = importers.from_dicom_folder(source, split)
     else:
-        unknown = {p.name for p in source.iterdir() if p.is_dir()} - set(names) if split == "train" else set()
+        folders = {p.name for p in source.iterdir() if p.is_dir()} if split == "train" else set()
+        unknown = {name for name in folders if catalog.resolve(name, names) is None}  # an old name maps
         if unknown:
             raise click.ClickException(f"Folders {sorted(unknown)} are not classes ({', '.join(names)}).")
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png, is_dicom
+from webapp.classes import catalog
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem
 from webapp.extensions import db
@@ -140,8 +141,10 @@ def ingest(
     if existing is not None:
         return existing, False
     names = services().class_names
-    if reference_label is not None and reference_label not in names:
-        raise IngestError(f"Unknown class {reference_label!r}; known: {', '.join(names)}.")
+    if reference_label is not None:
+        named, reference_label = reference_label, catalog.resolve(reference_label, names)
+        if reference_label is None:
+            raise IngestError(f"Unknown class {named!r}; known: {', '.join(names)}.")
     clinical = _clinical(meta)
     prepared = prepare(data, sha)
     store = services().store

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import api_token, csrf_token, login, registry_of, seed_gold, user
+from tests.conftest import api_token, csrf_token, login, registry_of, seed_gold, seed_pool, user
 from webapp.classes import catalog
 from webapp.extensions import db
 from webapp.models import AuditEvent, Label
@@ -110,3 +110,90 @@ def test_classes_add_on_postgresql(pg_app):
     result = pg_app.test_cli_runner().invoke(args=["classes", "add", "covid_19"])
     assert result.exit_code == 0, result.output
     assert pg_app.extensions["medal"].class_names == ["normal", "pneumonia", "covid_19"]
+
+
+def test_a_label_given_by_a_renamed_class_old_name_is_taken_as_the_new_class(app, tiny, tmp_path):
+    """The alias maps a label submitted with the old name, as it maps stored labels: the label API,
+    the review page, gold reads and adjudication, a report amendment and an import all take it as
+    the class it is called now; a name that never was a class is still refused."""
+    from tests import synthetic
+    from webapp.gold import goldset
+    from webapp.models import GoldItem, Image
+    from webapp.reports import study
+    from webapp.upload.ingest import ingest
+
+    api, page, amended, agreeing, disputed, read_before = seed_pool(6, seed=41)
+    goldset.mark([agreeing, disputed, read_before], user("engineer"))
+    goldset.record_read(user("doctor"), read_before, "pneumonia", ["normal", "pneumonia"])
+    catalog.rename("pneumonia", "pneumonia_any", ["normal", "pneumonia"])
+    classes = app.extensions["medal"].class_names
+    client = app.test_client()
+    headers = api_token(app, "doctor")
+
+    answer = client.post(f"/api/v1/images/{api}/labels", headers=headers, json={"label": "pneumonia"})
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["label"] == "pneumonia_any"
+    unknown = client.post(f"/api/v1/images/{page}/labels", headers=headers, json={"label": "viral"})
+    assert unknown.status_code == 400 and "pneumonia_any" in unknown.get_json()["error"]
+
+    login(client, "doctor2")
+    token = csrf_token(client, "/review")
+    assert client.post(f"/review/{page}", data={"csrf_token": token, "label": "pneumonia"}).status_code == 302
+    stored = dict(db.session.execute(db.select(Label.image_id, Label.label).where(Label.channel != "gold")).all())
+    assert stored == {api: "pneumonia_any", page: "pneumonia_any"}
+
+    queue.submit(user("doctor"), amended, "normal")
+    report = study.amend(amended, user("doctor2"), "pneumonia", "The lateral film shows consolidation.")
+    assert (report.status, report.label) == ("amended", "pneumonia_any")
+
+    for name, image_id, label in [
+        ("doctor", agreeing, "pneumonia"),
+        ("doctor2", agreeing, "pneumonia_any"),
+        ("doctor", disputed, "normal"),
+        ("doctor2", disputed, "pneumonia"),
+        ("doctor2", read_before, "pneumonia_any"),  # agrees with the read given before the rename
+    ]:
+        goldset.record_read(user(name), image_id, label, classes)
+    goldset.adjudicate(user("admin"), disputed, "pneumonia", classes)
+    finals = {image_id: db.session.get(GoldItem, image_id) for image_id in (agreeing, disputed, read_before)}
+    assert {image_id: (item.status, item.final_label) for image_id, item in finals.items()} == {
+        agreeing: ("final", "pneumonia_any"),
+        disputed: ("final", "pneumonia_any"),
+        read_before: ("final", "pneumonia_any"),
+    }
+
+    data = synthetic.png_bytes(synthetic.radiograph(1, seed=43))
+    imported, _ = ingest(data, origin="import", split="train", reference_label="pneumonia")
+    assert db.session.get(Image, imported.id).reference_label == "pneumonia_any"
+    folder = tmp_path / "tree" / "pneumonia"  # a class folder still named the old way
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(synthetic.png_bytes(synthetic.radiograph(1, seed=44)))
+    result = app.test_cli_runner().invoke(args=["import", str(tmp_path / "tree"), "--split", "train"])
+    assert result.exit_code == 0 and "1 imported" in result.output, result.output
+    newest = db.session.execute(db.select(Image).order_by(Image.id.desc()).limit(1)).scalar_one()
+    assert newest.reference_label == "pneumonia_any"
+
+
+def test_a_label_agrees_with_a_prediction_made_under_the_class_old_name(app, tiny):
+    """A model trained before the rename still answers with the old name: the doctor who confirms it
+    (by either name) agrees with it, so agreement figures do not drop at a rename."""
+    from webapp.inference import predictions
+    from webapp.models import Image
+
+    first, second = seed_pool(2, seed=47)
+    made = {
+        image_id: predictions.predict(db.session.get(Image, image_id)).predicted_class for image_id in (first, second)
+    }
+    db.session.commit()
+    for image_id in (first, second):
+        old = made[image_id]
+        if old in app.extensions["medal"].class_names:
+            catalog.rename(old, f"{old}_now", ["normal", "pneumonia"])
+    saved = [
+        queue.submit(user("doctor"), first, made[first]),
+        queue.submit(user("doctor2"), second, f"{made[second]}_now"),
+    ]
+    assert [(row.label.label, row.label.agreed) for row in saved] == [
+        (f"{made[first]}_now", True),
+        (f"{made[second]}_now", True),
+    ]
