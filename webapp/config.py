@@ -49,6 +49,18 @@ class ModelSettings(Section):
     dropout: float = Fraction
 
 
+class RoundSettings(Section):
+    """A round: the upper blocks and the head on stored trunk activations (learning.rounds)."""
+
+    frozen_blocks: int = Field(default=12, gt=0)  # the first block that trains; the trunk is those before it
+    max_epochs: int = Field(default=8, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    learning_rate: float = Field(default=3e-4, gt=0)
+    patience: int = Field(default=3, ge=0)
+    distill_weight: float = Field(default=1.0, ge=0)  # the champion's calls on replayed images anchor the old classes
+    temperature: float = Field(default=2.0, gt=0)
+
+
 class TrainingSettings(Section):
     max_epochs: int = Field(gt=0)
     max_minutes: float | None = Field(default=None, gt=0)
@@ -65,6 +77,7 @@ class TrainingSettings(Section):
     num_workers: int = Field(ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
     precision: str = Field(min_length=1)  # auto | 32-true | 16-mixed | bf16-mixed ...
+    round: RoundSettings = RoundSettings()
 
 
 class ActiveLearningSettings(Section):
@@ -92,6 +105,8 @@ class SchedulerSettings(Section):
     plateau_min_delta: float = Field(ge=0)
     # a running training run's lease: renewed while it runs; a run whose lease ran out is taken for dead
     run_lease_seconds: int = Field(default=120, ge=10)
+    # the deeper full fine-tune: queued when the last one is this old and labels arrived since (None: never)
+    full_interval_hours: float | None = Field(default=None, gt=0)
 
 
 class AutoPromotionSettings(Section):

@@ -1,0 +1,145 @@
+"""Which fine-tune a run does, and the operating point its model ships with.
+
+A *round* (the default) starts from the champion and trains only its upper blocks and head on
+stored trunk activations (learning.rounds): minutes on two CPU cores. A *full* fine-tune trains
+every layer from the champion (or from ImageNet when there is none); it is the deeper, scheduled
+run, on a GPU when there is one, and its new trunk makes the next rounds compute activations
+afresh. Either way the model leaves with per-class decision offsets fitted on the run's
+validation split, so that the gate's clinical floors are met where the model can meet them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from learning.model import ModelSpec, XrayNet
+from learning.operating_point import OperatingPoint, apply, fit_offsets
+from learning.predict import score_pool
+from learning.rounds import RoundResult, RoundSpec, fine_tune_round
+from learning.train import ProgressFn, TrainResult, TrainSpec, fine_tune
+from learning.trunk import ActivationStore, splittable
+from webapp.config import Settings
+
+log = logging.getLogger(__name__)
+KINDS = ("round", "full")
+
+
+@dataclass
+class Trained:
+    result: TrainResult
+    kind: str  # round | full: what actually ran (a round without a champion runs in full)
+    operating_point: OperatingPoint | None
+    params: dict = field(default_factory=dict)  # what MLflow records about the recipe
+
+
+def activation_store(settings: Settings) -> ActivationStore:
+    return ActivationStore(Path(settings.home) / "activations")
+
+
+def can_round(champion: XrayNet | None, spec: ModelSpec) -> bool:
+    return champion is not None and champion.spec.backbone == spec.backbone and splittable(spec.backbone)
+
+
+def train(
+    kind: str,
+    settings: Settings,
+    spec: ModelSpec,
+    doctor: list,
+    replay: list,
+    start: XrayNet | None,
+    teacher: XrayNet | None,
+    renamed: dict[str, str],
+    progress: ProgressFn,
+) -> Trained:
+    """`doctor` and `replay` are LabeledImage lists; `start` is the champion with its head grown to
+    today's classes (None: no champion, or another backbone), `teacher` the champion as it is."""
+    cfg = settings.training
+    ran = "round" if kind == "round" and can_round(start, spec) else "full"
+    params: dict = {"kind": ran}
+    if ran == "round":
+        assert start is not None
+        rounds = cfg.round
+        outcome: TrainResult = fine_tune_round(
+            RoundSpec(
+                net=start,
+                train=doctor,
+                replay=replay,
+                store=activation_store(settings),
+                frozen_blocks=rounds.frozen_blocks,
+                teacher=teacher,
+                renamed=renamed,
+                distill_weight=rounds.distill_weight,
+                temperature=rounds.temperature,
+                max_epochs=rounds.max_epochs,
+                batch_size=rounds.batch_size,
+                learning_rate=rounds.learning_rate,
+                weight_decay=cfg.weight_decay,
+                balance=cfg.balance,
+                val_fraction=cfg.val_fraction,
+                patience=rounds.patience,
+                seed=cfg.seed,
+                max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
+                progress=progress,
+            )
+        )
+        assert isinstance(outcome, RoundResult)
+        params |= {
+            "frozen_blocks": rounds.frozen_blocks,
+            "trunk_key": outcome.trunk_key[:16],
+            "activations_computed": outcome.activations_computed,
+            "distilled": outcome.distilled,
+        }
+        probabilities = outcome.val_probabilities
+    else:
+        outcome = fine_tune(
+            TrainSpec(
+                model=spec,
+                train=[*doctor, *replay],
+                init_from=start,
+                weights_path=settings.model.weights_path,
+                max_epochs=cfg.max_epochs,
+                batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate,
+                weight_decay=cfg.weight_decay,
+                augment=cfg.augment,
+                val_fraction=cfg.val_fraction,
+                patience=cfg.early_stopping_patience,
+                seed=cfg.seed,
+                accelerator=cfg.accelerator,
+                balance=cfg.balance,
+                freeze_backbone_epochs=cfg.freeze_backbone_epochs,
+                max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
+                precision=cfg.precision,
+                num_workers=cfg.num_workers,
+                progress=progress,
+            )
+        )
+        probabilities = score_pool(outcome.net, [item.path for item in outcome.val_items]).probabilities
+    point = operating_point(outcome, probabilities, settings)
+    if point is not None:
+        params["offsets"] = ",".join(f"{value:.2f}" for value in point.offsets)
+    return Trained(outcome, ran, point, params)
+
+
+def operating_point(
+    outcome: TrainResult, probabilities: np.ndarray | None, settings: Settings
+) -> OperatingPoint | None:
+    """Fit the offsets on the run's validation split and write them into the network."""
+    if probabilities is None or not outcome.val_items:
+        return None
+    names = outcome.net.spec.class_names
+    labels = np.array([item.class_index for item in outcome.val_items])
+    point = fit_offsets(probabilities, labels, names, dict(settings.gate.min_sensitivity))
+    if point.moved:
+        apply(outcome.net, point)
+        log.info(
+            "operating point: offsets %s, validation sensitivity %s -> %s",
+            point.offsets,
+            point.sensitivity_before,
+            point.sensitivity_after,
+        )
+    return point
