@@ -77,6 +77,7 @@ bench: venv
 	$(BIN)/python scripts/bench_inference.py
 	$(BIN)/python scripts/bench_adaptation.py
 	$(BIN)/python scripts/bench_latency.py
+	$(BIN)/python scripts/bench_upload.py --films 30
 
 clean:
 	rm -rf $(VENV) instance

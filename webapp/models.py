@@ -182,6 +182,7 @@ class TrainingRun(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     status = db.Column(db.String(12), nullable=False, default="queued", index=True)
     trigger = db.Column(db.String(20), nullable=False)  # manual | labels | interval | demo | cli
+    kind = db.Column(db.String(8), nullable=False, default="round", server_default="full")  # round | full
     requested_by_id = db.Column(db.Integer, db.ForeignKey("user.id"))
     parent_version = db.Column(db.Integer)
     model_version = db.Column(db.Integer)
