@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
-from learning.data import LabeledImage, XrayDataModule, patient_split
+from learning.data import Decoder, LabeledImage, XrayDataModule, load_grayscale, patient_split
 from learning.model import ModelSpec, XrayClassifier, XrayNet
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class TrainSpec:
     epoch_size: int = 0  # at least this many training draws per epoch
     max_time_s: float | None = None  # stop training after this long (the best epoch is kept)
     cache: bool = True  # images decoded once and kept as uint8 (else streamed)
+    decode: Decoder = load_grayscale  # a film's path to its pixels
     val_fraction: float = 0.15
     patience: int = 3
     seed: int = 0
@@ -71,8 +72,14 @@ class TrainResult:
     val_items: list[LabeledImage] = field(default_factory=list)  # what chose the epoch (and fits operating points)
 
 
+def on_cpu(accelerator: str) -> bool:
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """Mixed precision on a GPU, full precision on the CPU."""
+    """Mixed precision on a GPU, full precision on the CPU: even where the CPU computes bfloat16
+    natively, bf16 autocast on top of channels_last measured no clear gain and moved the
+    probabilities (docs/benchmarks.md, "CPU training speed"); `bf16-mixed` can still be set."""
     if precision != "auto":
         return precision
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
@@ -221,6 +228,10 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     )
     if spec.init_from is not None:
         module.net.load_state_dict(spec.init_from.state_dict())
+    if on_cpu(spec.accelerator):
+        # oneDNN's convolutions run NHWC far faster than NCHW on a CPU (docs/benchmarks.md, "CPU
+        # training speed"); the network is handed back in the ordinary layout
+        module.net.to(memory_format=torch.channels_last)
     data = XrayDataModule(
         train_items,
         val_items,
@@ -232,6 +243,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         balanced=spec.balance == "sampler",
         cache=spec.cache,
         epoch_size=spec.epoch_size,
+        decode=spec.decode,
     )
     progress = ProgressReport(spec.progress or (lambda _: None))
     keep_best = KeepBest()
@@ -257,7 +269,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     trainer.fit(module, datamodule=data)
     if keep_best.state is not None:
         module.net.load_state_dict(keep_best.state)
-    net = module.net.cpu().eval()
+    net = module.net.cpu().to(memory_format=torch.contiguous_format).eval()
     return TrainResult(
         net=net,
         history=progress.history,

@@ -1,11 +1,15 @@
-"""fine_tune on tiny synthetic images: head-first training, class balance, patient-grouped validation."""
+"""fine_tune on tiny synthetic images: head-first training, class balance, patient-grouped
+validation; CPU speed-ups (channels_last, one decode per film)."""
+
+import copy
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from learning.data import LabeledImage, XrayDataModule
+from learning.data import LabeledImage, XrayDataModule, load_grayscale
 from learning.model import ModelSpec, XrayNet
 from learning.predict import score_pool
 from learning.train import TrainSpec, fine_tune
@@ -123,3 +127,40 @@ def test_unknown_balance_is_refused(tmp_path):
                 pretrained=False,
             )
         )
+
+
+def test_channels_last_gives_the_same_logits():
+    spec = ModelSpec("efficientnet_lite0", ["a", "b", "c"], 64)
+    net = XrayNet(spec, pretrained=False).eval()
+    images = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    nhwc = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.allclose(nhwc(images), net(images), atol=1e-5)
+
+
+def test_a_fine_tune_decodes_each_film_once_and_returns_the_ordinary_layout(tmp_path):
+    items = _items(tmp_path, {0: 10, 1: 10})
+    val = [items[0], items[10]]  # one film of each class
+    train = [item for item in items if item not in val] + [items[1]]  # a film listed twice (replay, label)
+    decoded: Counter = Counter()
+
+    def counting_decode(path: str) -> np.ndarray:
+        decoded[path] += 1
+        return load_grayscale(path)
+
+    result = fine_tune(
+        TrainSpec(
+            model=ModelSpec("small_cnn", ["a", "b"], SIZE),
+            train=train,
+            val=val,
+            pretrained=False,
+            max_epochs=2,
+            patience=5,
+            batch_size=8,
+            accelerator="cpu",
+            decode=counting_decode,
+        )
+    )
+    assert result.epochs_run == 2
+    assert decoded == Counter({item.path: 1 for item in items})  # every film, once, over both epochs
+    assert all(p.is_contiguous() for p in result.net.parameters())  # saved and exported as usual
