@@ -178,7 +178,20 @@ class Setting(db.Model):
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
+# Training runs that are still to finish: the database admits one, which covers every request.
+ACTIVE_RUN = "status IN ('queued', 'running')"
+
+
 class TrainingRun(db.Model):
+    __table_args__ = (
+        db.Index(
+            "uq_training_run_one_active",
+            text("(1)"),  # the same key for every active run: a second one is a unique violation
+            unique=True,
+            sqlite_where=text(ACTIVE_RUN),
+            postgresql_where=text(ACTIVE_RUN),
+        ),
+    )
     id = db.Column(db.Integer, primary_key=True)
     status = db.Column(db.String(12), nullable=False, default="queued", index=True)
     trigger = db.Column(db.String(20), nullable=False)  # manual | labels | interval | demo | cli

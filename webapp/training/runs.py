@@ -14,10 +14,9 @@ from datetime import timedelta
 from typing import TypeVar
 
 from flask import current_app
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from learning.model import ModelSpec, adapt_head
-from learning.train import TrainSpec, fine_tune
 from registry.client import RunRecord
 from registry.uris import CANDIDATE, CHAMPION
 from webapp import labelstore
@@ -28,27 +27,39 @@ from webapp.extensions import db
 from webapp.models import AuditEvent, TrainingRun, User, utcnow
 from webapp.processes import hostname, pause_point, started_at
 from webapp.services import services
+from webapp.training import recipe
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 4  # a run's writes: tries at a database still locked after its busy timeout
+ENQUEUE_ATTEMPTS = 5  # tries to queue a run: the run that won a race may finish before it is read
 T = TypeVar("T")
 
 
-def enqueue(trigger: str, user: User | None = None) -> TrainingRun:
-    """Ask the worker for a run; a queued or running one already covers the request."""
-    pending = (
-        db.session.execute(
-            db.select(TrainingRun).where(TrainingRun.status.in_(("queued", "running"))).order_by(TrainingRun.id)
+def enqueue(trigger: str, user: User | None = None, kind: str = "round") -> TrainingRun:
+    """Ask the worker for a run; a queued or running one already covers the request. The database
+    holds that (index uq_training_run_one_active): of requests racing to queue one, one inserts and
+    the others get its run."""
+    for _ in range(ENQUEUE_ATTEMPTS):
+        pending = (
+            db.session.execute(
+                db.select(TrainingRun).where(TrainingRun.status.in_(("queued", "running"))).order_by(TrainingRun.id)
+            )
+            .scalars()
+            .first()
         )
-        .scalars()
-        .first()
-    )
-    if pending is not None:
-        return pending
-    run = TrainingRun(trigger=trigger, requested_by=user, status="queued")
-    db.session.add(run)
-    db.session.commit()
-    return run
+        if pending is not None:
+            return pending
+        run = TrainingRun(trigger=trigger, kind=kind, requested_by=user, status="queued")
+        db.session.add(run)
+        try:
+            db.session.commit()
+            return run
+        except IntegrityError as error:  # another request queued one a moment ago: the next read finds it
+            db.session.rollback()
+            lost = error
+    raise RuntimeError(
+        f"No training run queued in {ENQUEUE_ATTEMPTS} tries: each time another request queued one first."
+    ) from lost
 
 
 def training_set(settings: Settings) -> tuple[list[labelstore.Example], int]:
@@ -61,8 +72,24 @@ def training_set(settings: Settings) -> tuple[list[labelstore.Example], int]:
     has_champion = services().registry.version_for(CHAMPION) is not None
     if has_champion and len(earlier) > replay:
         # fine-tuning from the champion: a sample of what it learnt keeps it from forgetting
-        earlier = random.Random(settings.training.seed).sample(earlier, replay)
+        earlier = replay_sample(earlier, replay, settings.training.seed)
     return doctor + earlier, len(doctor)
+
+
+def replay_sample(earlier: list[labelstore.Example], size: int, seed: int) -> list[labelstore.Example]:
+    """`size` earlier examples with every class in proportion to its share of them, and at least a
+    few of each (a class with 3 % of the films still gets its 3 %, never zero by chance)."""
+    rng = random.Random(seed)
+    by_class: dict[str, list[labelstore.Example]] = {}
+    for example in earlier:
+        by_class.setdefault(example.label, []).append(example)
+    floor = max(1, size // (10 * max(len(by_class), 1)))
+    picked: list[labelstore.Example] = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        share = max(floor, round(size * len(members) / len(earlier)))
+        picked.extend(rng.sample(members, min(share, len(members))))
+    return picked
 
 
 class RunTaken(Exception):
@@ -190,6 +217,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
         raise ValueError(f"Only {len(examples)} labeled images; at least 10 are needed to train.")
     champion = registry.version_for(CHAMPION)
     init = registry.load(champion) if champion is not None else None
+    teacher = init  # the champion as it is: its calls anchor the old classes in a round
     spec = ModelSpec(settings.model.backbone, names, settings.images.size, settings.model.dropout)
     if init is not None and init.spec.backbone != spec.backbone:
         init = None  # the configured backbone changed: train afresh
@@ -208,29 +236,19 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
             log.warning("training run %s: progress not saved (database busy)", training.id, exc_info=True)
         pause_point("training:fitting")  # test hook: kill -9 mid fine-tune
 
-    result = fine_tune(
-        TrainSpec(
-            model=spec,
-            train=[e.labeled(names) for e in examples],
-            init_from=init,
-            weights_path=settings.model.weights_path,
-            max_epochs=cfg.max_epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            augment=cfg.augment,
-            val_fraction=cfg.val_fraction,
-            patience=cfg.early_stopping_patience,
-            seed=cfg.seed,
-            accelerator=cfg.accelerator,
-            balance=cfg.balance,
-            freeze_backbone_epochs=cfg.freeze_backbone_epochs,
-            max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
-            precision=cfg.precision,
-            num_workers=cfg.num_workers,
-            progress=progress,
-        )
+    labeled = [e.labeled(names) for e in examples]
+    trained = recipe.train(
+        training.kind,
+        settings,
+        spec,
+        doctor=labeled[:doctor_count],
+        replay=labeled[doctor_count:],
+        start=init,
+        teacher=teacher,
+        renamed=catalog.aliases(),
+        progress=progress,
     )
+    result = trained.result
     _save(lambda: setattr(training, "progress", {"stage": "registering", "epoch": result.epochs_run}), "the progress")
 
     final = {
@@ -238,7 +256,10 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
         "best_epoch": result.best_epoch,
         "epochs": result.epochs_run,
         "duration_s": round(result.duration_s, 1),
+        "kind": trained.kind,
     }
+    if trained.operating_point is not None:
+        final["operating_point"] = trained.operating_point.to_dict()
     record = RunRecord(
         params={
             "backbone": spec.backbone,
@@ -250,6 +271,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
             "doctor_labels": doctor_count,
             "trigger": training.trigger,
             "precision": result.precision,
+            **trained.params,
             **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
         },
         metrics_by_epoch=result.history,

@@ -83,11 +83,14 @@ def status():
 @roles_required("engineer")
 def train_now():
     run = runs.enqueue("manual", current_user)
-    flash(
-        f"Training run {run.id} is {run.status}; the worker starts it within "
-        f"{services().settings.scheduler.check_seconds} s.",
-        "success",
-    )
+    if run.status == "running":
+        flash(f"Training run {run.id} is already running; it covers this request.", "success")
+    else:
+        flash(
+            f"Training run {run.id} is queued; the worker starts it within "
+            f"{services().settings.scheduler.check_seconds} s.",
+            "success",
+        )
     return redirect(url_for("training.page"))
 
 
