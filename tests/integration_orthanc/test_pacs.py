@@ -131,6 +131,7 @@ def test_the_worker_job_pulls_and_survives_an_unreachable_pacs(app, orthanc):
 
 def test_pulled_images_get_predictions_and_a_heat_map_goes_back_as_secondary_capture(trained_app, runner, orthanc):
     from webapp.extensions import db
+    from webapp.inference import explanations
     from webapp.models import Image, Prediction
 
     study = load(orthanc, make_study(41, ("CR",)))[0]
@@ -139,6 +140,8 @@ def test_pulled_images_get_predictions_and_a_heat_map_goes_back_as_secondary_cap
     assert result.exit_code == 0, result.output
     (image,) = pacs_images()
     prediction = db.session.execute(db.select(Prediction).filter_by(image_id=image.id)).scalar_one()
+    explanations.drain()  # the heat map is made after the prediction, in the background
+    db.session.expire_all()
     assert prediction.heatmap_path and Path(prediction.heatmap_path).exists()
 
     pushed = trained_app.test_cli_runner().invoke(args=["pacs", "push", str(image.id)])
