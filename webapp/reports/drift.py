@@ -225,8 +225,8 @@ def _summary(sample: stats.Sample, names: list[str]) -> dict:
 def report(version: int | None = None) -> dict:
     """Every group of every dimension against the champion's reference (or `version`'s, when the
     caller has just read the champion). Reads stored statistics only. The image comparisons are
-    made once per state of those statistics (`_state`) and kept; doctors' agreement, which moves
-    with every answer, is counted on every call (one query)."""
+    made once per state of those statistics (`_state`) and kept; doctors' agreement and the images
+    not measured yet, which move with every answer and upload, are counted on every call."""
     version = version if version is not None else services().registry.version_for(CHAMPION)
     days = services().settings.drift.window_days
     since = utcnow() - timedelta(days=days) if days else None
@@ -240,6 +240,7 @@ def report(version: int | None = None) -> dict:
     found = copy.deepcopy(compared)  # callers may change what they are given
     if found["status"] != "measured":
         return found
+    found["unmeasured_images"] = unmeasured(version)
     policy = _policy()
     agreement = _agreement(version, since)
     totals = {
@@ -254,10 +255,10 @@ def report(version: int | None = None) -> dict:
 
 
 def _state(version: int | None, since) -> tuple:
-    """What `_compared` reads, in a few numbers from one query. Images and drift statistics are only
-    ever added, never changed (re-measuring a reference replaces the version's statistics and its
-    reference row together), so their counts and newest ids move whenever the comparisons can;
-    with a window, so does the first image inside it."""
+    """What `_compared` reads, in a few numbers from one query. Drift statistics are only ever added,
+    never changed (re-measuring a reference replaces the version's statistics and its reference row
+    together), and neither are the images they join, so the statistics' count and newest id move
+    whenever the comparisons can; with a window, so does the first image inside it."""
     if version is None:
         return (None,)
 
@@ -269,8 +270,6 @@ def _state(version: int | None, since) -> tuple:
         db.select(
             scalar(db.func.count(ImageDriftStats.id), where=stats_of),
             scalar(db.func.max(ImageDriftStats.id), where=stats_of),
-            scalar(db.func.count(Image.id)),
-            scalar(db.func.max(Image.id)),
             scalar(DriftReference.created_at, where=(DriftReference.model_version == version,)),
             scalar(db.func.min(Image.id), where=(Image.created_at >= since,) if since is not None else ()),
         )
@@ -279,7 +278,8 @@ def _state(version: int | None, since) -> tuple:
 
 
 def _compared(version: int | None, since) -> dict:
-    """The report without doctors' agreement: each group's images against the reference."""
+    """The report without doctors' agreement or the unmeasured count: each group's images against
+    the reference."""
     cfg = services().settings.drift
     policy = _policy()
     bands = cfg.bands
@@ -327,7 +327,7 @@ def _compared(version: int | None, since) -> dict:
             **_summary(reference, names),
         },
         "groups": groups,
-        "unmeasured_images": unmeasured(version),
+        "unmeasured_images": None,  # counted by report() on every call
     }
 
 

@@ -127,20 +127,24 @@ def test_lower_doctor_agreement_at_a_site_is_drift(drift_app):
 
 
 def test_the_report_is_compared_once_per_state_of_what_it_reads(drift_app):
-    """Asked again with no new statistics, the report reads none of them again (it asks only how
-    many there are, and counts doctors' agreement); doctors' answers and new images show at once."""
+    """Asked again with no new statistics, the report reads none of them again (doctors' answers and
+    uploads are counted, and show at once); new statistics are compared on the next call."""
     from tests.statements import counted
     from webapp.extensions import db
     from webapp.inference import predictions
     from webapp.models import Image, Label
     from webapp.reports import drift
 
+    def report_and_whether_statistics_were_read() -> tuple[dict, bool]:
+        with counted() as statements:
+            found = drift.report()
+        sent = statements.to(drift_app.config["SQLALCHEMY_DATABASE_URI"])
+        assert sent
+        return found, any("image_drift_stats.histogram" in sql for sql in sent)
+
     first = drift.report()
-    with counted() as statements:
-        again = drift.report()
-    assert again == first
-    sent = statements.to(drift_app.config["SQLALCHEMY_DATABASE_URI"])
-    assert sent and not [sql for sql in sent if "image_drift_stats.histogram" in sql]
+    again, read = report_and_whether_statistics_were_read()
+    assert again == first and not read
     doctor = user("doctor")
     for image_id in drift_app.sites["north"][:4]:
         prediction = predictions.record(
@@ -151,11 +155,16 @@ def test_the_report_is_compared_once_per_state_of_what_it_reads(drift_app):
             Label(image_id=image_id, user_id=doctor.id, prediction_id=prediction.id, label="pneumonia", agreed=False)
         )
     db.session.commit()
-    answered = drift.report()
-    assert _group(answered, "site", "north")["agreement"] == {"agreed": 0, "reviewed": 4, "rate": 0.0}
+    answered, read = report_and_whether_statistics_were_read()
+    assert _group(answered, "site", "north")["agreement"] == {"agreed": 0, "reviewed": 4, "rate": 0.0} and not read
     assert _group(first, "site", "north")["agreement"]["reviewed"] == 0
     _import(1, 5, "pool", "north", 30)
-    assert drift.report()["unmeasured_images"] == first["unmeasured_images"] + 1
+    uploaded, read = report_and_whether_statistics_were_read()
+    assert uploaded["unmeasured_images"] == first["unmeasured_images"] + 1 and not read
+    assert drift.measure()["images"] == 1
+    measured, read = report_and_whether_statistics_were_read()
+    assert _group(measured, "site", "north")["images"] == _group(first, "site", "north")["images"] + 1 and read
+    assert measured["unmeasured_images"] == first["unmeasured_images"]
 
 
 def test_nothing_measured_yet_says_so(app, tiny):
