@@ -76,6 +76,7 @@ stop:
 bench: venv
 	$(BIN)/python scripts/bench_inference.py
 	$(BIN)/python scripts/bench_adaptation.py
+	$(BIN)/python scripts/bench_pages.py
 	$(BIN)/python scripts/bench_latency.py
 	$(BIN)/python scripts/bench_upload.py --films 30
 
