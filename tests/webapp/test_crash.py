@@ -167,11 +167,12 @@ def test_a_run_whose_pid_now_names_another_process_is_recovered(app):
     other = subprocess.Popen(["sleep", "60"])
     try:
         reused = _running(other.pid, started_at(other.pid) - 30)  # its worker died; the pid went to `sleep`
-        owned = _running(other.pid, started_at(other.pid))  # really `sleep`'s: alive
         assert jobs.recover_interrupted() == 1
         db.session.refresh(reused)
-        db.session.refresh(owned)
         assert reused.status == "failed" and "its worker process is gone" in reused.error
+        owned = _running(other.pid, started_at(other.pid))  # really `sleep`'s: alive (one run at a time)
+        assert jobs.recover_interrupted() == 0
+        db.session.refresh(owned)
         assert owned.status == "running"
     finally:
         other.kill()
