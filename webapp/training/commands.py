@@ -101,20 +101,27 @@ WAIT_SECONDS = 2  # how often `medal train` looks at a run another process execu
 
 @click.command()
 @click.option("--trigger", default="cli", hidden=True)
-def train(trigger: str) -> None:
-    """Fine-tune now, in this process (the worker does this on its schedule). A run already in
+@click.option(
+    "--full",
+    is_flag=True,
+    help="the deeper full fine-tune of every layer (on a GPU when there is one) instead of the round the worker runs",
+)
+def train(trigger: str, full: bool) -> None:
+    """Fine-tune now, in this process: the same round the worker runs on its schedule (the upper
+    blocks and the head on stored trunk activations), or with --full every layer. A run already in
     progress covers the request: this waits for it and reports its result."""
     from webapp.training import runs
 
     try:
-        run = runs.run(runs.enqueue(trigger))
+        run = runs.run(runs.enqueue(trigger, kind="full" if full else "round"))
     except runs.RunTaken as taken:
         run = _wait_for(taken.training)
     if run.status != "succeeded":
         raise click.ClickException(f"Training run {run.id} failed: {run.error}")
+    metrics = run.metrics or {}
     click.echo(
-        f"Training run {run.id} registered model version {run.model_version} "
-        f"(best validation AUC {run.metrics['best_val_auc']:.4f})."
+        f"Training run {run.id} ({metrics.get('kind', run.kind)}, {metrics.get('duration_s', 0):.0f} s) registered "
+        f"model version {run.model_version} (best validation AUC {metrics['best_val_auc']:.4f})."
     )
 
 

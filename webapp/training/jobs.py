@@ -200,6 +200,22 @@ def needs_scoring() -> int | None:
     return None if scored else version
 
 
+def due_kind(now: datetime | None = None) -> str:
+    """A round, unless the deeper full fine-tune is due: scheduler.full_interval_hours since the last
+    full one (or, before any, since the first run finished)."""
+    hours = services().settings.scheduler.full_interval_hours
+    if hours is None:
+        return "round"
+    succeeded = db.select(TrainingRun).where(TrainingRun.status == "succeeded", TrainingRun.finished_at.is_not(None))
+    last_full = db.session.execute(
+        succeeded.where(TrainingRun.kind == "full").order_by(TrainingRun.finished_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    since = last_full or db.session.execute(succeeded.order_by(TrainingRun.finished_at).limit(1)).scalar_one_or_none()
+    if since is None:
+        return "round"
+    return "full" if (now or utcnow()) - since.finished_at >= timedelta(hours=hours) else "round"
+
+
 def tick() -> dict:
     """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
     with _app.app_context():
@@ -209,7 +225,7 @@ def tick() -> dict:
             done["recovered"] = recovered
         reason = trigger_reason(current_trigger_state(), services().settings.scheduler)
         if reason:
-            done["enqueued"] = runs.enqueue(reason).id
+            done["enqueued"] = runs.enqueue(reason, kind=due_kind()).id
         queued = db.session.execute(
             db.select(TrainingRun).filter_by(status="queued").order_by(TrainingRun.id).limit(1)
         ).scalar_one_or_none()

@@ -1,11 +1,12 @@
 """One queued or running training run covers every request, held by the database (SQLite and PostgreSQL)."""
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import race
 from webapp.extensions import db
-from webapp.models import TrainingRun
+from webapp.models import TrainingRun, utcnow
 from webapp.training import runs
 
 
@@ -55,7 +56,11 @@ def test_the_migration_keeps_the_earliest_of_the_runs_queued_before_it(any_app):
     downgrade(revision="0013")
     with db.engine.begin() as connection:  # what racing requests left before the index existed
         for status in ("succeeded", "queued", "queued", "running", "queued"):
-            connection.execute(db.insert(TrainingRun).values(trigger="manual", status=status))
+            # the table as it was at 0013: written in SQL, since the model has columns added later
+            connection.execute(
+                text("INSERT INTO training_run (trigger, status, created_at) VALUES ('manual', :status, :now)"),
+                {"status": status, "now": utcnow()},
+            )
     upgrade()
     rows = db.session.execute(db.select(TrainingRun.status, TrainingRun.error).order_by(TrainingRun.id)).all()
     assert [status for status, _ in rows] == ["succeeded", "queued", "failed", "failed", "failed"]
