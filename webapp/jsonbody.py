@@ -11,6 +11,7 @@ from webapp.converters import MAX_INT
 from webapp.errors import Problem
 
 MAX_DEPTH = 20
+SCHEMA_EXAMPLE = "the operation's schema in /api/v1/openapi.json"
 
 
 def _check(body: Any) -> None:
@@ -49,8 +50,18 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _load(example: str) -> Any:
+def is_json(mimetype: str) -> bool:
+    """application/json, or a type built on it (application/merge-patch+json), as webargs reads them."""
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def json_body(example: str) -> Any:
+    """The request's JSON body, any shape, or a Problem saying what is wrong: 415 for a body sent as
+    another type (it was once read as no body at all, and a PUT answered 200 changing nothing), 400
+    for text that is not JSON, is nested too deep or is not Unicode. `example` shows a good body."""
     raw = request.get_data(cache=True)
+    if raw and not is_json(request.mimetype):
+        raise Problem(f"Send the body as JSON (Content-Type: application/json), like {example}.", 415)
     try:
         body = json.loads(raw or b"null")
     except (ValueError, RecursionError):
@@ -62,15 +73,15 @@ def _load(example: str) -> Any:
 def check_json_body() -> None:
     """Before a schema reads a JSON body: a clear 400 for text that is not JSON, is nested deeper than
     MAX_DEPTH (a hostile body must not exhaust the parser's stack) or holds text that is not Unicode."""
-    if request.mimetype == "application/json" and request.content_length != 0:
-        _load("the operation's schema in /api/v1/openapi.json")
+    if is_json(request.mimetype) and request.content_length != 0:
+        json_body(SCHEMA_EXAMPLE)
 
 
 def json_object(example: str, **fields: type | tuple[type, ...]) -> dict[str, Any]:
     """The request's JSON object. `fields` maps a name to the type(s) it must have when present
     (booleans are never accepted as numbers, integers must fit a database column); `example` shows
     the caller a good body."""
-    body = _load(example)
+    body = json_body(example)
     if not isinstance(body, dict):
         raise Problem(f"Send a JSON object like {example}.")
     for name, kinds in fields.items():

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import flask_smorest
 from flask import Flask
+from webargs import core
 from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
+from webapp import jsonbody
 from webapp.api import schemas
 from webapp.auth import access
 
@@ -33,6 +35,14 @@ COMMON_ERRORS = {
 
 class ApiParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400  # a request that does not match its schema is a 400 (webargs says 422)
+
+    def _raw_load_json(self, req):
+        """The body through medal's one JSON reader (webapp/jsonbody.py): a body of another type is a
+        415, where webargs would read it as no body at all. No body at all is missing, so the schema
+        names the fields it requires."""
+        if not req.get_data(cache=True):
+            return core.missing
+        return jsonbody.json_body(jsonbody.SCHEMA_EXAMPLE)
 
 
 parser = ApiParser()
@@ -125,6 +135,9 @@ def document_access(app: Flask, api: ContractApi) -> None:
                 responses.setdefault(status, {"description": text, "content": _error_content()})
             if "<" in rule.rule:
                 responses.setdefault("404", {"description": "No such item.", "content": _error_content()})
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                text = "The body was not sent as JSON (`Content-Type: application/json`)."
+                responses.setdefault("415", {"description": text, "content": _error_content()})
 
 
 def _error_content() -> dict:

@@ -1,6 +1,7 @@
 """The REST API under /api/v1: tokens, images, predictions, the queue and labels."""
 
 import io
+import re
 
 import pytest
 
@@ -173,3 +174,29 @@ def test_several_files_in_one_api_upload_are_a_400_and_none_is_stored(app, tiny,
     assert response.status_code == 400
     assert response.get_json()["error"].startswith("Send one image per request (this one had 2 in 'file')")
     assert _stored(home) == before
+
+
+def test_every_json_operation_refuses_a_body_of_another_type_with_a_415(app):
+    """A JSON body sent as text/plain was read as no body at all: PUT .../clinical answered 200 and
+    changed nothing. Every operation whose contract takes JSON answers 415 before doing anything."""
+    client = app.test_client()
+    spec = client.get("/api/v1/openapi.json").get_json()
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path), operation)  # ids need not exist: the body is refused first
+        for path, methods in spec["paths"].items()
+        for method, operation in methods.items()
+        if isinstance(operation, dict) and "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) >= 6, operations  # labels, clinical, chat, approve, reject, rollback ...
+    tokens = [api_token(app, name) for name in ("doctor", "engineer", "admin")]
+    wrong = []
+    for method, path, operation in operations:
+        assert "415" in operation["responses"], (method, path)  # the contract says so too
+        answers = [
+            client.open(path, method=method, headers={**token, "Content-Type": "text/plain"}, data=b"x")
+            for token in tokens
+        ]
+        allowed = [answer for answer in answers if answer.status_code != 403]
+        if not allowed or allowed[0].status_code != 415 or "application/json" not in allowed[0].get_json()["error"]:
+            wrong.append(f"{method} {path}: {[a.status_code for a in answers]}")
+    assert not wrong, wrong

@@ -147,3 +147,33 @@ def test_csv_import_reads_clinical_columns_and_rejects_a_bad_row(app, tmp_path):
     stored = db.session.execute(db.select(ClinicalRecord)).scalars().all()
     assert [records.to_dict(row) for row in stored] == [{"symptoms": "cough", "temperature_c": 37.1, "crp_mg_l": 12.0}]
     assert _count(Image) == 2
+
+
+def test_a_put_whose_body_is_not_json_is_refused_and_changes_nothing(app, tiny):
+    """Issue 19: `Content-Type: text/plain` with body `x` answered 200 with the record unchanged."""
+    client = app.test_client()
+    doctor = api_token(app, "doctor")
+    data = synthetic.png_bytes(synthetic.radiograph(0, seed=305))
+    uploaded = client.post(
+        "/api/v1/images",
+        headers=doctor,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), "x.png"), "crp_mg_l": "120"},
+    )
+    image_id = uploaded.get_json()["image_id"]
+    url = f"/api/v1/images/{image_id}/clinical"
+    for content_type, body, status, words in [
+        ("text/plain", b"x", 415, "Send the body as JSON (Content-Type: application/json)"),
+        ("text/plain", b'{"crp_mg_l": 5}', 415, "Send the body as JSON (Content-Type: application/json)"),
+        (
+            "application/x-www-form-urlencoded",
+            b"crp_mg_l=5",
+            415,
+            "Send the body as JSON (Content-Type: application/json)",
+        ),
+        ("application/json", b"x", 400, "The body is not valid JSON"),
+    ]:
+        response = client.put(url, headers={**doctor, "Content-Type": content_type}, data=body)
+        assert (response.status_code, response.get_json()["error"][: len(words)]) == (status, words), content_type
+    assert records.for_image(image_id) == {"crp_mg_l": 120.0}
+    assert client.put(url, headers=doctor, json={"crp_mg_l": 5}).get_json()["clinical"] == {"crp_mg_l": 5.0}
