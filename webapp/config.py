@@ -193,6 +193,7 @@ class SecuritySettings(Section):
     label_roles: tuple[Literal["doctor", "engineer", "admin"], ...] = Field(default=("doctor",), min_length=1)
     secure_cookies: bool = False  # HTTPS deployments: Secure cookies and HSTS
     login_rate_limit: str = "20 per minute"  # Flask-Limiter syntax, per client address, on POST /login
+    chat_rate_limit: str = "30 per minute"  # questions to the assistant per user, the page and the API together
     rate_limit_storage: str = "memory://"  # per process; redis://host:6379 shares it across web processes
     lockout_failures: int = Field(default=10, gt=0)  # wrong passwords in a row before an account waits
     lockout_minutes: float = Field(default=15, gt=0)
@@ -204,10 +205,11 @@ class SecuritySettings(Section):
     def _valid_rate_limit(self) -> "SecuritySettings":
         from limits import parse_many
 
-        try:
-            parse_many(self.login_rate_limit)
-        except ValueError as error:
-            raise ValueError(f"login_rate_limit {self.login_rate_limit!r}: {error}") from None
+        for name in ("login_rate_limit", "chat_rate_limit"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError as error:
+                raise ValueError(f"{name} {getattr(self, name)!r}: {error}") from None
         return self
 
 

@@ -33,6 +33,16 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate(render_as_batch=True)
 login = LoginManager()
 csrf = CSRFProtect()
-# no default limits: only the routes that name one (POST /login) are limited; the storage URI
-# comes from security.rate_limit_storage (memory:// counts per process, redis:// across them)
+# no default limits: only the routes that name one (POST /login, the chat) are limited; the storage
+# URI comes from security.rate_limit_storage (memory:// counts per process, redis:// across them)
 limiter = Limiter(key_func=get_remote_address)
+
+
+def signed_in_user() -> str:
+    """A rate-limit key: the request's user (bearer token or session), so one user's limit holds on
+    every address and across the pages and the API; the client address when no one is signed in."""
+    from flask import g
+    from flask_login import current_user
+
+    user = g.get("api_user") or (current_user if current_user.is_authenticated else None)
+    return f"user:{user.id}" if user is not None else get_remote_address()

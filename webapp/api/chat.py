@@ -14,7 +14,9 @@ from webapp.gold.goldset import visible_prediction
 @bp.post("/predictions/<int:prediction_id>/chat", tags=["assistant"])
 @bp.arguments(schemas.ChatAsk)
 @bp.response(200, schemas.ChatAnswer)
+@bp.alt_response(429, schema=schemas.Error, description="Too many questions from this user (security.chat_rate_limit).")
 @token_required()
+@chat.rate_limited
 def ask(body: dict, prediction_id: int):
     """Ask the assistant about a prediction; it answers from the facts the system holds."""
     prediction = visible_prediction(prediction_id)

@@ -19,11 +19,26 @@ from learning.intents import IntentClassifier
 from learning.metrics import PER_CLASS_METRICS, metric_key
 from learning.plain_language import NOTICE
 from webapp.errors import Problem
-from webapp.extensions import db
+from webapp.extensions import db, limiter, signed_in_user
 from webapp.models import ChatMessage, ChatThread, GoldItem, Label, Prediction, User
 from webapp.services import services
 
 _lock = threading.Lock()
+
+
+def _rate_limit() -> str:
+    return services().settings.security.chat_rate_limit
+
+
+def _too_many() -> str:
+    return (
+        f"Too many questions to the assistant: at most {_rate_limit()} for each user "
+        "(security.chat_rate_limit). Wait a moment and ask again; this question was not stored."
+    )
+
+
+# the page and the API share one count per user (one scope), whatever address the user asks from
+rate_limited = limiter.shared_limit(_rate_limit, scope="chat", key_func=signed_in_user, error_message=_too_many)
 
 
 def assistant() -> Assistant:

@@ -16,6 +16,7 @@ bp = Blueprint("assistant", __name__, template_folder="templates")
 @bp.post("/predictions/<int:prediction_id>/chat")
 @json_errors  # chat.js shows the error's text in the thread
 @login_required
+@chat.rate_limited
 def ask(prediction_id: int):
     prediction = visible_prediction(prediction_id)
     body = json_object('{"message": "why?", "mode": "plain"}', message=str, mode=str)

@@ -14,7 +14,6 @@ from wtforms.validators import DataRequired, Length
 from webapp import audit
 from webapp.auth.access import landing
 from webapp.auth.redirects import safe_next
-from webapp.errors import render_problem
 from webapp.extensions import db, limiter, login
 from webapp.models import User, utcnow
 from webapp.services import services
@@ -49,7 +48,12 @@ def _login_limit() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=lambda response: response.status_code != 302)
+@limiter.limit(
+    _login_limit,
+    methods=["POST"],
+    deduct_when=lambda response: response.status_code != 302,
+    error_message="Too many log-in attempts from this address; wait a minute and try again.",
+)
 def login_page():
     form = LoginForm()
     if form.validate_on_submit():
@@ -116,8 +120,3 @@ def logout():
 def health():
     db.session.execute(db.text("SELECT 1"))
     return {"status": "ok"}
-
-
-@bp.app_errorhandler(429)
-def too_many(error):
-    return render_problem("Too many log-in attempts from this address; wait a minute and try again.", 429)

@@ -1,6 +1,6 @@
 """The assistant in the app: grounded in the prediction and registry, threads kept per user."""
 
-from tests.conftest import api_token, csrf_token, login, upload_synthetic
+from tests.conftest import api_token, change_settings, csrf_token, login, upload_synthetic
 from webapp.extensions import db
 from webapp.models import ChatMessage, Prediction
 
@@ -231,3 +231,28 @@ def test_a_lone_surrogate_is_a_400_on_the_api_and_the_page_and_nothing_is_stored
     )
     assert answered.status_code == 200
     assert client.get(f"/predictions/{prediction['id']}/chat").get_json()["messages"][0]["text"] == "why? \U0001f600"
+
+
+def test_chat_is_limited_per_user_across_the_page_the_api_and_addresses(app, tiny):
+    """Issue 19: 50 messages in 1.1 s were all answered and stored."""
+    change_settings(app, {"security": {"chat_rate_limit": "3 per minute"}})
+    client = app.test_client()
+    headers = api_token(app, "doctor")
+    prediction = upload_synthetic(client, headers, seed=74)
+    api_url = f"/api/v1/predictions/{prediction['id']}/chat"
+    statuses = [
+        client.post(api_url, headers=headers, json={"message": "why?"}, environ_base={"REMOTE_ADDR": address})
+        for address in ("10.0.0.1", "10.0.0.2")
+    ]
+    login(client, "doctor")  # the same user on the page: the same count
+    token = csrf_token(client, f"/predictions/{prediction['id']}")
+    page_url = f"/predictions/{prediction['id']}/chat"
+    statuses += [client.post(page_url, json={"message": "why?"}, headers={"X-CSRFToken": token}) for _ in range(2)]
+    statuses.append(client.post(api_url, headers=headers, json={"message": "why?"}))
+    assert [response.status_code for response in statuses] == [200, 200, 200, 429, 429]
+    for refused in statuses[3:]:
+        assert refused.get_json()["error"].startswith("Too many questions to the assistant: at most 3 per minute")
+    assert db.session.execute(db.select(db.func.count(ChatMessage.id))).scalar_one() == 6  # 3 questions, 3 answers
+    # another user is not held back by this one
+    other = api_token(app, "doctor2")
+    assert client.post(api_url, headers=other, json={"message": "why?"}).status_code == 200
