@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -85,22 +86,31 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
     from gunicorn.app.base import BaseApplication
 
     app = current_app._get_current_object()
+    options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]))
 
     class Server(BaseApplication):
         def load_config(self):
-            for key, value in {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "threads": 4,
-                "timeout": 120,
-                "accesslog": "-",
-            }.items():
+            for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self):
             return app
 
     Server().run()
+
+
+def gunicorn_options(host: str, port: int, workers: int, home: Path) -> dict[str, object]:
+    """gunicorn's settings for one `medal web`. Its control socket (gunicornc) is the instance's own,
+    under MEDAL_HOME and named by the port: gunicorn's default, ~/.gunicorn/gunicorn.ctl, is one per
+    user, and a second instance on the host (medal-web@8002 beside @8001) took the first one's over."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": 4,
+        "timeout": 120,
+        "accesslog": "-",
+        "control_socket": str(home / "run" / f"gunicorn-{port}.ctl"),
+    }
 
 
 @click.command()

@@ -1,6 +1,9 @@
 """The `medal` command line: users, tokens, import, train, score."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from tests import synthetic
 from webapp.extensions import db
@@ -117,3 +120,71 @@ def test_pseudonyms_are_stable_and_depend_on_the_key(app, monkeypatch):
     assert pseudonym("MRN-0001") == first and pseudonym("MRN-0002") != first and "0001" not in first
     monkeypatch.setenv("MEDAL_PSEUDONYM_KEY", "another-installation")
     assert pseudonym("MRN-0001") != first
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_each_web_instance_gets_a_control_socket_of_its_own_under_medal_home(app):
+    from gunicorn.config import Config
+
+    from webapp.cli import gunicorn_options
+
+    home = Path(app.config["MEDAL_HOME"])
+    options = {port: gunicorn_options("127.0.0.1", port, 2, home) for port in (8001, 8002)}
+    for port, settings in options.items():
+        config = Config()
+        for key, value in settings.items():
+            config.set(key, value)  # gunicorn's own names: a misspelt one raises here
+        assert config.control_socket == str(home / "run" / f"gunicorn-{port}.ctl")
+        assert not config.control_socket_disable
+
+
+@pytest.mark.slow
+def test_two_web_instances_on_one_host_each_keep_their_own_control_socket(app, home, tmp_path):
+    """Issue 19: two gunicorn instances shared ~/.gunicorn/gunicorn.ctl, and the second took it over
+    (the documented medal-web@PORT units run several on one host)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from gunicorn.ctl.client import ControlClient
+
+    user_home = tmp_path / "user"  # gunicorn's default place for the socket, watched here
+    env = {**os.environ, "HOME": str(user_home)}
+    env.pop("XDG_RUNTIME_DIR", None)
+    medal = Path(sys.executable).with_name("medal")
+    ports = [_free_port(), _free_port()]
+    sockets = {port: home / "run" / f"gunicorn-{port}.ctl" for port in ports}
+    logs = [(tmp_path / f"web-{port}.log").open("wb") for port in ports]
+    processes = [
+        subprocess.Popen(
+            [str(medal), "web", "--port", str(port), "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        for port, log in zip(ports, logs)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(path.is_socket() for path in sockets.values()):
+            if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
+                raise AssertionError(" | ".join((tmp_path / f"web-{port}.log").read_text()[-800:] for port in ports))
+            time.sleep(0.2)
+        for port, path in sockets.items():
+            with ControlClient(str(path), timeout=10) as control:
+                listeners = [entry["address"] for entry in control.send_command("show listeners")["listeners"]]
+            assert listeners == [f"http://127.0.0.1:{port}"]  # this instance's socket answers for this instance
+        assert not (user_home / ".gunicorn").exists()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=120)  # gunicorn's graceful stop, as systemd asks for it
+        for log in logs:
+            log.close()
+    assert not any(path.exists() for path in sockets.values())  # each removed its own on the way out
