@@ -107,8 +107,8 @@ def run(app: Flask) -> None:
 
     def stop(*_) -> None:
         stopping.set()
-        if current:
-            _shut_down(current[-1], wait=False)
+        if current:  # from another thread: this handler may have interrupted one holding the scheduler's locks
+            threading.Thread(target=_shut_down, args=(current[-1], False), name="worker-stop").start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

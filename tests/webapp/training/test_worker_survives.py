@@ -162,8 +162,9 @@ def test_make_demo_restarts_a_worker_that_died_and_make_stop_stops_both(database
         wait_for(lambda: log.read_text().count("worker started") >= 2, 90, "the new worker running", supervisor, log)
         stopped = subprocess.run(["bash", "scripts/demo.sh", "stop"], cwd=ROOT, env=env, capture_output=True, text=True)
         assert stopped.returncode == 0 and "stopped worker" in stopped.stdout, stopped.stderr
-        assert supervisor.wait(timeout=30) == 0
-        second.wait(timeout=30)  # the worker went with its supervisor: nothing left running
+        wait_for(lambda: supervisor.poll() is not None, 60, "the supervisor stopped", None, log)
+        assert supervisor.returncode == 0 and "supervise: stopped" in log.read_text()
+        assert not second.is_running()  # the worker went with its supervisor: nothing left running
         assert not (home / "worker.pid").exists()
     finally:  # on a failure: the workers first, which the supervisor's end would orphan
         for process in psutil.Process().children(recursive=True):
