@@ -27,7 +27,15 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset, 
 
 from learning.data import LabeledImage
 from learning.model import XrayClassifier, XrayNet
-from learning.train import KeepBest, ProgressFn, ProgressReport, TrainResult, class_weights, split_validation
+from learning.train import (
+    KeepBest,
+    ProgressFn,
+    ProgressReport,
+    TrainResult,
+    class_weights,
+    quiet_trainer,
+    split_validation,
+)
 from learning.trunk import ActivationStore, TrunkSplit, activations, split
 
 log = logging.getLogger(__name__)
@@ -195,19 +203,12 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     progress = ProgressReport(spec.progress or (lambda _: None))
     keep_best = KeepBest()
     precision: Any = "32-true"  # activations are small: a CPU round gains nothing from mixed precision
-    trainer = pl.Trainer(
-        max_epochs=spec.max_epochs,
-        accelerator="cpu",
-        devices=1,
-        precision=precision,
-        max_time=None if spec.max_time_s is None else {"seconds": int(spec.max_time_s)},
-        callbacks=[EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
+    trainer = quiet_trainer(
+        spec.max_epochs,
+        "cpu",
+        precision,
+        spec.max_time_s,
+        [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress],
     )
     trainer.fit(
         module,

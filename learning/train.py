@@ -207,6 +207,27 @@ class KeepBest(Callback):
             self.state = copy.deepcopy(module.net.state_dict())
 
 
+def quiet_trainer(
+    max_epochs: int, accelerator: str, precision: Any, max_time_s: float | None, callbacks: list[Callback]
+) -> pl.Trainer:
+    """One device, no logger, checkpoint files or progress bar: the callbacks report and keep the best."""
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_time=None if max_time_s is None else {"seconds": int(max_time_s)},
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=False,
+        log_every_n_steps=1,
+    )
+
+
 def fine_tune(spec: TrainSpec) -> TrainResult:
     if spec.balance not in ("loss", "sampler", "none"):
         raise ValueError(f"Unknown class balance {spec.balance!r}; use loss, sampler or none.")
@@ -251,21 +272,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     if spec.freeze_backbone_epochs > 0:
         callbacks.append(_FreezeBackbone(spec.freeze_backbone_epochs))
     precision: Any = resolve_precision(spec.precision, spec.accelerator)  # a string Lightning checks
-    trainer = pl.Trainer(
-        max_epochs=spec.max_epochs,
-        accelerator=spec.accelerator,
-        devices=1,
-        precision=precision,
-        max_time=None if spec.max_time_s is None else {"seconds": int(spec.max_time_s)},
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=False,
-        log_every_n_steps=1,
-    )
+    trainer = quiet_trainer(spec.max_epochs, spec.accelerator, precision, spec.max_time_s, callbacks)
     trainer.fit(module, datamodule=data)
     if keep_best.state is not None:
         module.net.load_state_dict(keep_best.state)
