@@ -81,6 +81,9 @@ def round_trip(app, tmp_path, monkeypatch, database_url: str | None = None) -> N
         assert prediction["model_version"] == 2  # the restored app serves the champion
         again = restored.test_cli_runner().invoke(args=["restore", str(tmp_path / "bk")])
         assert again.exit_code != 0 and "--force" in again.output  # it holds data now
+        from webapp.inference import explanations
+
+        explanations.drain()  # the upload's heat map is made in the background, on this database
         db.session.remove()
         db.engine.dispose()
 
