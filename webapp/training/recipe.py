@@ -21,7 +21,7 @@ from learning.operating_point import OperatingPoint, apply, fit_offsets
 from learning.predict import score_pool
 from learning.rounds import RoundResult, RoundSpec, fine_tune_round
 from learning.train import ProgressFn, TrainResult, TrainSpec, fine_tune
-from learning.trunk import ActivationStore, splittable
+from learning.trunk import ActivationStore, split, splittable
 from webapp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,16 @@ def activation_store(settings: Settings) -> ActivationStore:
     return ActivationStore(Path(settings.home) / "activations")
 
 
-def can_round(champion: XrayNet | None, spec: ModelSpec) -> bool:
-    return champion is not None and champion.spec.backbone == spec.backbone and splittable(spec.backbone)
+def can_round(champion: XrayNet | None, spec: ModelSpec, frozen_blocks: int) -> bool:
+    """A round needs a champion of the configured backbone, one that can be cut at frozen_blocks."""
+    if champion is None or champion.spec.backbone != spec.backbone or not splittable(spec.backbone):
+        return False
+    try:
+        split(champion, frozen_blocks)
+    except ValueError as error:
+        log.warning("training.round.frozen_blocks does not fit %s (%s): a full fine-tune runs", spec.backbone, error)
+        return False
+    return True
 
 
 def train(
@@ -58,7 +66,7 @@ def train(
     """`doctor` and `replay` are LabeledImage lists; `start` is the champion with its head grown to
     today's classes (None: no champion, or another backbone), `teacher` the champion as it is."""
     cfg = settings.training
-    ran = "round" if kind == "round" and can_round(start, spec) else "full"
+    ran = "round" if kind == "round" and can_round(start, spec, cfg.round.frozen_blocks) else "full"
     params: dict = {"kind": ran}
     if ran == "round":
         assert start is not None

@@ -1,0 +1,24 @@
+"""What a run trains: a round once there is a champion, the full fine-tune on request or when a
+round cannot cut the network; either way with its operating point."""
+
+from tests.conftest import change_settings
+from webapp.training import runs
+
+
+def test_a_run_with_a_champion_is_a_round_and_ships_its_operating_point(trained_app):
+    first = runs.run(runs.enqueue("test"))
+    assert first.status == "succeeded", first.error
+    assert first.kind == "round" and first.metrics["kind"] == "round"
+    point = first.metrics["operating_point"]
+    assert len(point["offsets"]) == 2 and set(point["sensitivity_after"]) <= {"normal", "pneumonia"}
+    full = runs.run(runs.enqueue("cli", kind="full"))
+    assert full.status == "succeeded", full.error
+    assert full.kind == "full" and full.metrics["kind"] == "full"
+    assert full.parent_version == first.parent_version  # no promotion in between: the same champion
+
+
+def test_a_cut_that_does_not_fit_the_backbone_runs_in_full(trained_app):
+    change_settings(trained_app, {"training": {"round": {"frozen_blocks": 99}}})
+    run = runs.run(runs.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    assert run.kind == "round" and run.metrics["kind"] == "full"
