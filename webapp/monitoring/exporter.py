@@ -19,6 +19,10 @@ def start(app: Flask, port: int | None = None, host: str | None = None):
     host = settings.worker_host if host is None else host
     if port == 0:
         return None
-    found = start_http_server(port, addr=host, registry=scrape_registry(app))
+    try:
+        found = start_http_server(port, addr=host, registry=scrape_registry(app))
+    except OSError as error:  # the port is taken (another worker on this host): the worker works on without it
+        log.error("worker metrics not served on %s:%s: %s", host, port, error)
+        return None
     log.info("worker metrics on http://%s:%s/metrics", host, found[0].server_port)
     return found

@@ -125,3 +125,15 @@ def test_the_workers_exporter_serves_on_a_port(app):
     samples = _samples(text)
     assert _value(samples, "medal_review_queue_size") == 4
     assert _value(samples, "medal_training_latest_run_duration_seconds") == 95
+
+
+def test_a_taken_metrics_port_leaves_the_worker_working(app, caplog):
+    """Two workers on one host (two data homes): the second gets no metrics port, and says so,
+    instead of stopping."""
+    from webapp.monitoring import exporter
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert exporter.start(app, port=taken.getsockname()[1], host="127.0.0.1") is None
+    assert "worker metrics not served" in caplog.text
