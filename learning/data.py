@@ -593,6 +593,13 @@ class TensorImages(Dataset):
         return to_tensor(load_grayscale(self.paths[index]), self.size)
 
 
+def balanced_sampler(labels: Sequence[int], draws: int, generator: torch.Generator) -> WeightedRandomSampler:
+    """Draws with replacement, each class as often as the others however many images it has."""
+    classes = np.asarray(labels)
+    weights = (1.0 / np.bincount(classes)[classes]).tolist()
+    return WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
+
+
 class XrayDataModule(pl.LightningDataModule):
     """Training and validation loaders. `balanced` draws training images with class-balanced
     weights (with replacement, one epoch = as many draws as there are images), so a class with
@@ -630,11 +637,9 @@ class XrayDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         draws = max(len(self.train_set), self.epoch_size)
+        sampler: Sampler
         if self.balanced:
-            labels = np.array(self.train_set.labels)
-            counts = np.bincount(labels)
-            weights = (1.0 / counts[labels]).tolist()
-            sampler: Sampler = WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
+            sampler = balanced_sampler(self.train_set.labels, draws, generator)
         elif draws > len(self.train_set):
             sampler = RandomSampler(self.train_set, replacement=True, num_samples=draws, generator=generator)
         else:

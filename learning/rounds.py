@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import EarlyStopping
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
-from learning.data import LabeledImage
+from learning.data import LabeledImage, balanced_sampler
 from learning.model import XrayClassifier, XrayNet
 from learning.train import (
     KeepBest,
@@ -121,7 +121,7 @@ class _UpperModule(XrayClassifier):
 
 
 def _teacher_logits(
-    spec: RoundSpec, trunk: TrunkSplit, values: torch.Tensor, names: list[str]
+    spec: RoundSpec, key: str, values: torch.Tensor, names: list[str]
 ) -> tuple[torch.Tensor, list[int]]:
     """The champion's logits on every image, and for each of its columns the new head's column of
     the same class; no columns when there is no teacher or its trunk differs (its activations
@@ -129,7 +129,7 @@ def _teacher_logits(
     if spec.teacher is None or spec.distill_weight <= 0:
         return torch.zeros(len(values), 1), []
     teacher_trunk = split(spec.teacher, spec.frozen_blocks)
-    if teacher_trunk.key() != trunk.key():
+    if teacher_trunk.key() != key:
         log.warning("the champion's trunk differs from the round's: no distillation this round")
         return torch.zeros(len(values), 1), []
     renamed = spec.renamed or {}
@@ -150,9 +150,7 @@ def _loader(dataset: TensorDataset, labels: list[int], spec: RoundSpec, shuffle:
     generator = torch.Generator().manual_seed(spec.seed)
     sampler: Sampler
     if spec.balance == "sampler":
-        counts = np.bincount(labels)
-        weights = (1.0 / counts[np.array(labels)]).tolist()
-        sampler = WeightedRandomSampler(weights, len(labels), replacement=True, generator=generator)
+        sampler = balanced_sampler(labels, len(labels), generator)
     else:
         sampler = RandomSampler(dataset, generator=generator)
     return DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler)
@@ -180,7 +178,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     # far faster so; the network goes back to the ordinary layout before it is returned
     values = stored.values.contiguous(memory_format=torch.channels_last)
     net.to(memory_format=torch.channels_last)
-    teacher, columns = _teacher_logits(spec, trunk, values, names)
+    teacher, columns = _teacher_logits(spec, stored.key, values, names)
     anchored = torch.tensor([item in replayed for item in everything]) & bool(columns)
     labels = torch.tensor([item.class_index for item in everything])
     cut = len(train_items)
@@ -236,7 +234,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         accelerator="cpu",
         precision=precision,
         val_items=val_items,
-        trunk_key=trunk.key(),
+        trunk_key=stored.key,
         activations_computed=stored.computed,
         distilled=int(anchored[:cut].sum()),
         val_probabilities=val_probabilities.numpy(),

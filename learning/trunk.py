@@ -188,6 +188,7 @@ class ActivationStore:
 class Activations:
     values: torch.Tensor  # (N, C, H, W) float16, in the order of the paths asked for
     computed: int  # how many were not in the store
+    key: str  # the trunk's (TrunkSplit.key)
 
 
 @torch.inference_mode()
@@ -228,6 +229,6 @@ def activations(
             for module, mode in zip(trunk.lower_modules, modes):
                 module.train(mode)
     if not digests:
-        return Activations(torch.zeros(0, dtype=torch.float16), 0)
+        return Activations(torch.zeros(0, dtype=torch.float16), 0, key)
     values = torch.from_numpy(np.stack([found[i] for i in range(len(digests))]))
-    return Activations(values, len(missing))
+    return Activations(values, len(missing), key)
