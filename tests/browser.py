@@ -80,6 +80,19 @@ def log_in(driver, base_url: str, username: str) -> None:
     WebDriverWait(driver, 20).until(lambda d: "/login" not in d.current_url)
 
 
+def follow(driver, element) -> None:
+    """Click a link or a submit button and wait until the next page has replaced this one, so that
+    what the test looks up next is on the page the click led to, never on the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 20).until(ready.staleness_of(page))
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 @pytest.fixture
 def screenshots() -> Path:
     folder = Path(SCREENSHOTS) if SCREENSHOTS else ARTEFACTS / "screenshots"

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from tests.browser import log_in
+from tests.browser import follow, log_in
 from webapp.extensions import db
 from webapp.models import GoldItem, Image, Label, Prediction
 
@@ -206,8 +206,8 @@ def test_engineer_picks_gold_images_from_thumbnails(browser, live_url, trained_a
         common = Counter(latest[i] for i in pool).most_common(1)[0][0]
         expected = {i for i in pool if latest[i] == common}
     Select(browser.find_element(By.ID, "filter-predicted")).select_by_value(common)
-    browser.find_element(By.CSS_SELECTOR, "#gold-filters button").click()
-    wait.until(ready.url_contains(f"predicted={common}"))
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "#gold-filters button"))
+    assert f"predicted={common}" in browser.current_url
     assert {
         int(box.get_attribute("value")) for box in browser.find_elements(By.CSS_SELECTOR, "#mark-form .pick input")
     } == expected

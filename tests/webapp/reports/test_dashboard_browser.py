@@ -3,7 +3,7 @@ charts loaded under the CSP; screenshots kept as dashboard.png and dashboard_com
 
 import pytest
 
-from tests.browser import log_in
+from tests.browser import follow, log_in
 from tests.conftest import user
 from webapp.approvals import decisions
 
@@ -24,7 +24,7 @@ def test_dashboard_in_chromium(candidate_app, live_url, browser, screenshots):
     assert "Dashboard" in browser.find_element(By.CSS_SELECTOR, "header nav").text
     browser.set_window_size(1300, browser.execute_script("return document.body.scrollHeight") + 40)
     browser.save_screenshot(str(screenshots / "dashboard.png"))
-    browser.find_element(By.CSS_SELECTOR, "form.compare button").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form.compare button"))
     assert "on the gold set" in browser.find_element(By.TAG_NAME, "h1").text
     charts = browser.find_elements(By.CSS_SELECTOR, "main img")
     assert len(charts) >= 4 and all(browser.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser import log_in
+from tests.browser import follow, log_in
 from tests.conftest import api_token
 from tests.webapp.reports.study_helpers import upload_study
 
@@ -23,7 +23,7 @@ def test_report_page_in_chromium(trained_app, browser, live_url, screenshots):
 
     log_in(browser, live_url, "doctor")
     browser.get(f"{live_url}/predictions/{uploaded['prediction']['id']}")
-    browser.find_element(By.ID, "report-link").click()
+    follow(browser, browser.find_element(By.ID, "report-link"))
     assert browser.find_element(By.ID, "report-status").text == "FINAL"
     assert "normal" in browser.find_element(By.ID, "final-label").text
     pictures = browser.find_elements(By.CSS_SELECTOR, ".pictures img")
