@@ -22,6 +22,8 @@ from learning.predict import score_pool
 from learning.rounds import RoundResult, RoundSpec, fine_tune_round
 from learning.train import ProgressFn, TrainResult, TrainSpec, fine_tune
 from learning.trunk import ActivationStore, split, splittable
+from registry.client import Registry
+from registry.uris import CHAMPION
 from webapp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,22 @@ class Trained:
 
 def activation_store(settings: Settings) -> ActivationStore:
     return ActivationStore(Path(settings.home) / "activations")
+
+
+def prune_activations(settings: Settings, registry: Registry) -> int:
+    """Drop the stored activations of every trunk that no aliased version (champion, candidate,
+    previous) has, so the store holds what the next round or a rollback can use; returns how many
+    trunks went. Nothing goes while there is no champion."""
+    aliases = registry.aliases()
+    if CHAMPION not in aliases:
+        return 0
+    frozen = settings.training.round.frozen_blocks
+    keep = set()
+    for version in set(aliases.values()):
+        net = registry.load(version)
+        if can_round(net, net.spec, frozen):
+            keep.add(split(net, frozen).key())
+    return activation_store(settings).forget(keep)
 
 
 def can_round(champion: XrayNet | None, spec: ModelSpec, frozen_blocks: int) -> bool:

@@ -22,3 +22,24 @@ def test_a_cut_that_does_not_fit_the_backbone_runs_in_full(trained_app):
     run = runs.run(runs.enqueue("test"))
     assert run.status == "succeeded", run.error
     assert run.kind == "round" and run.metrics["kind"] == "full"
+
+
+def test_pruning_keeps_the_activations_of_aliased_trunks_only(trained_app):
+    import numpy as np
+
+    from learning.trunk import split
+    from webapp.services import services
+    from webapp.training import recipe
+
+    settings, registry = services().settings, services().registry
+    first = runs.run(runs.enqueue("test"))  # a round: the champion's trunk activations are stored
+    assert first.status == "succeeded", first.error
+    store = recipe.activation_store(settings)
+    champion = registry.load(registry.aliases()["champion"])
+    kept = split(champion, settings.training.round.frozen_blocks).key()
+    assert [k for k in store.keys()] == [kept[:32]]
+    stale = "f" * 64  # a trunk no aliased version has any more (e.g. before a full fine-tune)
+    store.put(stale, "ab" * 32, np.zeros((2, 2, 2), dtype=np.float32))
+    assert recipe.prune_activations(settings, registry) == 1
+    assert store.keys() == [kept[:32]] and store.size_bytes(kept) > 0
+    assert recipe.prune_activations(settings, registry) == 0
