@@ -308,8 +308,5 @@ def job() -> dict:
     """APScheduler entry point (webapp.clinical.fusion:job)."""
     from webapp.training import jobs
 
-    app = jobs._app  # bound by the worker at start
-    if app is None:
-        return {"clinical": "worker not bound"}
-    with app.app_context():
+    with jobs.app_context():
         return fit_if_due()

@@ -162,7 +162,7 @@ def job() -> dict:
     """The worker's scheduled pass (webapp/training/worker.py)."""
     from webapp.training import jobs
 
-    with jobs._app.app_context():
+    with jobs.app_context():
         return measure()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask
+from flask.ctx import AppContext
 
 from registry.uris import CANDIDATE, CHAMPION
 from webapp import audit, labelstore
@@ -26,6 +27,14 @@ _app: Flask | None = None  # set by the worker; jobs are stored by reference and
 def bind(app: Flask) -> None:
     global _app
     _app = app
+
+
+def app_context() -> AppContext:
+    """The app context every scheduled job runs in (`with jobs.app_context(): ...`). APScheduler stores
+    a job as "module:function", so a job cannot be handed the app: it finds the one the worker bound."""
+    if _app is None:
+        raise RuntimeError("No app is bound: the worker binds one (jobs.bind) before it runs a job.")
+    return _app.app_context()
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,7 @@ def due_kind(now: datetime | None = None) -> str:
 
 def tick() -> dict:
     """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
-    with _app.app_context():
+    with app_context():
         done: dict = {}
         recovered = recover_interrupted()  # a `medal train` killed meanwhile must not block the queue
         if recovered:
@@ -245,7 +254,7 @@ def pacs_pull() -> dict:
     """The scheduled PACS pull (pacs.url set): an unreachable PACS is a warning, retried next interval."""
     from webapp.integration import pacs
 
-    with _app.app_context():
+    with app_context():
         if not services().settings.pacs.url:
             return {"pacs": "off"}
         try:
@@ -256,7 +265,7 @@ def pacs_pull() -> dict:
 
 
 def cleanup() -> dict:
-    with _app.app_context():
+    with app_context():
         claims = db.session.execute(db.delete(Claim).where(Claim.expires_at < utcnow())).rowcount
         champion = services().registry.version_for(CHAMPION)
         old = (
