@@ -1,0 +1,399 @@
+"""The loop as a hospital runs it, end to end, with an oracle doctor ("new site", "new class").
+
+Everything goes through the platform's own entry points, as it would be checked from outside:
+`medal db upgrade` and `medal demo` (the shipped champion v1, its gold set and pool), `medal import`
+of a second site, that site's gold set marked by an engineer and read blind by two doctors, then
+rounds of doctor labels through the API (`GET /api/v1/review/next`, `POST .../labels`), `medal
+train` (the round the worker runs, its gate included), the engineer's decision through the API
+(approve when the gate passes, reject otherwise) and `medal score` (the pool re-scored by the new
+champion, so that the next batch is served by it).
+
+Scenarios:
+  new-site:  site B is made from the test patients the demo leaves unused (Kermany, split by
+             patient, never trained on): the same kind of film taken differently (a 12 % crop,
+             lower contrast, gamma 1.5, sensor noise), divided by patient into site B's gold set
+             (15 films per class), its review pool and held-out films.
+  new-class: the first model does not know viral pneumonia: the shipped v1 with its viral row cut
+             from the head (learning.model.adapt_head), served by a demo without viral films and
+             with two classes configured. `medal classes add viral_pneumonia`, then the unused test
+             patients of all three classes arrive as above, untouched: a gold set with 15 viral
+             films, a pool and held-out films. (v1's lower blocks were trained with viral films, so
+             this is easier than a finding the network never saw.)
+After every round the champion and the candidate are scored on the new films held out and on site
+A's gold set (films the model never trained on), and compared paired, with patient-level bootstrap
+intervals (learning.intervals, as the gate does):
+  - a *blocked better* round: the gate rejected a candidate whose held-out accuracy interval
+    against the champion lies above zero;
+  - a *promoted worse* round: the gate passed a candidate whose interval lies below zero.
+
+Run: .venv/bin/python scripts/bench_loop.py [--scenario new-site|new-class] [--seeds 0] [--rounds 5]
+     [--strategy random|cold_start|...]
+Writes docs/benchmarks/loop-<scenario>.json (one record per seed and round); docs/benchmarks.md
+quotes it.
+Takes about 25 minutes per seed on the 2-core development CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "data/kermany_cxr_train"
+SPLIT = ROOT / "models/kermany-split.csv"
+CLASSES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
+SITE_B = "site-b"
+GOLD_PER_CLASS = 15
+
+
+def other_machine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Site B: a crop, lower contrast, a gamma curve and sensor noise."""
+    h, w = image.shape
+    dy, dx = int(0.06 * h), int(0.06 * w)
+    cropped = np.asarray(PILImage.fromarray(image[dy : h - dy, dx : w - dx]).resize((w, h)), dtype=np.float32) / 255
+    changed = 0.15 + 0.7 * cropped**1.5 + rng.normal(0, 0.04, cropped.shape)
+    return (np.clip(changed, 0, 1) * 255).astype(np.uint8)
+
+
+def medal(home: Path, env: dict, *args: str) -> tuple[float, str]:
+    """Run a `medal` command as a user would; returns (seconds, output)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", "from webapp.cli import main; main()", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"medal {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return seconds, done.stdout + done.stderr
+
+
+def first_site_without(home: Path, missing: str) -> tuple[Path, Path]:
+    """The demo's data without one class's films, and v1 with that class cut from its head."""
+    from learning.model import adapt_head, load_model, save_model
+
+    data = home / "first-site"
+    data.mkdir()
+    for name in CLASSES:
+        if name != missing:
+            (data / name).symlink_to(DATA / name)
+    (data / "labels.csv").symlink_to(DATA / "labels.csv")
+    v1 = load_model(ROOT / "models/medal-cxr-v1")
+    model = home / "first-model"
+    save_model(adapt_head(v1, [name for name in CLASSES if name != missing]), model)
+    return data, model
+
+
+def new_films(home: Path, used: set[str], seed: int, transform: bool) -> dict[str, list[dict]]:
+    """Write the new films (test patients the demo did not use, made different where `transform`)
+    as PNG folders with manifests; returns gold, pool and held-out rows {path, sha256, label,
+    patient}."""
+    rows = [r for r in csv.DictReader(SPLIT.open()) if r["part"] == "test"]
+    by_patient: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        raw = (DATA / row["filename"]).read_bytes()
+        if hashlib.sha256(raw).hexdigest() in used:
+            continue
+        by_patient[row["patient_id"]].append(row)
+    rng = np.random.default_rng(seed)
+    patients = sorted(by_patient)
+    rng.shuffle(patients)
+    parts: dict[str, list[dict]] = {"gold": [], "pool": [], "held_out": []}
+    gold_count: dict[str, int] = defaultdict(int)
+    for index, patient in enumerate(patients):
+        films = by_patient[patient]
+        label = films[0]["filename"].split("/")[0]
+        if gold_count[label] < GOLD_PER_CLASS and all(f["filename"].split("/")[0] == label for f in films):
+            part = "gold"
+            gold_count[label] += len(films)
+        else:
+            part = "pool" if index % 2 == 0 else "held_out"
+        for film in films:
+            image = np.asarray(PILImage.open(DATA / film["filename"]).convert("L"))
+            changed = PILImage.fromarray(other_machine(image, rng) if transform else image)
+            target = home / "site-b" / part / film["filename"].replace(".jpeg", ".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            changed.save(buffer, format="PNG")
+            target.write_bytes(buffer.getvalue())
+            parts[part].append(
+                {
+                    "path": str(target),
+                    "relative": target.relative_to(home / "site-b" / part).as_posix(),
+                    "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
+                    "label": label,
+                    "patient": patient,
+                }
+            )
+    for part in ("gold", "pool"):
+        with (home / "site-b" / part / "manifest.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["filename", "label", "patient_id"])
+            for film in parts[part]:
+                writer.writerow([film["relative"], film["label"], film["patient"]])
+    return parts
+
+
+def evaluate(net, films: list[dict]) -> np.ndarray:
+    """Probabilities in CLASSES' order (a class the model does not know: 0)."""
+    from learning.predict import align_probabilities, score_pool
+
+    probabilities = score_pool(net, [f["path"] for f in films]).probabilities
+    return align_probabilities(probabilities, net.spec.class_names, CLASSES)
+
+
+def summary(truth: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
+    predicted = probabilities.argmax(1)
+    recall = {
+        name: float((predicted[truth == i] == i).mean()) for i, name in enumerate(class_names) if (truth == i).any()
+    }
+    present = [i for i in range(len(class_names)) if (truth == i).any()]
+    auc = float(
+        np.mean(
+            [roc_auc_score(truth == i, probabilities[:, i]) for i in present if 0 < (truth == i).sum() < len(truth)]
+        )
+    )
+    old = np.isin(truth, [0, 1])  # normal against bacterial pneumonia: the classes v1 knew in both scenarios
+    old_auc = float(roc_auc_score(truth[old] == 1, probabilities[old, 1] / probabilities[old, :2].sum(1).clip(1e-9)))
+    return {
+        "accuracy": float((predicted == truth).mean()),
+        "macro_auc": auc,
+        "normal_vs_bacterial_auc": old_auc,
+        "recall": recall,
+    }
+
+
+def paired(truth, candidate, champion, class_names, patients) -> dict:
+    from learning.intervals import paired_bootstrap
+
+    comparison = paired_bootstrap(truth, candidate, champion, class_names, patients, resamples=1000)
+    return {key: comparison.metrics[key].to_dict() for key in ("accuracy", "macro_auc") if key in comparison.metrics}
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
+    home = Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
+    env = os.environ | {
+        "MEDAL_HOME": str(home),
+        "MEDAL_DEMO__POOL_IMAGES": str(args.site_a_pool),
+        "MEDAL_TRAINING__SEED": str(seed),
+        "PYTHONPATH": str(ROOT),
+    }
+    if args.strategy:
+        env["MEDAL_ACTIVE_LEARNING__STRATEGY"] = args.strategy
+    new_class = args.scenario == "new-class"
+    site = "guangzhou-pediatric" if new_class else SITE_B  # the new class comes to the demo's own site
+    if new_class:
+        data, model = first_site_without(home, "viral_pneumonia")
+        env |= {
+            "MEDAL_DEMO__DATA": str(data),
+            "MEDAL_DEMO__MODEL": str(model),
+            "MEDAL_CLASSES": json.dumps(CLASSES[:2]),
+        }
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
+    records: list[dict] = []
+    seconds, _ = medal(home, env, "db", "upgrade")
+    seconds, out = medal(home, env, "demo")
+    print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
+    medal(home, env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
+    if new_class:
+        medal(home, env, "classes", "add", "viral_pneumonia")
+
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.gold import goldset
+    from webapp.models import Image, User
+    from webapp.services import services
+
+    app = create_app()
+    with app.app_context():
+        used = set(db.session.execute(db.select(Image.sha256)).scalars())
+    parts = new_films(home, used, seed, transform=not new_class)
+    print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
+    for part in ("gold", "pool"):
+        medal(home, env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
+    truth_of = {f["sha256"]: f["label"] for f in parts["pool"] + parts["gold"]}
+
+    client = app.test_client()
+    with app.app_context():
+        doctor = db.session.execute(db.select(User).filter_by(username="doctor")).scalar_one()
+        doctor2 = db.session.execute(db.select(User).filter_by(username="doctor2")).scalar_one()
+        engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
+        gold_shas = [f["sha256"] for f in parts["gold"]]
+        gold_ids = list(db.session.execute(db.select(Image.id).where(Image.sha256.in_(gold_shas))).scalars())
+        marked = goldset.mark(gold_ids, engineer)
+        assert not marked.refused, marked.refused
+        for image in db.session.execute(db.select(Image).where(Image.id.in_(gold_ids))).scalars():
+            for reader in (doctor, doctor2):
+                goldset.record_read(reader, image.id, truth_of[image.sha256], CLASSES)
+        from webapp.auth.tokens import create_token
+
+        headers = {
+            "doctor": {"Authorization": f"Bearer {create_token(doctor)}"},
+            "engineer": {"Authorization": f"Bearer {create_token(engineer)}"},
+        }
+        site_a_gold = [
+            {
+                "path": str(services().store.path(image.path)),
+                "label": image.reference_label,
+                "patient": image.patient_key or str(image.id),
+            }
+            for image in db.session.execute(
+                db.select(Image).where(Image.is_gold.is_(True), Image.id.not_in(gold_ids))
+            ).scalars()
+        ]
+    medal(home, env, "score")  # the new pool joins the queue, scored by the champion
+
+    held_out = parts["held_out"]
+    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
+    patients_b = [f["patient"] for f in held_out]
+    site_a_gold = [f for f in site_a_gold if f["label"] in CLASSES]
+    truth_a = np.array([CLASSES.index(f["label"]) for f in site_a_gold])
+    patients_a = [f["patient"] for f in site_a_gold]
+
+    def scores(version: int) -> tuple[np.ndarray, np.ndarray]:
+        with app.app_context():
+            net = services().registry.load(version)
+        return evaluate(net, held_out), evaluate(net, site_a_gold)
+
+    champion = 1
+    champion_b, champion_a = scores(champion)
+    start = {"new": summary(truth_b, champion_b, CLASSES), "site_a": summary(truth_a, champion_a, CLASSES)}
+    records.append({"seed": seed, "round": 0, "labels": 0, "champion": 1, **start})
+    print(
+        f"[seed {seed}] round 0: new films accuracy {start['new']['accuracy']:.3f}, "
+        f"viral recall {start['new']['recall'].get('viral_pneumonia', 0):.2f}, "
+        f"site A {start['site_a']['accuracy']:.3f}",
+        flush=True,
+    )
+    labels = 0
+    for number in range(1, args.rounds + 1):
+        served_b = 0
+        label_started = time.perf_counter()
+        for _ in range(args.batch):
+            served = client.get("/api/v1/review/next", headers=headers["doctor"]).get_json()
+            if served.get("image") is None:
+                break
+            image_id = served["image"]["id"]
+            with app.app_context():
+                image = db.session.get(Image, image_id)
+                truth = truth_of.get(image.sha256) or image.reference_label
+                served_b += image.sha256 in truth_of
+            if truth is None:
+                with app.app_context():  # a site A pool film: its label is the dataset's, by its bytes
+                    truth = _site_a_label(image.sha256)
+            answer = client.post(
+                f"/api/v1/images/{image_id}/labels",
+                headers=headers["doctor"],
+                json={"label": truth, "prediction_id": served["prediction"]["id"]},
+            )
+            assert answer.status_code == 201, answer.get_json()
+            labels += 1
+        label_seconds = time.perf_counter() - label_started
+        train_seconds, out = medal(home, env, "train")
+        models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
+        candidate = models["aliases"].get("candidate")
+        if candidate is None:
+            raise SystemExit(f"round {number} left no candidate:\n{out[-3000:]}")
+        report = client.get(f"/api/v1/models/{candidate}/gate", headers=headers["engineer"]).get_json()
+        passed = bool(report.get("passed"))
+        cand_b, cand_a = scores(candidate)
+        record = {
+            "seed": seed,
+            "round": number,
+            "labels": labels,
+            "served_new": served_b,
+            "candidate": candidate,
+            "champion_before": champion,
+            "gate_passed": passed,
+            "gate_verdict": report.get("verdict"),
+            "gate_better": report.get("better"),
+            "gate_failures": report.get("failures", []),
+            "seconds": {"labeling": round(label_seconds, 1), "train_and_gate": round(train_seconds, 1)},
+            "candidate_new": summary(truth_b, cand_b, CLASSES),
+            "candidate_site_a": summary(truth_a, cand_a, CLASSES),
+            "vs_champion_new": paired(truth_b, cand_b, champion_b, CLASSES, patients_b),
+            "vs_champion_site_a": paired(truth_a, cand_a, champion_a, CLASSES, patients_a),
+        }
+        difference = record["vs_champion_new"]["accuracy"]["difference"]
+        record["better_by_interval"] = difference["low"] is not None and difference["low"] > 0
+        record["worse_by_interval"] = difference["high"] is not None and difference["high"] < 0
+        decision = "approve" if passed else "reject"
+        reason = "the gate passed" if passed else "the gate failed"
+        answer = client.post(
+            f"/api/v1/models/{candidate}/{decision}",
+            headers=headers["engineer"],
+            json={"reason": reason, "override": False},
+        )
+        assert answer.status_code == 200, answer.get_json()
+        if passed:
+            champion, champion_b, champion_a = candidate, cand_b, cand_a
+            record["seconds"]["rescore"] = round(medal(home, env, "score")[0], 1)
+        record["champion_after"] = champion
+        record["champion_new"] = summary(truth_b, champion_b, CLASSES)
+        record["champion_site_a"] = summary(truth_a, champion_a, CLASSES)
+        records.append(record)
+        was = record["vs_champion_new"]["accuracy"]["champion"]["value"]
+        print(
+            f"[seed {seed}] round {number}: {labels} labels ({served_b} new), train+gate {train_seconds:.0f} s, "
+            f"gate {'passed' if passed else 'failed'}; new films accuracy "
+            f"{record['candidate_new']['accuracy']:.3f} (champion {was:.3f}), viral recall "
+            f"{record['candidate_new']['recall'].get('viral_pneumonia', 0):.2f}, "
+            f"site A {record['candidate_site_a']['accuracy']:.3f}; better by interval {record['better_by_interval']}, "
+            f"worse {record['worse_by_interval']}",
+            flush=True,
+        )
+    return records
+
+
+_LABELS: dict[str, str] = {}
+
+
+def _site_a_label(sha256: str) -> str | None:
+    if not _LABELS:
+        for path in DATA.rglob("*.jpeg"):
+            _LABELS[hashlib.sha256(path.read_bytes()).hexdigest()] = path.parent.name
+    return _LABELS.get(sha256)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=["new-site", "new-class"], default="new-site")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--strategy", help="the queue's strategy (default: config.yaml's), e.g. random, cold_start")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=40)
+    parser.add_argument("--site-a-pool", type=int, default=200, help="the demo's pool of site A films")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    suffix = f"-{args.strategy}" if args.strategy else ""
+    args.out = args.out or ROOT / f"docs/benchmarks/loop-{args.scenario}{suffix}.json"
+    records: list[dict] = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        records += run_seed(seed, args)
+        args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "records": records}, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
