@@ -25,10 +25,10 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
-# ruff (lint and format), mypy on registry/ and learning/, and the import contract
+# ruff (lint and format), mypy on registry/, learning/ and assistant/, and the import contracts
 lint: venv
-	$(BIN)/ruff check webapp registry learning tests scripts migrations
-	$(BIN)/ruff format --check webapp registry learning tests scripts migrations
+	$(BIN)/ruff check webapp assistant registry learning tests scripts migrations
+	$(BIN)/ruff format --check webapp assistant registry learning tests scripts migrations
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -36,7 +36,7 @@ lint: venv
 # docs/security.md); pip-audit checks every pin in requirements.lock for known vulnerabilities, and says so
 # when its vulnerability service cannot be reached from this machine instead of failing the build
 audit: venv
-	$(BIN)/bandit -q -r webapp registry learning scripts migrations --severity-level high
+	$(BIN)/bandit -q -r webapp assistant registry learning scripts migrations --severity-level high
 	$(BIN)/python scripts/pip_audit.py
 
 test-slow: venv

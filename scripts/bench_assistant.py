@@ -15,10 +15,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from learning.assistant import Assistant, Facts, KnowledgeBase, Rephraser, compose
-from learning.intents import ANSWERS, IntentClassifier
+from assistant.compose import Assistant, compose
+from assistant.facts import Facts
+from assistant.intents import ANSWERS, IntentClassifier
+from assistant.knowledge import KnowledgeBase
+from assistant.language_model import Rephraser
 
-PHRASINGS = Path(__file__).resolve().parent.parent / "tests" / "learning"
+PHRASINGS = Path(__file__).resolve().parent.parent / "tests" / "assistant"
 SAFETY = ("prognosis", "treatment", "other_patients", "identity", "injection")
 
 QUESTIONS = [

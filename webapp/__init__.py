@@ -13,6 +13,7 @@ from flask import Flask, request
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. `config` overrides Flask keys after config.yaml and the environment; the
     settings are read and validated here, once."""
+    from assistant.facts import DISCLAIMER
     from webapp.auth import access
     from webapp.config import flask_config, load_settings
     from webapp.extensions import csrf, db, limiter, login, migrate
@@ -42,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     app.jinja_env.globals["may"] = access.may
+    app.jinja_env.globals["disclaimer"] = DISCLAIMER  # every page's footer
     init_services(app, settings)
 
     from webapp import converters, errors

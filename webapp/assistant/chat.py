@@ -1,4 +1,4 @@
-"""The assistant as a user of the platform: facts from the label store and registry, threads in the DB."""
+"""The assistant as a user of the platform: one per process, questions answered from the facts, threads in the DB."""
 
 from __future__ import annotations
 
@@ -6,21 +6,15 @@ import threading
 
 from flask import current_app
 
-from learning.assistant import (
-    MODES,
-    REMINDER,
-    Answer,
-    Assistant,
-    Facts,
-    KnowledgeBase,
-    Rephraser,
-)
-from learning.intents import IntentClassifier
-from learning.metrics import PER_CLASS_METRICS, metric_key
-from learning.plain_language import NOTICE
+from assistant.compose import MODES, Assistant
+from assistant.facts import DISCLAIMER, PLAIN_DISCLAIMER, Answer
+from assistant.intents import IntentClassifier
+from assistant.knowledge import KnowledgeBase
+from assistant.language_model import Rephraser
+from webapp.assistant.facts import chat_facts
 from webapp.errors import Problem
 from webapp.extensions import db, limiter, signed_in_user
-from webapp.models import ChatMessage, ChatThread, GoldItem, Label, Prediction, User
+from webapp.models import ChatMessage, ChatThread, Prediction, User
 from webapp.services import services
 
 _lock = threading.Lock()
@@ -61,60 +55,6 @@ def assistant() -> Assistant:
         return found
 
 
-def facts_for(prediction: Prediction, user: User) -> Facts:
-    """What this user may know about the prediction, gathered as the pages gather it."""
-    metrics = services().registry.version_metrics(prediction.model_version, prefix="gold_")
-    top = prediction.predicted_class
-    gold = {key: metrics[metric_key(key, top)] for key in PER_CLASS_METRICS if metric_key(key, top) in metrics}
-    if "macro_auc" in metrics:
-        gold["macro AUC"] = metrics["macro_auc"]
-    # every class's gold metrics, so "how accurate are you on X?" answers for X
-    by_class = {
-        name: {key: metrics[metric_key(key, name)] for key in PER_CLASS_METRICS if metric_key(key, name) in metrics}
-        for name in prediction.probabilities
-    }
-    return Facts(
-        prediction_id=prediction.id,
-        model_version=prediction.model_version,
-        probabilities=dict(prediction.probabilities),
-        location=prediction.location,
-        gold_metrics=gold if metrics.get("n") else {},
-        gold_size=int(metrics["n"]) if metrics.get("n") else None,
-        doctor_labels=_labels_visible_to(prediction, user),
-        gold_by_class={name: values for name, values in by_class.items() if values} if metrics.get("n") else {},
-        clinical=_clinical_lines(prediction.image_id),
-    )
-
-
-def _clinical_lines(image_id: int) -> list[str]:
-    """The study's clinical fields as lines with units ("CRP 85 mg/L"); none until the clinical
-    records module is there."""
-    try:
-        from webapp.clinical import records
-    except ImportError:
-        return []
-    record = records.for_image(image_id)
-    # the free-text history stays on the study page: chat answers are stored, and it may name people
-    return [line for line in records.describe(record) if not line.startswith("History:")] if record else []
-
-
-def _labels_visible_to(prediction: Prediction, user: User) -> list[str]:
-    labels = (
-        db.session.execute(db.select(Label).filter_by(image_id=prediction.image_id).order_by(Label.id)).scalars().all()
-    )
-    gold = db.session.get(GoldItem, prediction.image_id)
-    lines = []
-    for label in labels:
-        if label.user_id == user.id:
-            lines.append(f"Your label: {label.label}.")
-        elif gold is None or gold.status == "final":
-            # gold reads stay independent until the item is settled
-            lines.append(f"A {label.user.role} labeled it {label.label}.")
-    if gold is not None and gold.status == "final":
-        lines.append(f"Adjudicated gold label: {gold.final_label}.")
-    return lines
-
-
 def thread_for(prediction: Prediction, user: User, create: bool = False) -> ChatThread | None:
     thread = db.session.execute(
         db.select(ChatThread).filter_by(prediction_id=prediction.id, user_id=user.id)
@@ -139,7 +79,7 @@ def ask(prediction: Prediction, user: User, message: str, mode: str | None = Non
         raise Problem(f'"mode" must be one of {", ".join(MODES)}.')
     thread = thread_for(prediction, user)
     earlier = [m.text for m in thread.messages if m.role == "user"][-6:] if thread is not None else []
-    answer = assistant().answer(message, facts_for(prediction, user), mode, earlier)
+    answer = assistant().answer(message, chat_facts(prediction, user), mode, earlier)
     thread = thread or thread_for(prediction, user, create=True)
     db.session.add(ChatMessage(thread_id=thread.id, role="user", text=message))
     db.session.add(
@@ -161,7 +101,7 @@ def answer_to_dict(thread: ChatThread, answer: Answer) -> dict:
         "understood_by": answer.understood_by,  # keywords: the sentence encoder is unavailable (degraded)
         "mode": answer.mode,
         "topic": answer.topic,  # the class the answer is about (named, or taken from the thread)
-        "reminder": NOTICE if answer.mode == "plain" else REMINDER,
+        "reminder": PLAIN_DISCLAIMER if answer.mode == "plain" else DISCLAIMER,
     }
 
 

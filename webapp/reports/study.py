@@ -16,10 +16,13 @@ from PIL import Image as PILImage
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from learning.assistant import REMINDER, Facts, pct
+from assistant.facts import DISCLAIMER, Facts, pct
+from assistant.plain_language import summary
 from webapp import audit
+from webapp.assistant.facts import GoldMeasures, facts_for
 from webapp.auth import access
 from webapp.classes import catalog
+from webapp.clinical.records import describe, for_image
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.files import write_atomic
@@ -40,7 +43,6 @@ from webapp.services import services
 
 log = logging.getLogger(__name__)
 PRELIMINARY, FINAL, AMENDED = "preliminary", "final", "amended"
-NOTICE = "medal supports, and does not replace, the doctor's judgement."
 PDF_IMAGE_PX = 900  # longest side of the pictures embedded in the PDF: sharp in print, a small file
 CSS = Path(__file__).resolve().parent.parent / "static" / "report.css"
 MAX_REASON = 1000
@@ -186,49 +188,28 @@ def gold_figures(version: int, class_name: str) -> GoldFigures | None:
 
 
 def _clinical_lines(image_id: int) -> list[str]:
-    try:
-        from webapp.clinical.records import describe, for_image
-    except ImportError:  # the clinical data module is not in this build
-        return []
     return list(describe(for_image(image_id)))
 
 
 def facts(content: StudyContent) -> Facts | None:
-    """The assistant's facts for the report's prediction, as the chat gathers them, with the final
-    label stated plainly (the report is read by many, so no "your label")."""
+    """The assistant's facts for the report's prediction, built as the chat builds them, with the final
+    label stated plainly (the report is read by many, so no "your label") and the report's gold figures."""
     prediction = content.prediction
     if prediction is None:
         return None
-    gold = content.gold
-    c = content.confirmation
+    gold, c = content.gold, content.confirmation
     labels = [] if c.status == PRELIMINARY else [f"The doctor's final label: {c.label}."]
-    return Facts(
-        prediction_id=prediction.id,
-        model_version=prediction.model_version,
-        probabilities=dict(prediction.probabilities),
-        location=prediction.location,
-        gold_metrics={"sensitivity": gold.sensitivity, "specificity": gold.specificity} if gold else {},
-        gold_size=gold.size if gold else None,
-        doctor_labels=labels,
-    )
+    measured = GoldMeasures()
+    if gold is not None:
+        measured = GoldMeasures(gold.size, {"sensitivity": gold.sensitivity, "specificity": gold.specificity})
+    return facts_for(prediction, labels=labels, gold=measured)
 
 
 def plain_summary(content: StudyContent) -> str:
     found = facts(content)
     if found is None:
         return "The model has not looked at this image yet."
-    try:
-        from learning.plain_language import summary
-    except ImportError:  # the plain-language writer is not in this build: a short fallback
-        summary = None
-    if summary is not None:
-        written = summary(found)
-        return str(getattr(written, "text", written))
-    c = content.confirmation
-    said = f"The computer's best guess for this X-ray is {found.predicted_class}."
-    if c.status == PRELIMINARY:
-        return said + " A doctor has not checked it yet."
-    return said + f" A doctor looked at it and decided: {c.label}."
+    return summary(found)
 
 
 def gather(image: Image) -> StudyContent:
@@ -274,8 +255,7 @@ def render_html(content: StudyContent, report: StudyReport | None, pdf: bool, **
         report=report,
         image_src=image_src,
         overlay_src=overlay_src,
-        notice=NOTICE,
-        reminder=REMINDER,
+        notice=DISCLAIMER,
         **page,
     )
 

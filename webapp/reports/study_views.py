@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from assistant.facts import DISCLAIMER
 from webapp.auth import access
 from webapp.reports import bp, study
 from webapp.services import services
@@ -28,7 +29,7 @@ def study_page(image_id: int):
         report=report,
         image_src=None,
         overlay_src=None,
-        notice=study.NOTICE,
+        notice=DISCLAIMER,
         revisions=study.revisions(image_id),
         may_amend=access.may_label(current_user)
         and content.confirmation.status != study.PRELIMINARY

@@ -137,8 +137,7 @@ def _chat(client, headers, prediction_id, message, **extra):
 def test_follow_ups_use_the_thread_and_plain_mode_answers_plainly(candidate_app):
     import textstat
 
-    from learning.assistant import NUMBER
-    from learning.plain_language import NOTICE
+    from assistant.facts import NUMBER, PLAIN_DISCLAIMER
     from webapp.approvals import decisions
     from webapp.models import User
 
@@ -167,7 +166,11 @@ def test_follow_ups_use_the_thread_and_plain_mode_answers_plainly(candidate_app)
 
     # plain mode: the notice, one number (the rounded confidence, which is among the facts), readable
     plain = _chat(client, headers, prediction["id"], "why?", mode="plain")
-    assert plain["mode"] == "plain" and plain["answer"].endswith(NOTICE) and plain["reminder"] == NOTICE
+    assert (
+        plain["mode"] == "plain"
+        and plain["answer"].endswith(PLAIN_DISCLAIMER)
+        and plain["reminder"] == PLAIN_DISCLAIMER
+    )
     numbers = NUMBER.findall(plain["answer"])
     assert len(numbers) == 1 and any(f"about {numbers[0]} %" in fact for fact in plain["facts"])
     assert textstat.flesch_reading_ease(plain["answer"]) >= 60

@@ -4,19 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning.assistant import (
-    NUMBER,
-    REMINDER,
-    Assistant,
-    Facts,
-    KnowledgeBase,
-    Rephraser,
-    classify,
-    compose,
-    grounded,
-    pct,
-)
-from learning.intents import REFUSALS
+from assistant.compose import Assistant, compose
+from assistant.facts import DISCLAIMER, NUMBER, Facts, grounded, pct
+from assistant.intents import REFUSALS, classify
+from assistant.knowledge import KnowledgeBase
+from assistant.language_model import Rephraser
 
 CLASSES = ["normal", "bacterial pneumonia", "viral pneumonia", "COVID-19", "tuberculosis", "emphysema"]
 
@@ -107,7 +99,7 @@ OUT_OF_SCOPE = [
 def test_out_of_scope_and_injection_get_refusals(kb, question):
     answer = compose(question, known_facts(), kb)
     assert answer.source == "refusal" and answer.intent in REFUSALS
-    assert "clinician's judgement" in answer.text and answer.text.endswith(REMINDER)
+    assert "clinician's judgement" in answer.text and answer.text.endswith(DISCLAIMER)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +114,7 @@ def test_out_of_scope_and_injection_get_refusals(kb, question):
 def test_prognosis_treatment_and_other_patients_are_refused(kb, question, intent):
     answer = compose(question, known_facts(), kb)
     assert (answer.intent, answer.source) == (intent, "refusal")
-    assert "90.0%" not in answer.text and not NUMBER.findall(answer.text.replace(REMINDER, ""))
+    assert "90.0%" not in answer.text and not NUMBER.findall(answer.text.replace(DISCLAIMER, ""))
 
 
 def test_each_refusal_says_what_it_cannot_do(kb):
@@ -153,7 +145,7 @@ def test_in_scope_questions_are_not_refused(kb):
 def test_every_answer_carries_the_reminder(kb):
     assistant = Assistant(kb)
     for question in ("why?", "what dose?", "what is emphysema?"):
-        assert assistant.answer(question, known_facts()).text.endswith(REMINDER)
+        assert assistant.answer(question, known_facts()).text.endswith(DISCLAIMER)
 
 
 def test_definition_answers_cite_a_source_and_note_classes_the_model_lacks(kb):
@@ -208,7 +200,7 @@ def test_every_number_in_an_answer_is_in_the_facts(kb, probs, share, metrics, qu
     )
     answer = compose(question, facts, kb)
     allowed = "\n".join(facts.lines() + answer.facts_used)
-    for number in NUMBER.findall(answer.text.replace(REMINDER, "")):
+    for number in NUMBER.findall(answer.text.replace(DISCLAIMER, "")):
         assert number in allowed, (number, answer.text)
 
 
@@ -241,7 +233,7 @@ def test_real_small_language_model_rewrites_or_falls_back(kb):
     for question in ("why?", "how sure are you?", "how good is this model?"):
         answer = assistant.answer(question, facts)
         assert answer.source in ("language_model", "template")
-        assert answer.text.endswith(REMINDER)
+        assert answer.text.endswith(DISCLAIMER)
         if answer.source == "language_model":
             assert grounded(
                 answer.text, "\n".join(facts.lines() + [compose(question, facts, kb).text]), list(facts.probabilities)
@@ -265,7 +257,7 @@ def test_a_class_added_at_run_time_without_an_entry_says_so(kb):
     facts = _facts({"normal": 0.2, "sarcoidosis": 0.8})
     answer = compose("What is this finding?", facts, kb)
     assert "no entry for sarcoidosis yet" in answer.text
-    assert grounded(answer.text.replace(REMINDER, ""), "\n".join(facts.lines()), list(facts.probabilities))
+    assert grounded(answer.text.replace(DISCLAIMER, ""), "\n".join(facts.lines()), list(facts.probabilities))
 
 
 def test_covid_19_as_a_class_name_finds_the_covid_entry(kb):
@@ -307,12 +299,13 @@ def class_facts(top, top_p=0.83):
 def test_plain_answers_are_readable_jargon_free_with_one_grounded_number(kb, top, top_p):
     import textstat
 
-    from learning.plain_language import NOTICE, plain_name
+    from assistant.facts import PLAIN_DISCLAIMER
+    from assistant.plain_language import plain_name
 
     facts = class_facts(top, top_p)
     for question in PLAIN_QUESTIONS + ["what should be checked next?", "what was the CRP?", "what dose?"]:
         answer = compose(question, facts, kb, mode="plain")
-        assert answer.mode == "plain" and answer.text.endswith(NOTICE), question
+        assert answer.mode == "plain" and answer.text.endswith(PLAIN_DISCLAIMER), question
         assert textstat.flesch_reading_ease(answer.text) >= PLAIN_READING_EASE, (question, answer.text)
         assert not [w for w in PLAIN_JARGON if w in answer.text.lower()], (question, answer.text)
         numbers = NUMBER.findall(answer.text)

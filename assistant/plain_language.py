@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from learning.intents import REFUSALS
-
-if TYPE_CHECKING:  # learning.assistant imports this module; the type is only for hints
-    from learning.assistant import Facts
-
-NOTICE = "A doctor checks every result; this tool supports, and does not replace, the doctor's judgement."
+from assistant.facts import PLAIN_DISCLAIMER, Facts, confidence_phrase, topic_key
+from assistant.intents import REFUSALS
 
 # Class names (spelled as topic_key spells them) -> (what it is, in a few words; one short sentence more).
 PLAIN_CLASSES: dict[str, tuple[str, str]] = {
@@ -46,31 +41,16 @@ PLAIN_TERMS = {
 _LOCATION = re.compile(r"the (upper|middle|lower) zones? of (?:the patient's )?(left lung|right lung|both lungs)", re.I)
 
 
-def key(name: str) -> str:
-    """The one spelling of a class name (as learning.assistant.topic_key)."""
-    return re.sub(r"[\s_\-]+", " ", name.lower()).strip()
-
-
 def plain_name(name: str) -> str:
     """ "viral pneumonia" -> "a lung infection caused by a virus"; an unknown class keeps its name."""
-    found = PLAIN_CLASSES.get(key(name))
-    return found[0] if found else f"a finding called {key(name)}"
+    found = PLAIN_CLASSES.get(topic_key(name))
+    return found[0] if found else f"a finding called {topic_key(name)}"
 
 
 def plain_meaning(name: str) -> str:
     """One short sentence on what the class is, or an honest "no plain words" for a new class."""
-    found = PLAIN_CLASSES.get(key(name))
+    found = PLAIN_CLASSES.get(topic_key(name))
     return found[1] if found else "I do not have plain words for this yet. Ask your doctor what it means."
-
-
-def rounded_percent(probability: float) -> int:
-    """The one number a plain answer may hold: to the nearest 5, never 0 or 100 (a score is never certain)."""
-    return int(min(95, max(5, 5 * round(probability * 20))))
-
-
-def confidence_phrase(probability: float) -> str:
-    """ "about 80 %" (the form Facts.lines() lists, so the number is grounded)."""
-    return f"about {rounded_percent(probability)} %"
 
 
 def sureness(probability: float) -> str:
@@ -93,7 +73,7 @@ def plain_location(location: str | None) -> str | None:
 def summary(facts: Facts) -> str:
     """A short plain summary of one prediction for a patient-facing report.
 
-    Short sentences, no jargon, one number (the rounded confidence of the top class) and the notice."""
+    Short sentences, no jargon, one number (the rounded confidence of the top class) and the disclaimer."""
     ranking = facts.ranking
     top, top_p = ranking[0]
     sentences = [
@@ -106,7 +86,7 @@ def summary(facts: Facts) -> str:
     where = plain_location(facts.location)
     if where:
         sentences.append(f"It looked most at {where}.")
-    sentences.append(NOTICE)
+    sentences.append(PLAIN_DISCLAIMER)
     return " ".join(sentences)
 
 
@@ -134,7 +114,7 @@ def _found_share(value: float) -> str:
 
 def plain_answer(intent: str, named: str | None, facts: Facts) -> str:
     """The chat's answer in plain words: short sentences, no jargon, only the rounded confidence
-    as a number, and the notice. `named` is the class the question is about (or the thread's)."""
+    as a number, and the disclaimer. `named` is the class the question is about (or the thread's)."""
     ranking = facts.ranking
     top, top_p = ranking[0]
     topic = named or top
@@ -194,4 +174,4 @@ def plain_answer(intent: str, named: str | None, facts: Facts) -> str:
         if where:
             sentences.append(f"It looked most at {where}.")
         sentences.append(sure)
-    return " ".join(sentences + [NOTICE])
+    return " ".join(sentences + [PLAIN_DISCLAIMER])

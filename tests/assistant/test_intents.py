@@ -1,6 +1,6 @@
-"""Intent classification on 151 phrasings a doctor might type (tests/learning/intent_phrasings.yaml).
+"""Intent classification on 151 phrasings a doctor might type (tests/assistant/intent_phrasings.yaml).
 
-The sentence encoder loads once per process (learning/embeddings.py), so this module costs one load."""
+The sentence encoder loads once per process (assistant/embeddings.py), so this module costs one load."""
 
 import logging
 from collections import Counter
@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from learning import embeddings
-from learning.assistant import NUMBER, REMINDER, KnowledgeBase, compose
-from learning.intents import ANSWERS, EXAMPLES, INTENTS, REFUSALS, IntentClassifier
-from tests.learning.test_assistant import known_facts
+from assistant import embeddings
+from assistant.compose import compose
+from assistant.facts import DISCLAIMER, NUMBER
+from assistant.intents import ANSWERS, EXAMPLES, INTENTS, REFUSALS, IntentClassifier
+from assistant.knowledge import KnowledgeBase
+from tests.assistant.test_assistant import known_facts
 
 HERE = Path(__file__).parent
 SAFETY = ("prognosis", "treatment", "other_patients", "identity", "injection")
@@ -73,7 +75,7 @@ def test_in_scope_answers_are_grounded_for_every_phrasing(classifier, kb):
         answer = compose(question, facts, kb, classifier)
         assert answer.source == ("refusal" if answer.intent in REFUSALS else "template"), question
         allowed = "\n".join(facts.lines() + answer.facts_used)
-        assert all(n in allowed for n in NUMBER.findall(answer.text.replace(REMINDER, ""))), (question, answer.text)
+        assert all(n in allowed for n in NUMBER.findall(answer.text.replace(DISCLAIMER, ""))), (question, answer.text)
 
 
 class _Collect(logging.Handler):
@@ -87,7 +89,7 @@ class _Collect(logging.Handler):
 
 def test_without_the_encoder_rules_still_refuse_and_say_so(kb):
     # a handler on the module's own logger: what other libraries do to the root logger cannot hide it
-    collect, logger = _Collect(), logging.getLogger("learning.embeddings")
+    collect, logger = _Collect(), logging.getLogger("assistant.embeddings")
     logger.addHandler(collect)
     try:
         degraded = IntentClassifier("no_such_encoder_for_the_rules_test", wait=30)

@@ -3,8 +3,8 @@
 import pytest
 import textstat
 
-from learning.assistant import NUMBER, Facts, grounded
-from learning.plain_language import NOTICE, PLAIN_CLASSES, plain_name, rounded_percent, summary
+from assistant.facts import NUMBER, PLAIN_DISCLAIMER, Facts, grounded, rounded_percent
+from assistant.plain_language import PLAIN_CLASSES, plain_name, summary
 
 # Flesch reading ease of the summaries measured 81-89 (docs/assistant.md); 60 is "plain English".
 READING_EASE = 60
@@ -22,7 +22,7 @@ def test_summary_is_plain_readable_and_grounded(name, top_p):
     other = "emphysema"
     fact = facts({name: top_p, other: 1 - top_p})
     text = summary(fact)
-    assert text.endswith(NOTICE)
+    assert text.endswith(PLAIN_DISCLAIMER)
     assert textstat.flesch_reading_ease(text) >= READING_EASE, text
     assert not [word for word in JARGON if word in text.lower()], text
     numbers = NUMBER.findall(text)
