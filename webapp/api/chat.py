@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import Error
+from webapp.api.schemas import chat as schemas
 from webapp.assistant import chat
 from webapp.auth.roles import token_required
 from webapp.errors import Problem
@@ -14,7 +16,7 @@ from webapp.gold.goldset import visible_prediction
 @bp.post("/predictions/<int:prediction_id>/chat", tags=["assistant"])
 @bp.arguments(schemas.ChatAsk)
 @bp.response(200, schemas.ChatAnswer)
-@bp.alt_response(429, schema=schemas.Error, description="Too many questions from this user (security.chat_rate_limit).")
+@bp.alt_response(429, schema=Error, description="Too many questions from this user (security.chat_rate_limit).")
 @token_required()
 @chat.rate_limited
 def ask(body: dict, prediction_id: int):

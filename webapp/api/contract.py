@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 contract, generated from the code: flask-smorest collects the routes and their
-marshmallow schemas (webapp/api/schemas.py), and the route -> roles table (webapp/auth/access.py) adds who
+marshmallow schemas (webapp/api/schemas/), and the route -> roles table (webapp/auth/access.py) adds who
 may call each operation, so the spec at /api/v1/openapi.json cannot drift from what the API does.
 
 Errors keep medal's one shape ({"error": ..., "status": ...}, webapp/errors.py) instead of

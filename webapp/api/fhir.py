@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, json
 
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import reports as schemas
 from webapp.auth.roles import token_required
 from webapp.integration import fhir
 

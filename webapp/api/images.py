@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import Error
+from webapp.api.schemas import images as schemas
 from webapp.auth.roles import token_required
 from webapp.clinical import fusion as clinical_fusion
 from webapp.clinical import records as clinical_records
@@ -46,8 +48,8 @@ def image_to_dict(image: Image) -> dict:
 @bp.arguments(schemas.Upload, location="form_and_files", as_kwargs=True)
 @bp.response(201, schemas.Uploaded, description="Stored and predicted.")
 @bp.alt_response(200, schema=schemas.Uploaded, description="These bytes were stored before: the same image.")
-@bp.alt_response(409, schema=schemas.Error, description="A gold image awaiting its blind reads.")
-@bp.alt_response(415, schema=schemas.Error, description="Not a PNG, JPEG or chest DICOM radiograph.")
+@bp.alt_response(409, schema=Error, description="A gold image awaiting its blind reads.")
+@bp.alt_response(415, schema=Error, description="Not a PNG, JPEG or chest DICOM radiograph.")
 @token_required()
 def upload_image(**_validated):
     """Upload a chest X-ray (PNG, JPEG or DICOM) with its optional patient and clinical fields; the
@@ -110,7 +112,7 @@ def review_next():
 @bp.post("/images/<int:image_id>/labels", tags=["review"])
 @bp.arguments(schemas.LabelRequest)
 @bp.response(201, schemas.Label)
-@bp.alt_response(409, schema=schemas.Error, description="You already labeled this image; the first answer stands.")
+@bp.alt_response(409, schema=Error, description="You already labeled this image; the first answer stands.")
 @labelers_api
 def add_label(body: dict, image_id: int):
     """Confirm or correct the prediction: the doctor's label."""

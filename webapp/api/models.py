@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from registry.uris import CANDIDATE
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import Error
+from webapp.api.schemas import models as schemas
 from webapp.approvals import DecisionError, decisions, gate_run, history
 from webapp.auth.roles import token_required
 from webapp.services import services
@@ -49,7 +51,7 @@ def _reason(body: dict) -> str:
 @bp.post("/models/<int:version>/approve", tags=["models"])
 @bp.arguments(schemas.DecisionRequest)
 @bp.response(200, schemas.Decision)
-@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate, or the gate failed.")
+@bp.alt_response(409, schema=Error, description="Not the current candidate, or the gate failed.")
 @token_required("engineer")
 def approve(body: dict, version: int):
     """Promote the candidate to champion (with `override`, although its gate failed)."""
@@ -61,7 +63,7 @@ def approve(body: dict, version: int):
 @bp.post("/models/<int:version>/reject", tags=["models"])
 @bp.arguments(schemas.DecisionRequest)
 @bp.response(200, schemas.Decision)
-@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate.")
+@bp.alt_response(409, schema=Error, description="Not the current candidate.")
 @token_required("engineer")
 def reject(body: dict, version: int):
     """Reject the candidate, with the reason."""
@@ -72,7 +74,7 @@ def reject(body: dict, version: int):
 
 @bp.post("/models/<int:version>/gate", tags=["models"])
 @bp.response(200, schemas.GateRun)
-@bp.alt_response(409, schema=schemas.Error, description="Not the current candidate.")
+@bp.alt_response(409, schema=Error, description="Not the current candidate.")
 @token_required("engineer")
 def rerun_gate(version: int):
     """Run the gate again for the current candidate (e.g. after the champion changed)."""
@@ -98,7 +100,7 @@ def gate_report(version: int):
 @bp.response(200, schemas.Decision)
 @bp.alt_response(
     409,
-    schema=schemas.Error,
+    schema=Error,
     description="Nothing to roll back to (a model a rollback withdrew is never rolled back to), or another "
     "champion than `expected_champion` serves now (named).",
 )

@@ -2,7 +2,8 @@
 
 from flask import jsonify
 
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import monitoring as schemas
 
 
 @bp.get("/monitoring/trust", tags=["monitoring"])

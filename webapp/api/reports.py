@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from webapp.api import bp, schemas
+from webapp.api import bp
+from webapp.api.schemas import reports as schemas
 from webapp.auth.roles import token_required
 from webapp.reports import study
 from webapp.reports.study_views import pdf_response
