@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from learning.data import load_grayscale, to_tensor
+from learning.data import to_tensor
+from learning.decoding import load_grayscale
 from learning.engine import Engine, as_engine
 from learning.model import XrayNet
 from learning.strategies import PoolScores

@@ -15,7 +15,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
-from learning.data import Decoder, LabeledImage, XrayDataModule, load_grayscale, patient_split
+from learning.data import Decoder, LabeledImage, XrayDataModule, patient_split
+from learning.decoding import load_grayscale
 from learning.model import ModelSpec, XrayClassifier, XrayNet
 
 log = logging.getLogger(__name__)

@@ -72,7 +72,8 @@ def load_net(model: Path):
 
 
 def bench_scoring(net, paths: list[str], batch_size: int) -> dict:
-    from learning.data import load_grayscale, to_tensor
+    from learning.data import to_tensor
+    from learning.decoding import load_grayscale
     from learning.predict import score_pool
 
     score_pool(net, paths[:8], batch_size=8)  # warm-up
@@ -128,7 +129,8 @@ def bench_engines(net, paths: list[str], repeats: int, threads: int, score_image
 
     import onnxruntime
 
-    from learning.data import load_grayscale, to_tensor
+    from learning.data import to_tensor
+    from learning.decoding import load_grayscale
     from learning.engine import INPUT, ONNX_DIR, ONNX_FILE, Threads, export_onnx, load_engine, use_threads
     from learning.model import save_model
     from learning.predict import score_pool
@@ -223,7 +225,8 @@ def write_engines(result: dict, out_dir: Path) -> None:
 def bench_upload(net, paths: list[str], repeats: int) -> dict:
     from pytorch_grad_cam import GradCAM
 
-    from learning.data import decode_image, to_tensor
+    from learning.data import to_tensor
+    from learning.decoding import decode_image
     from learning.explain import explain, overlay_png
 
     size = net.spec.image_size
@@ -262,7 +265,8 @@ def bench_upload(net, paths: list[str], repeats: int) -> dict:
 
 
 def _child_dataset(n: int, size: int, as_float: bool) -> dict:
-    from learning.data import LabeledImage, XrayDataset, load_grayscale, to_tensor
+    from learning.data import LabeledImage, XrayDataset, to_tensor
+    from learning.decoding import load_grayscale
 
     paths = image_paths(Path("/nonexistent"), "", n)
     import torch  # noqa: F401  (the worker has it loaded anyway)

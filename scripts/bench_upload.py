@@ -168,7 +168,8 @@ def latency(n_films: int, train_seconds: float) -> None:
     )
     from flask_migrate import upgrade
 
-    from learning.data import load_grayscale, to_tensor
+    from learning.data import to_tensor
+    from learning.decoding import load_grayscale
     from learning.model import load_model
     from registry.client import RunRecord
     from webapp import create_app

@@ -255,7 +255,7 @@ class DicomSettings(Section):
 
     @property
     def rules(self):
-        from learning.data import NOT_CHEST, DicomRules
+        from learning.decoding import NOT_CHEST, DicomRules
 
         allowed = {part.strip().upper() for part in self.body_parts_allowed}
         refused = [part for part in NOT_CHEST if part not in allowed]

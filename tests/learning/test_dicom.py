@@ -10,7 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from learning.data import DicomRules, ImageDecodeError, check_dicom, decode_dicom, decode_radiograph, read_dicom
+from learning.decoding import DicomRules, ImageDecodeError, check_dicom, decode_dicom, decode_radiograph, read_dicom
 from tests import synthetic
 
 LIMIT = 50_000_000

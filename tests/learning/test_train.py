@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from learning.data import LabeledImage, XrayDataModule, load_grayscale
+from learning.data import LabeledImage, XrayDataModule
+from learning.decoding import load_grayscale
 from learning.model import ModelSpec, XrayNet
 from learning.predict import score_pool
 from learning.train import TrainSpec, fine_tune

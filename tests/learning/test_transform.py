@@ -5,15 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from learning.data import (
-    LabeledImage,
-    TensorImages,
-    XrayDataset,
-    letterbox,
-    letterbox_box,
-    load_grayscale,
-    to_tensor,
-)
+from learning.data import LabeledImage, TensorImages, XrayDataset, letterbox, letterbox_box, to_tensor
+from learning.decoding import load_grayscale
 from tests import synthetic
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from PIL import Image as PILImage
 
-from learning.data import load_grayscale
+from learning.decoding import load_grayscale
 from learning.model import XrayNet
 from webapp.errors import Problem
 from webapp.extensions import db

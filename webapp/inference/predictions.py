@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from learning.data import load_grayscale, to_tensor
+from learning.data import to_tensor
+from learning.decoding import load_grayscale
 from webapp.extensions import db
 from webapp.inference.serving import Served
 from webapp.models import Image, Prediction

@@ -14,7 +14,7 @@ import numpy as np
 from flask import current_app
 
 from learning import drift as stats
-from learning.data import load_grayscale
+from learning.decoding import load_grayscale
 from learning.predict import score_pool
 from registry.uris import CHAMPION
 from webapp.extensions import db

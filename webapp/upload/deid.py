@@ -17,7 +17,7 @@ from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as a
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from learning.data import DecodedImage, check_dicom, decode_dicom, read_dicom
+from learning.decoding import DecodedImage, check_dicom, decode_dicom, read_dicom
 from webapp.errors import Problem
 from webapp.models import Deidentification
 from webapp.services import services

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learning.data import encode_png
+from learning.decoding import encode_png
 from webapp.clinical import records as clinical_records
 from webapp.extensions import db
 from webapp.upload.ingest import ImageMeta, IngestError, ingest

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from learning.data import DecodedImage, ImageDecodeError, decode_radiograph, encode_png, is_dicom
+from learning.decoding import DecodedImage, ImageDecodeError, decode_radiograph, encode_png, is_dicom
 from webapp.classes import catalog
 from webapp.clinical import records as clinical_records
 from webapp.errors import Problem

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
-from learning.data import decode_radiograph, read_dicom
+from learning.decoding import decode_radiograph, read_dicom
 from tests import synthetic
 from tests.conftest import api_token, login
 from webapp.extensions import db

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from learning.data import ImageDecodeError, decode_image
+from learning.decoding import ImageDecodeError, decode_image
 from tests import synthetic
 
 LIMIT = 10_000_000
