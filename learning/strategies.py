@@ -127,6 +127,8 @@ def rank(
     """The whole pool in asking order. Every consecutive batch keeps its random share, so a queue
     read one image at a time still holds an unbiased sample in each batch of labels."""
     n = len(scores.probabilities)
+    if n == 0:  # nothing to ask about (an empty pool has no MC-dropout passes either)
+        return np.zeros(0, dtype=int), np.zeros(0)
     if strategy == "batch_diverse":
         order, values = select(strategy, scores, n, seed=seed)
     elif strategy == "cold_start":

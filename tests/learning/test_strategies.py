@@ -125,3 +125,10 @@ def test_cold_start_ranks_its_picks_first_then_hands_over_to_uncertainty():
     rest = [int(i) for i in order[3:]]
     assert rest == sorted(rest, reverse=True)  # then by margin: least sure first
     assert len(set(order.tolist())) == len(probabilities)
+
+
+@pytest.mark.parametrize("strategy", available())
+def test_an_empty_pool_ranks_to_nothing_with_every_strategy(strategy):
+    empty = PoolScores(np.zeros((0, 3)), np.zeros((0, 0)), None)  # what scoring an empty pool gives
+    order, values = rank(strategy, empty, batch=20, random_share=0.1, seed=1)
+    assert order.shape == (0,) and values.shape == (0,)
