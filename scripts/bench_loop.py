@@ -95,8 +95,10 @@ def first_site_without(home: Path, missing: str) -> tuple[Path, Path]:
     data = home / "first-site"
     data.mkdir()
     for name in CLASSES:
-        if name != missing:
-            (data / name).symlink_to(DATA / name)
+        if name != missing:  # one link per film: the importer does not descend into linked folders
+            (data / name).mkdir()
+            for film in (DATA / name).iterdir():
+                (data / name / film.name).symlink_to(film)
     (data / "labels.csv").symlink_to(DATA / "labels.csv")
     v1 = load_model(ROOT / "models/medal-cxr-v1")
     model = home / "first-model"
