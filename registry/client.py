@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from learning.engine import ONNX_DIR, ONNX_FILE, export_onnx
 from learning.model import WEIGHTS_FILE, XrayNet, load_model, save_model
-from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT, model_uri
+from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +205,12 @@ class Registry:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=f".{version}-"))
         try:
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.tracking_uri)
+            # the version's source through this registry's client: MLflow's own models:/ resolver reads the
+            # process-wide registry URI, and setting that would point every other Registry here too
+            source = self.client.get_model_version_download_uri(self.model_name, str(version))
             local = Path(
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=model_uri(self.model_name, version), dst_path=str(staging)
+                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
                 )
             )
             if not (local / "spec.json").exists():  # never cache an empty or partial copy

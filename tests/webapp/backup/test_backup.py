@@ -49,8 +49,6 @@ def fresh_app(home: Path, monkeypatch, database_url: str | None = None):
     from webapp import create_app
 
     monkeypatch.setenv("MEDAL_HOME", str(home))
-    # mlflow.set_tracking_uri() exports the first home's store in this process; a real restore is a new process
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     if database_url:
         monkeypatch.setenv("DATABASE_URL", database_url)
     return create_app({"TESTING": True})
