@@ -27,14 +27,16 @@ def _image(kind: int, rng) -> np.ndarray:
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
-def _items(tmp_path, counts: dict[int, int], seed: int = 0, prefix: str = "img") -> list[LabeledImage]:
+def _items(
+    tmp_path, counts: dict[int, int], seed: int = 0, prefix: str = "img", per_patient: int = 2
+) -> list[LabeledImage]:
     rng = np.random.default_rng(seed)
     items = []
     for kind, count in counts.items():
         for index in range(count):
             path = tmp_path / f"{prefix}-{kind}-{index}.png"
             Image.fromarray(_image(kind, rng), mode="L").save(path)
-            items.append(LabeledImage(str(path), kind, f"{prefix}-patient-{kind}-{index // 2}"))
+            items.append(LabeledImage(str(path), kind, f"{prefix}-patient-{kind}-{index // per_patient}"))
     return items
 
 
@@ -93,7 +95,9 @@ def test_a_class_with_five_images_is_learned(tmp_path):
 
 
 def test_validation_inside_a_fine_tune_is_by_patient(tmp_path):
-    items = _items(tmp_path, {0: 20, 1: 20})
+    # three films per patient, seven patients per class: by image a quarter is 5 films per class (10 in
+    # all); by patient it is whole patients, a multiple of three
+    items = _items(tmp_path, {0: 21, 1: 21}, per_patient=3)
     result = fine_tune(
         TrainSpec(
             model=ModelSpec("small_cnn", ["a", "b"], SIZE),
@@ -105,9 +109,12 @@ def test_validation_inside_a_fine_tune_is_by_patient(tmp_path):
             accelerator="cpu",
         )
     )
-    assert result.train_size + result.val_size == 40 and 6 <= result.val_size <= 12
-    # two images per patient: a patient-grouped split moves whole pairs
-    assert result.val_size % 2 == 0
+    assert result.train_size + result.val_size == 42 and result.val_size == len(result.val_items)
+    films = Counter(item.group for item in items)
+    in_val = Counter(item.group for item in result.val_items)
+    assert in_val and all(count == films[group] for group, count in in_val.items())  # no patient on both sides
+    assert result.val_size % 3 == 0 and result.val_size != 10
+    assert {item.class_index for item in result.val_items} == {0, 1}
 
 
 def test_balanced_sampler_draws_classes_evenly(tmp_path):
