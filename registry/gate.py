@@ -46,7 +46,8 @@ class Check:
     message: str
     # min_sensitivity: met | uncertain (below the floor, not credibly) | below_floor (credibly below a
     # floor the champion does not credibly meet: flagged) | missed (blocks) | learning;
-    # max_drop: uncertain (a drop beyond max_drop the interval does not confirm) | grace
+    # max_drop: uncertain (a drop beyond max_drop the interval does not confirm) | grace | traded (a
+    # class's sensitivity given up for as much specificity: the champion called it more often, not better)
     status: str = ""
 
 
@@ -305,10 +306,35 @@ def _drop_checks(metric: str, allowed: float, evidence: _Evidence, policy: GateP
                 f"gold set{_mcnemar(found)}: not blocking{few}"
             )
             checks.append(Check("max_drop", label, mine, limit, True, message, "uncertain"))
+        elif metric == "sensitivity" and name is not None and (traded := _traded(name, found, allowed, evidence)):
+            message = f"{label} {moved} to {change}, a change the interval confirms{_mcnemar(found)}, {traded}"
+            checks.append(Check("max_drop", label, mine, limit, True, message, "traded"))
         else:
             message = f"{label} {moved} to {change}, a change the interval confirms{_mcnemar(found)}; {needed}{few}"
             checks.append(Check("max_drop", label, mine, limit, False, message))
     return checks
+
+
+def _traded(name: str, sensitivity: MetricComparison, allowed: float, evidence: _Evidence) -> str:
+    """A sensitivity the champion bought by calling a class more often is no loss: where the
+    candidate's specificity for the class rose credibly and Youden's J (sensitivity + specificity
+    - 1) did not fall by more than `allowed`, say so ("" where it is a real drop). A champion that
+    calls every film of a new site "viral" finds all its viral films and none of the others."""
+    specificity = evidence.of("specificity", name)
+    rose, fell = specificity.difference, sensitivity.difference
+    if rose is None or rose.value is None or fell is None or fell.value is None or _lower(rose) <= 0:
+        return ""
+    if fell.value + rose.value < -allowed:
+        return ""
+    j = [
+        None if s is None or p is None or s.value is None or p.value is None else s.value + p.value - 1
+        for s, p in ((sensitivity.champion, specificity.champion), (sensitivity.candidate, specificity.candidate))
+    ]
+    youden = f"Youden's J {_fmt(j[0])} to {_fmt(j[1])}" if None not in j else "Youden's J held"
+    return (
+        f"but specificity for {name} rose by {_change(rose)}: the champion called {name} more often, not "
+        f"better ({youden}): not blocking"
+    )
 
 
 def _confirmed(found: MetricComparison, lower_is_better: bool, alpha: float) -> bool:

@@ -371,3 +371,52 @@ def test_the_result_carries_its_intervals_as_json():
     assert normal["candidate"]["low"] < normal["candidate"]["value"] < normal["candidate"]["high"]
     assert data["comparison"]["resamples"] == 2000 and data["uncertain"] and data["better"] is False
     assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+def _calls(truth: list[int], called: list[int], k: int = 3) -> np.ndarray:
+    """Confident calls: 0.8 on the class called, the rest shared."""
+    p = np.full((len(truth), k), 0.2 / (k - 1))
+    p[np.arange(len(truth)), called] = 0.8
+    return p
+
+
+def _site_b_gold(candidate_calls_others_right: bool):
+    """150 films the two models call alike (a few wrong), then a new site's 50 where the champion
+    calls every film viral; the candidate calls that site's viral films bacterial, and its normal
+    and bacterial films right (or, in the second case, still viral)."""
+    truth, champion, candidate = [], [], []
+    for t, films, wrong in ((0, 50, 2), (1, 60, 8), (2, 40, 10)):
+        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
+        truth += [t] * films
+        champion += calls
+        candidate += calls
+    for t, films in ((0, 20), (1, 20), (2, 10)):
+        truth += [t] * films
+        champion += [2] * films
+        candidate += [1] * films if t == 2 else [t if candidate_calls_others_right else 2] * films
+    truth_array = np.array(truth)
+    return truth_array, _calls(truth, candidate), _calls(truth, champion)
+
+
+def test_sensitivity_a_champion_bought_by_calling_a_class_everywhere_is_no_loss():
+    """At a new site the champion calls every film viral: it finds all 10 viral films there and no
+    other film. A candidate that reads that site right but misses its viral films loses viral
+    sensitivity, credibly, and gains as much specificity: traded, not blocking; the floors and
+    the other rules still hold it."""
+    truth, candidate, champion = _site_b_gold(candidate_calls_others_right=True)
+    mine, theirs = (evaluate(truth, p, NAMES).to_dict() for p in (candidate, champion))
+    comparison = paired_bootstrap(truth, candidate, champion, NAMES, resamples=2000)
+    assert comparison.metrics["sensitivity_viral"].difference.high < 0  # a drop the interval confirms
+    result = check(mine, theirs, replace(FLOORS, min_sensitivity={}), len(truth), comparison=comparison)
+    viral = next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_viral")
+    assert (viral.passed, viral.status) == (True, "traded")
+    assert "specificity for viral rose by +" in viral.message and "Youden's J" in viral.message
+    assert result.passed, result.failures
+
+    # the same drop without the specificity to show for it is a loss
+    truth, candidate, champion = _site_b_gold(candidate_calls_others_right=False)
+    mine, theirs = (evaluate(truth, p, NAMES).to_dict() for p in (candidate, champion))
+    comparison = paired_bootstrap(truth, candidate, champion, NAMES, resamples=2000)
+    result = check(mine, theirs, replace(FLOORS, min_sensitivity={}), len(truth), comparison=comparison)
+    viral = next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_viral")
+    assert (viral.passed, viral.status) == (False, "") and not result.passed
