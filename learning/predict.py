@@ -41,20 +41,24 @@ def score_pool(
         return PoolScores(np.zeros((0, engine.spec.num_classes)), np.zeros((0, 0)), None)
     probabilities = np.concatenate([probs for probs, _ in outputs])
     embeddings = np.concatenate([features for _, features in outputs])
-    mc = None
-    if mc_passes > 0:
-        with torch.inference_mode():
-            features = torch.from_numpy(embeddings)
-            weight, bias = engine.head()
-            generator = torch.Generator().manual_seed(seed)
-            rate = engine.dropout
-            samples = []
-            for _ in range(mc_passes):
-                keep = torch.rand(features.shape, generator=generator) >= rate
-                dropped = features * keep / (1.0 - rate)
-                samples.append(torch.nn.functional.linear(dropped, weight, bias).softmax(dim=1).numpy())
-        mc = np.stack(samples)
+    mc = head_samples(embeddings, *engine.head(), engine.dropout, mc_passes, seed) if mc_passes > 0 else None
     return PoolScores(probabilities=probabilities, embeddings=embeddings, mc_probabilities=mc)
+
+
+@torch.inference_mode()
+def head_samples(
+    embeddings: np.ndarray, weight: torch.Tensor, bias: torch.Tensor, rate: float, passes: int, seed: int
+) -> np.ndarray:
+    """MC dropout on the stored embeddings: `passes` head outputs, each with its own dropout mask,
+    (passes, N, classes)."""
+    features = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(passes):
+        keep = torch.rand(features.shape, generator=generator) >= rate
+        dropped = features * keep / (1.0 - rate)
+        samples.append(torch.nn.functional.linear(dropped, weight, bias).softmax(dim=1).numpy())
+    return np.stack(samples)
 
 
 def align_probabilities(

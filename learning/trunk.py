@@ -25,6 +25,8 @@ from torch import nn
 
 from learning.data import TensorImages
 from learning.model import XrayNet
+from learning.predict import head_samples
+from learning.strategies import PoolScores
 
 # Bumped whenever the transform from file to input tensor changes (letterbox, scaling): old
 # activations were computed from other inputs and must not be read.
@@ -232,3 +234,36 @@ def activations(
         return Activations(torch.zeros(0, dtype=torch.float16), 0, key)
     values = torch.from_numpy(np.stack([found[i] for i in range(len(digests))]))
     return Activations(values, len(missing), key)
+
+
+@torch.inference_mode()
+def pool_scores(
+    trunk: TrunkSplit,
+    paths: Sequence[str],
+    store: ActivationStore,
+    mc_passes: int = 0,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> PoolScores:
+    """learning.predict.score_pool's answer from stored activations: only the upper blocks and the
+    head run, so re-scoring the pool after a round (which keeps the trunk) costs a fraction of a
+    full forward pass. Images the store lacks are computed once and stored."""
+    net = trunk.net
+    stored = activations(trunk, paths, store)
+    modes = [m.training for m in net.modules()]
+    net.eval()
+    try:
+        embeddings = [
+            trunk.upper(stored.values[start : start + batch_size].float()).numpy()
+            for start in range(0, len(paths), batch_size)
+        ]
+    finally:
+        for module, mode in zip(net.modules(), modes):
+            module.train(mode)
+    if not embeddings:
+        return PoolScores(np.zeros((0, net.spec.num_classes)), np.zeros((0, 0)), None)
+    features = np.concatenate(embeddings)
+    weight, bias = net.head.weight.detach(), net.head.bias.detach()
+    probabilities = torch.nn.functional.linear(torch.from_numpy(features), weight, bias).softmax(dim=1).numpy()
+    mc = head_samples(features, weight, bias, float(net.dropout.p), mc_passes, seed) if mc_passes > 0 else None
+    return PoolScores(probabilities=probabilities, embeddings=features, mc_probabilities=mc)

@@ -10,6 +10,8 @@ import numpy as np
 from learning import strategies
 from learning.engine import load_engine
 from learning.predict import score_pool
+from learning.strategies import PoolScores
+from learning.trunk import pool_scores, split
 from registry.uris import CHAMPION
 from webapp import labelstore
 from webapp.extensions import db
@@ -18,6 +20,7 @@ from webapp.inference import predictions
 from webapp.models import Prediction, QueryScore
 from webapp.processes import pause_point
 from webapp.services import services
+from webapp.training import recipe
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +39,11 @@ def score(version: int | None = None) -> dict:
         raise RuntimeError("No champion to score with: train a first model (`medal train`).")
     pool = labelstore.pool_images(services().store)
     al = settings.active_learning
-    # ONNX Runtime where the version has an export; loaded here when the server could not (its error stands)
-    engine = services().server.engine_for(version) or load_engine(
-        registry.model_dir(version), prefer=settings.inference.engine
-    )
-    scores = score_pool(engine, [item.path for item in pool], mc_passes=al.mc_dropout_passes)
+    scores, model_names = _pool_scores(version, [item.path for item in pool], al.mc_dropout_passes)
     ids = [item.image_id for item in pool]
     db.session.execute(db.delete(QueryScore).where(QueryScore.model_version == version))
-    _store_predictions(ids, version, scores.probabilities, engine.spec.class_names)
+    _store_predictions(ids, version, scores.probabilities, model_names)
     # classes still being learned get a share of every batch: images the model thinks may show them
-    model_names = engine.spec.class_names
     learning = [
         model_names.index(name)
         for name in goldset.learning_classes(services().class_names, settings.gate.min_class_gold)
@@ -77,6 +75,23 @@ def score(version: int | None = None) -> dict:
     elapsed = time.perf_counter() - started
     log.info("scored %d pool images with version %s in %.1f s", len(ids), version, elapsed)
     return {"version": version, "images": len(ids), "seconds": round(elapsed, 2)}
+
+
+def _pool_scores(version: int, paths: list[str], mc_passes: int) -> tuple[PoolScores, list[str]]:
+    """The pool's scores from the trunk activations rounds keep, where the version can be cut where
+    rounds cut it (inference.pool_scoring); otherwise from the whole network (ONNX Runtime where
+    the version has an export, loaded here when the server could not: its error stands)."""
+    registry, settings = services().registry, services().settings
+    if settings.inference.pool_scoring == "stored_activations":
+        net = registry.load(version)
+        frozen = settings.training.round.frozen_blocks
+        if recipe.can_round(net, net.spec, frozen):
+            store = recipe.activation_store(settings)
+            return pool_scores(split(net, frozen), paths, store, mc_passes=mc_passes), net.spec.class_names
+    engine = services().server.engine_for(version) or load_engine(
+        registry.model_dir(version), prefer=settings.inference.engine
+    )
+    return score_pool(engine, paths, mc_passes=mc_passes), engine.spec.class_names
 
 
 def _store_predictions(ids: list[int], version: int, probabilities: np.ndarray, names: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""`medal score` scores through ONNX Runtime with torch's probabilities; each process runs with its own threads."""
+"""`medal score` scores through ONNX Runtime, or from stored trunk activations, with torch's
+probabilities; each process runs with its own threads."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from click.testing import CliRunner
 
 from learning.engine import ONNX_DIR, ONNX_FILE, OnnxNet, Threads
 from learning.predict import score_pool
-from tests.conftest import registry_of, seed_pool
+from tests.conftest import change_settings, registry_of, seed_pool
 from webapp.cli import main
 from webapp.config import load_settings
 from webapp.extensions import db
@@ -24,6 +25,7 @@ def torch_threads():
 
 
 def test_medal_score_stores_the_probabilities_torch_gives(app, tiny):
+    change_settings(app, {"inference": {"pool_scoring": "engine"}})
     ids = seed_pool(6)
     assert app.extensions["medal"].server.engine_for(1).kind == "onnxruntime"
     assert scoring.score(1)["images"] == 6
@@ -33,6 +35,27 @@ def test_medal_score_stores_the_probabilities_torch_gives(app, tiny):
     for image_id, row in zip(ids, expected):
         stored = db.session.execute(db.select(Prediction).filter_by(image_id=image_id, model_version=1)).scalar_one()
         assert np.max(np.abs(np.array(list(stored.probabilities.values())) - row)) <= 1e-4
+
+
+def test_scores_from_stored_activations_are_torch_s_and_a_rescore_computes_no_trunk(app, tiny):
+    from webapp.training import recipe
+
+    ids = seed_pool(6)
+    assert app.extensions["medal"].settings.inference.pool_scoring == "stored_activations"
+    assert scoring.score(1)["images"] == 6
+    store = app.extensions["medal"].store
+    paths = [str(store.path(db.session.get(Image, image_id).path)) for image_id in ids]
+    expected = score_pool(tiny.load(1), paths).probabilities  # the whole network, in torch
+    for image_id, row in zip(ids, expected):
+        stored = db.session.execute(db.select(Prediction).filter_by(image_id=image_id, model_version=1)).scalar_one()
+        # the trunk's activations are kept in float16: that rounding, no more
+        assert np.max(np.abs(np.array(list(stored.probabilities.values())) - row)) <= 5e-3
+    activations = recipe.activation_store(app.extensions["medal"].settings)
+    files = sorted(activations.root.rglob("*.npy"))
+    assert len(files) == 6
+    written = [f.stat().st_mtime_ns for f in files]
+    assert scoring.score(1)["images"] == 6  # the same trunk: every activation read back, none computed
+    assert [f.stat().st_mtime_ns for f in sorted(activations.root.rglob("*.npy"))] == written
 
 
 def test_web_and_worker_processes_take_their_own_configured_threads(app, tiny, monkeypatch):
