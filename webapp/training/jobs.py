@@ -18,7 +18,7 @@ from webapp.inference import scoring
 from webapp.models import AuditEvent, Claim, GateReport, QueryScore, TrainingRun, utcnow
 from webapp.processes import hostname, same_process_alive
 from webapp.services import services
-from webapp.training import runs
+from webapp.training import recipe, runs
 
 log = logging.getLogger(__name__)
 _app: Flask | None = None  # set by the worker; jobs are stored by reference and push its context
@@ -278,4 +278,6 @@ def cleanup() -> dict:
             else 0
         )
         db.session.commit()
-        return {"claims": claims, "old_scores": old}
+        # activations of trunks no aliased version has: the next round and a rollback never read them
+        pruned = recipe.prune_activations(services().settings, services().registry)
+        return {"claims": claims, "old_scores": old, "activation_trunks": pruned}

@@ -203,7 +203,7 @@ def test_cleanup_drops_expired_claims_and_old_scores_of_other_versions(trained_a
     db.session.add_all([old, recent])
     db.session.commit()
     champion_scores = db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=1)).scalar()
-    assert jobs.cleanup() == {"claims": 1, "old_scores": 1}
+    assert jobs.cleanup() == {"claims": 1, "old_scores": 1, "activation_trunks": 0}
     assert db.session.get(Claim, pool[0]) is None and db.session.get(Claim, pool[1]) is not None
     assert [
         s.model_version
