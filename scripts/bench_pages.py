@@ -93,7 +93,7 @@ def build(app, images: int, versions: int) -> dict:
     from webapp.extensions import db
     from webapp.inference import scoring
     from webapp.models import ClinicalRecord, GoldItem, Label, Prediction, TrainingRun, User, utcnow
-    from webapp.reports import drift
+    from webapp.monitoring import drift
     from webapp.upload.ingest import ImageMeta, ingest
 
     steps: dict[str, float] = {}

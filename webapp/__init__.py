@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.auth.views import bp as auth_bp
     from webapp.classes.views import bp as classes_bp
     from webapp.clinical.views import bp as clinical_bp
+    from webapp.dashboard.views import bp as dashboard_bp
     from webapp.gold.views import bp as gold_bp
     from webapp.inference.views import bp as inference_bp
     from webapp.reports import bp as reports_bp
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         assistant_bp,
         classes_bp,
         clinical_bp,
+        dashboard_bp,
         reports_bp,
     ):
         app.register_blueprint(blueprint)
@@ -83,7 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     from webapp import monitoring
 
-    monitoring.init_app(app)  # request latency hooks and /metrics
+    monitoring.init_app(app)  # request latency hooks, /metrics and the trust, activity and drift pages
 
     secure = settings.security.secure_cookies
 

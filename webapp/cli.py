@@ -48,7 +48,7 @@ def register_commands(app: Flask) -> None:
     from webapp.inference.commands import score
     from webapp.integration.commands import pacs
     from webapp.integration.fhir_commands import fhir
-    from webapp.reports.drift_commands import drift
+    from webapp.monitoring.commands import drift
     from webapp.training.commands import simulate, train, worker
     from webapp.upload.commands import import_images
 

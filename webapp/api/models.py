@@ -116,6 +116,6 @@ def rollback(body: dict):
 @token_required("engineer")
 def model_metrics():
     """The model dashboard's data: every version's gold-set metrics, promotions and rollbacks, the learning curve."""
-    from webapp.reports.dashboard import metrics_document
+    from webapp.dashboard.versions import metrics_document
 
     return jsonify(metrics_document())

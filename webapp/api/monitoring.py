@@ -10,7 +10,7 @@ from webapp.api.schemas import monitoring as schemas
 @bp.response(200, schemas.TrustReport)
 def trust_meter():
     """The trust meter as JSON: agreement per class and site, intervals, readiness and why."""
-    from webapp.reports.trust_views import current_report
+    from webapp.monitoring.views import current_report
 
     return jsonify(current_report().to_dict())
 
@@ -20,6 +20,6 @@ def trust_meter():
 def monitoring_drift():
     """Drift per site, age band and sex against the champion's training data: each group's statistics,
     every check (test, value, threshold, drifting) and the reference model version."""
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     return jsonify(drift.report())

@@ -18,7 +18,7 @@ from webapp import labelstore
 from webapp.classes import catalog
 from webapp.extensions import db
 from webapp.gold.snapshots import freeze_gold
-from webapp.models import AuditEvent, GateReport, Image, Label, TrainingRun
+from webapp.models import AuditEvent, GateReport, GoldScore, GoldSnapshot, Image, Label, TrainingRun
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,6 @@ def run_gate(version: int) -> GateReport:
         flipped=flipped,
     )
     db.session.add(report)
-    from webapp.reports.dashboard import store_gold_scores  # here: webapp.reports imports approvals
-
     store_gold_scores(version, snapshot, examples, mine.probabilities)
     if theirs is not None:
         store_gold_scores(champion, snapshot, examples, theirs.probabilities)
@@ -169,6 +167,34 @@ def run_gate(version: int) -> GateReport:
     db.session.commit()
     _record_in_registry(version, report, mine)
     return report
+
+
+def store_gold_scores(
+    version: int, snapshot: GoldSnapshot, examples: list[labelstore.Example], probabilities: np.ndarray | None
+) -> None:
+    """Keep `version`'s probabilities for each image of `snapshot` (the gate's caller commits), for the
+    dashboard's curves. A version scored twice on one frozen snapshot gives the same numbers, so the
+    first rows stay."""
+    if probabilities is None or not examples:
+        return
+    if snapshot.id is None:
+        db.session.flush()
+    exists = db.session.execute(
+        db.select(GoldScore.id).filter_by(model_version=version, snapshot_id=snapshot.id).limit(1)
+    ).first()
+    if exists:
+        return
+    names = services().class_names
+    for example, row in zip(examples, probabilities):
+        db.session.add(
+            GoldScore(
+                model_version=version,
+                snapshot_id=snapshot.id,
+                image_id=example.image_id,
+                true_label=example.label,
+                probabilities={name: float(p) for name, p in zip(names, row)},
+            )
+        )
 
 
 def _new_classes(mine: Evaluation, theirs: Evaluation | None) -> list[str]:

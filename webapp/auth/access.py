@@ -70,8 +70,8 @@ ACCESS: dict[str, Rule] = {
     "approvals.rollback": ENGINEERS,
     "approvals.rerun_gate": ENGINEERS,
     "approvals.history": ENGINEERS,
-    "reports.dashboard_page": ENGINEERS,
-    "reports.dashboard_compare": ENGINEERS,
+    "dashboard.page": ENGINEERS,
+    "dashboard.compare": ENGINEERS,
     "classes.page": ENGINEERS,
     "classes.add": ENGINEERS,
     "classes.rename": ENGINEERS,
@@ -82,9 +82,9 @@ ACCESS: dict[str, Rule] = {
     "api-docs.openapi_json": PUBLIC,
     "api_docs.page": PUBLIC,
     # trust meter (doctors and engineers: aggregates only); labelling activity (engineers: per doctor)
-    "reports.trust_page": SIGNED_IN,
-    "reports.activity_page": ENGINEERS,
-    "reports.drift_page": ENGINEERS,  # drift by site, age band and sex
+    "monitoring.trust_page": SIGNED_IN,
+    "monitoring.activity_page": ENGINEERS,
+    "monitoring.drift_page": ENGINEERS,  # drift by site, age band and sex
     # Prometheus scrapes have no session: webapp/monitoring/views.py checks the address or an admin token
     "monitoring.metrics": PUBLIC,
     # study reports: anyone signed in reads them; doctors (labelers) amend the final label

@@ -79,7 +79,7 @@ class DatabaseCollector(Collector):
     def _collect(self):
         from webapp.extensions import db
         from webapp.models import Image, Label, Prediction, QueryScore, TrainingRun, utcnow
-        from webapp.reports.activity import claims_held, queue_size
+        from webapp.monitoring.activity import claims_held, queue_size
         from webapp.services import services
 
         images = CounterMetricFamily("medal_images", "Images stored, by how they came in.", labels=["origin"])

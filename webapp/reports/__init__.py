@@ -1,8 +1,8 @@
-"""What doctors, patients and engineers read: study reports (HTML/PDF), the model dashboard, the trust
-meter, labelling activity and drift. One blueprint; each area keeps its routes in its own module."""
+"""Study reports: what doctors and patients read about one study (HTML and PDF), its revisions and
+amendments (study); the pages (study_views)."""
 
 from flask import Blueprint
 
 bp = Blueprint("reports", __name__, template_folder="templates")
 
-from webapp.reports import activity_views, dashboard_views, drift_views, study_views, trust_views  # noqa: E402,F401
+from webapp.reports import study_views  # noqa: E402,F401

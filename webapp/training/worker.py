@@ -74,7 +74,7 @@ def build_scheduler(app: Flask) -> Scheduler:
     scheduler.add_job("webapp.training.jobs:cleanup", "interval", hours=6, id="cleanup", **once)
     drift = app.extensions["medal"].settings.drift
     scheduler.add_job(  # a first pass soon after start, so a new site's drift shows within minutes
-        "webapp.reports.drift:job",
+        "webapp.monitoring.drift:job",
         "interval",
         minutes=drift.interval_minutes,
         id="drift",

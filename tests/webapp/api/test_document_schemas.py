@@ -9,9 +9,9 @@ import jsonschema_rs
 import numpy as np
 
 from tests.conftest import api_token, user
-from tests.webapp.reports import trust_seed
-from tests.webapp.reports.test_dashboard import _promote_then_roll_back
-from tests.webapp.reports.test_drift import drift_app  # noqa: F401 (a fixture)
+from tests.webapp.dashboard.test_dashboard import _promote_then_roll_back
+from tests.webapp.monitoring import trust_seed
+from tests.webapp.monitoring.test_drift import drift_app  # noqa: F401 (a fixture)
 from webapp.extensions import db
 
 

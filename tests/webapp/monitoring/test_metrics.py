@@ -10,7 +10,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import api_token, change_settings, user
-from tests.webapp.reports import trust_seed as seed
+from tests.webapp.monitoring import trust_seed as seed
 from webapp.extensions import db
 from webapp.models import Claim, QueryScore, TrainingRun, utcnow
 

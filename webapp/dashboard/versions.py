@@ -35,31 +35,6 @@ LABELS = {
 }
 
 
-def store_gold_scores(version: int, snapshot: GoldSnapshot, examples: list, probabilities: np.ndarray | None) -> None:
-    """Keep `version`'s probabilities for each image of `snapshot` (the gate's caller commits). A
-    version scored twice on one frozen snapshot gives the same numbers, so the first rows stay."""
-    if probabilities is None or not examples:
-        return
-    if snapshot.id is None:
-        db.session.flush()
-    exists = db.session.execute(
-        db.select(GoldScore.id).filter_by(model_version=version, snapshot_id=snapshot.id).limit(1)
-    ).first()
-    if exists:
-        return
-    names = services().class_names
-    for example, row in zip(examples, probabilities):
-        db.session.add(
-            GoldScore(
-                model_version=version,
-                snapshot_id=snapshot.id,
-                image_id=example.image_id,
-                true_label=example.label,
-                probabilities={name: float(p) for name, p in zip(names, row)},
-            )
-        )
-
-
 @dataclass
 class VersionMetrics:
     """One model version as the dashboard's table shows it: its latest gold-set measurement."""

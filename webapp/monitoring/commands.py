@@ -15,7 +15,7 @@ def drift() -> None:
 @click.option("--limit", type=int, default=None, help="at most this many new images (default: drift.batch_images)")
 def measure(version: int | None, limit: int | None) -> None:
     """Measure the champion's training data (once) and images not yet measured."""
-    from webapp.reports import drift as service
+    from webapp.monitoring import drift as service
 
     done = service.measure(version, limit)
     click.echo(
@@ -27,7 +27,7 @@ def measure(version: int | None, limit: int | None) -> None:
 @drift.command()
 def show() -> None:
     """Each group's status against the champion's training data."""
-    from webapp.reports import drift as service
+    from webapp.monitoring import drift as service
 
     found = service.report()
     if found["status"] != "measured":

@@ -7,11 +7,11 @@ import pytest
 from scipy.stats import binomtest
 
 from tests.conftest import api_token, change_settings, login
-from tests.webapp.reports import trust_seed as seed
+from tests.webapp.monitoring import trust_seed as seed
 from webapp.config import ReadinessRule
 from webapp.extensions import db
 from webapp.models import Label
-from webapp.reports import trust
+from webapp.monitoring import trust
 
 
 def _wilson(k: int, n: int) -> tuple[float, float]:

@@ -39,7 +39,7 @@ def _import(n: int, seed: int, split: str, site: str, age: int, brighter: int = 
 def drift_app(app, tiny):
     """Champion v1 (a tiny model), 120 training images, and three sites of new images: north from the
     training images' generator, south brighter and larger, a clinic with only 8 images."""
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     _import(120, 1, "train", "hospital", 40)
     north = _import(40, 2, "pool", "north", 30)
@@ -57,7 +57,7 @@ def _group(report: dict, dimension: str, name: str) -> dict:
 def test_measure_stores_the_reference_once_and_every_new_image(drift_app):
     from webapp.extensions import db
     from webapp.models import DriftReference, ImageDriftStats
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     assert drift_app.drift_measured["reference"] == 120 and drift_app.drift_measured["images"] == 88
     reference = db.session.get(DriftReference, 1)
@@ -70,7 +70,7 @@ def test_measure_stores_the_reference_once_and_every_new_image(drift_app):
 
 
 def test_a_drifted_site_is_flagged_and_an_undrifted_one_is_not(drift_app):
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     report = drift.report()
     assert report["model_version"] == 1 and report["reference"]["images"] == 120
@@ -89,7 +89,7 @@ def test_a_drifted_site_is_flagged_and_an_undrifted_one_is_not(drift_app):
 
 
 def test_a_group_below_min_images_is_too_few_not_flagged(drift_app):
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     clinic = _group(drift.report(), "site", "clinic")
     assert clinic["images"] == 8 and clinic["status"] == "too few images"
@@ -103,7 +103,7 @@ def test_lower_doctor_agreement_at_a_site_is_drift(drift_app):
     from webapp.extensions import db
     from webapp.inference import predictions
     from webapp.models import Image, Label
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     change_settings(drift_app, {"drift": {"min_images": 20}})
     doctor = user("doctor")
@@ -133,7 +133,7 @@ def test_the_report_is_compared_once_per_state_of_what_it_reads(drift_app):
     from webapp.extensions import db
     from webapp.inference import predictions
     from webapp.models import Image, Label
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     def report_and_whether_statistics_were_read() -> tuple[dict, bool]:
         with counted() as statements:
@@ -168,7 +168,7 @@ def test_the_report_is_compared_once_per_state_of_what_it_reads(drift_app):
 
 
 def test_nothing_measured_yet_says_so(app, tiny):
-    from webapp.reports import drift
+    from webapp.monitoring import drift
 
     report = drift.report()
     assert report["status"] == "not measured" and report["groups"] == [] and report["model_version"] == 1

@@ -5,7 +5,7 @@ import pytest
 
 from tests.browser import log_in
 from tests.conftest import change_settings
-from tests.webapp.reports import trust_seed as seed
+from tests.webapp.monitoring import trust_seed as seed
 from webapp.extensions import db
 
 pytestmark = pytest.mark.browser

@@ -3,31 +3,32 @@ with promotions and rollbacks marked, the learning curve, and two versions compa
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import Blueprint, render_template, request
 
 from registry.uris import CHAMPION
-from webapp.auth.roles import roles_required
-from webapp.reports import bp, dashboard, drift
-from webapp.reports import charts as draw
+from webapp import charts as draw
+from webapp.dashboard import versions
+from webapp.monitoring import drift
+
+bp = Blueprint("dashboard", __name__, template_folder="templates")
 
 
 @bp.get("/dashboard")
-@roles_required("engineer")
-def dashboard_page():
-    rows = dashboard.version_metrics()  # the registry read once: each row carries its aliases
+def page():
+    rows = versions.version_metrics()  # the registry read once: each row carries its aliases
     champion = next((row.version for row in rows if CHAMPION in row.aliases), None)
-    events = dashboard.model_events()
+    events = versions.model_events()
     measured = [row for row in rows if row.metrics]
     class_names = list(dict.fromkeys(name for row in measured for name in row.class_names()))
     return render_template(
-        "reports/dashboard.html",
+        "dashboard/dashboard.html",
         rows=rows,
         measured=measured,
         events=events,
         class_names=class_names,
-        per_class=dashboard.PER_CLASS,
+        per_class=versions.PER_CLASS,
         charts=_trend_charts(measured, events, class_names) if measured else [],
-        learning=_learning_chart(dashboard.learning_curve(rows)),
+        learning=_learning_chart(versions.learning_curve(rows)),
         unscored=[row.version for row in measured if not row.scored_snapshots],
         default_pair=_default_pair(rows, champion),
         drift_report=drift.report(champion),  # stored statistics only: drifting groups are named on the page
@@ -35,11 +36,10 @@ def dashboard_page():
 
 
 @bp.get("/dashboard/compare")
-@roles_required("engineer")
-def dashboard_compare():
-    a = dashboard.parse_version(request.args.get("a"), "the first version")
-    b = dashboard.parse_version(request.args.get("b"), "the second version")
-    comparison = dashboard.compare(a, b)
+def compare():
+    a = versions.parse_version(request.args.get("a"), "the first version")
+    b = versions.parse_version(request.args.get("b"), "the second version")
+    comparison = versions.compare(a, b)
     sides = (comparison.a, comparison.b)
     roc = {}
     for side in sides:
@@ -57,9 +57,9 @@ def dashboard_compare():
         if side.reliability is not None and side.n
     }
     return render_template(
-        "reports/dashboard_compare.html",
+        "dashboard/compare.html",
         comparison=comparison,
-        versions=[row.version for row in dashboard.version_metrics()],
+        versions=[row.version for row in versions.version_metrics()],
         roc_charts=[
             (name, draw.roc_chart(curves, title=f"ROC: {name} against the rest")) for name, curves in roc.items()
         ],
@@ -79,11 +79,11 @@ def svg_data_uri(svg: str) -> str:
     return draw.svg_data_uri(svg)
 
 
-def _markers(events: list[dashboard.ModelEvent]) -> list[draw.Marker]:
+def _markers(events: list[versions.ModelEvent]) -> list[draw.Marker]:
     return [draw.Marker(event.marked_version, event.kind) for event in events if event.marked_version is not None]
 
 
-def _trend_charts(rows: list[dashboard.VersionMetrics], events, class_names: list[str]) -> list[tuple[str, str]]:
+def _trend_charts(rows: list[versions.VersionMetrics], events, class_names: list[str]) -> list[tuple[str, str]]:
     """(title, SVG): the overall metrics, then one chart per per-class metric with a line per class."""
     markers = _markers(events)
     charts = [
@@ -91,8 +91,8 @@ def _trend_charts(rows: list[dashboard.VersionMetrics], events, class_names: lis
             "Overall",
             draw.line_chart(
                 {
-                    dashboard.LABELS[metric]: [(row.version, row.value(metric)) for row in rows]
-                    for metric in dashboard.OVERALL
+                    versions.LABELS[metric]: [(row.version, row.value(metric)) for row in rows]
+                    for metric in versions.OVERALL
                 },
                 markers,
                 title="Accuracy, macro AUC and ECE",
@@ -104,7 +104,7 @@ def _trend_charts(rows: list[dashboard.VersionMetrics], events, class_names: lis
     ]
     for metric in ("sensitivity", "specificity", "precision", "f1"):
         series = {name: [(row.version, row.value(metric, name)) for row in rows] for name in class_names}
-        title = dashboard.LABELS[metric] + (" (= recall)" if metric == "sensitivity" else "")
+        title = versions.LABELS[metric] + (" (= recall)" if metric == "sensitivity" else "")
         charts.append(
             (
                 title,
@@ -137,11 +137,11 @@ def _learning_chart(points: list[dict]) -> str | None:
     )
 
 
-def _default_pair(rows: list[dashboard.VersionMetrics], champion: int | None) -> tuple[int | None, int | None]:
+def _default_pair(rows: list[versions.VersionMetrics], champion: int | None) -> tuple[int | None, int | None]:
     """The champion against the newest other version, the form's first choice."""
-    versions = [row.version for row in rows]
-    if len(versions) < 2:
-        return (versions[0] if versions else None), None
-    first = champion if champion in versions else versions[-2]
-    other = next(v for v in reversed(versions) if v != first)
+    numbers = [row.version for row in rows]
+    if len(numbers) < 2:
+        return (numbers[0] if numbers else None), None
+    first = champion if champion in numbers else numbers[-2]
+    other = next(v for v in reversed(numbers) if v != first)
     return first, other

@@ -9,10 +9,10 @@ from datetime import timedelta
 from sklearn.metrics import cohen_kappa_score
 
 from tests.conftest import login, user
-from tests.webapp.reports import trust_seed as seed
+from tests.webapp.monitoring import trust_seed as seed
 from webapp.extensions import db
 from webapp.models import Claim, GoldItem, Label, utcnow
-from webapp.reports import activity
+from webapp.monitoring import activity
 
 # two doctors' blind reads of six gold images; images 4 and 5 were disputed and adjudicated
 READS_1 = ["normal", "normal", "pneumonia", "pneumonia", "normal", "pneumonia"]

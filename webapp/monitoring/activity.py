@@ -12,9 +12,9 @@ from datetime import date, datetime, time, timedelta
 
 from sklearn.metrics import cohen_kappa_score
 
+from webapp import charts
 from webapp.extensions import db
 from webapp.models import REVIEW_LABEL, Claim, GoldItem, Image, Label, User, utcnow
-from webapp.reports import charts
 
 GOLD_READ = "gold"  # Label.channel of a blind gold read (webapp/gold/goldset.py READ_CHANNEL)
 
