@@ -188,7 +188,10 @@ class XrayClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, targets = batch
         loss = self.loss(self(images), targets)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets))
+        # sync_dist: under DDP the logged loss is every rank's images (a no-op on one device)
+        self.log(
+            "train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(targets), sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -197,7 +200,9 @@ class XrayClassifier(pl.LightningModule):
         probabilities = logits.float().softmax(dim=1)
         self.val_auc.update(probabilities, targets)
         self.val_acc.update(probabilities, targets)
-        self.log("val_loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets))
+        # the epoch's loss is summed and counted over every rank's share of the images, so each rank
+        # (and early stopping) sees the same figure; the torchmetrics objects sync their own states
+        self.log("val_loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets), sync_dist=True)
         self.log("val_auc", self.val_auc, prog_bar=True, batch_size=len(targets))
         self.log("val_acc", self.val_acc, batch_size=len(targets))
 

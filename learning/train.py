@@ -1,4 +1,5 @@
-"""Fine-tuning: a run spec in, trained weights and per-epoch metrics out."""
+"""Fine-tuning: a run spec in, trained weights and per-epoch metrics out, in this process or as
+Lightning DDP across several (learning.distributed starts them)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
+from lightning_fabric.plugins.environments import LightningEnvironment
 from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.strategies import DDPStrategy
+from torch.utils.data import DataLoader, Sampler
 
 from learning.data import Decoder, LabeledImage, XrayDataModule, patient_split
 from learning.decoding import load_grayscale
+from learning.distributed import RankShard, launch
 from learning.model import ModelSpec, XrayClassifier, XrayNet
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ class TrainSpec:
     seed: int = 0
     accelerator: str = "auto"
     precision: str = "auto"
+    # processes (one per GPU on GPUs): above 1 the fine-tune runs as DDP (see resolve_devices)
+    devices: int | str = 1
     num_workers: int = 0
     progress: ProgressFn | None = None
 
@@ -71,6 +79,9 @@ class TrainResult:
     accelerator: str = "cpu"
     precision: str = "32-true"
     val_items: list[LabeledImage] = field(default_factory=list)  # what chose the epoch (and fits operating points)
+    world_size: int = 1  # processes that trained it (DDP above 1)
+    backend: str | None = None  # their process group's backend: gloo on CPUs, nccl on GPUs
+    samples_per_rank: list[int] = field(default_factory=list)  # training images each process drew, all epochs
 
 
 def on_cpu(accelerator: str) -> bool:
@@ -86,6 +97,21 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32-true"
+
+
+def resolve_devices(devices: int | str, accelerator: str) -> int:
+    """How many processes a fine-tune runs as. "auto" is every GPU when it trains on GPUs, and one
+    process on a CPU, where one process's threads already use every core. A number is taken as
+    it is: on a CPU that many processes share the cores (the slow DDP test runs two)."""
+    gpus = torch.cuda.device_count() if not on_cpu(accelerator) and accelerator != "mps" else 0
+    if devices == "auto":
+        return max(1, gpus)
+    count = int(devices)
+    if count < 1:
+        raise ValueError(f"devices must be at least 1 (got {devices!r}).")
+    if gpus and count > gpus:
+        raise ValueError(f"devices is {count} but this machine has {gpus} GPU(s).")
+    return count
 
 
 def split_validation(
@@ -187,6 +213,24 @@ class _FreezeBackbone(Callback):
             parameter.requires_grad_(True)
 
 
+class RankCount(Callback):
+    """What each process of a run did: the training images it drew, gathered to rank 0 at the end,
+    and the process group it belonged to."""
+
+    def __init__(self) -> None:
+        self.samples, self.per_rank, self.backend = 0, [0], None
+
+    def on_train_start(self, trainer, module):
+        self.backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.samples += len(batch[1])
+
+    def on_train_end(self, trainer, module):
+        gathered = trainer.strategy.all_gather(torch.tensor(self.samples, device=module.device))
+        self.per_rank = [int(count) for count in gathered.reshape(-1).tolist()]
+
+
 class KeepBest(Callback):
     """Keeps the lowest-validation-loss epoch's weights in memory (no checkpoint files).
 
@@ -209,13 +253,24 @@ class KeepBest(Callback):
 
 
 def quiet_trainer(
-    max_epochs: int, accelerator: str, precision: Any, max_time_s: float | None, callbacks: list[Callback]
+    max_epochs: int,
+    accelerator: str,
+    precision: Any,
+    max_time_s: float | None,
+    callbacks: list[Callback],
+    devices: int = 1,
+    strategy: Any = "auto",
 ) -> pl.Trainer:
-    """One device, no logger, checkpoint files or progress bar: the callbacks report and keep the best."""
+    """No logger, checkpoint files or progress bar: the callbacks report and keep the best. One
+    device unless `devices` and a DDP `strategy` say otherwise (see `ddp`)."""
     return pl.Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        strategy=strategy,
+        # the loaders shard themselves (RankData): Lightning's replacement would turn a RandomSampler
+        # of epoch_size draws into one pass over the images
+        use_distributed_sampler=False,
         precision=precision,
         max_time=None if max_time_s is None else {"seconds": int(max_time_s)},
         callbacks=callbacks,
@@ -229,16 +284,69 @@ def quiet_trainer(
     )
 
 
+def ddp(spec: TrainSpec) -> DDPStrategy:
+    """The strategy of a run across processes. The environment is Lightning's own (LOCAL_RANK,
+    NODE_RANK, MASTER_ADDR and MASTER_PORT, as learning.distributed or torchrun set them), named so
+    that a worker inside a SLURM or Kubernetes job does not take the job's ranks for its own. The
+    backend is Lightning's choice: gloo on CPUs, nccl on GPUs. Head-first epochs leave the backbone
+    without gradients, which DDP allows only when it looks for unused parameters."""
+    return DDPStrategy(
+        cluster_environment=LightningEnvironment(), find_unused_parameters=spec.freeze_backbone_epochs > 0
+    )
+
+
+class RankData(XrayDataModule):
+    """The fine-tune's loaders, each process drawing its share. Training: every rank draws the same
+    seeded sequence and keeps every world-th draw, so an epoch is as long as on one process and
+    each rank takes 1/world of it. Validation: each image on exactly one rank; the metrics are
+    summed over the ranks (XrayClassifier). On one process the loaders are XrayDataModule's."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._shard(super().train_dataloader(), pad=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._shard(super().val_dataloader(), pad=False)
+
+    def _shard(self, loader: DataLoader, pad: bool) -> DataLoader:
+        if self.trainer is None or self.trainer.world_size == 1:
+            return loader
+        assert isinstance(loader.sampler, Sampler)  # XrayDataModule's loaders are sampled, never iterable
+        return DataLoader(
+            loader.dataset,
+            batch_size=loader.batch_size,
+            sampler=RankShard(loader.sampler, self.trainer.global_rank, self.trainer.world_size, pad=pad),
+            num_workers=loader.num_workers,
+            persistent_workers=loader.persistent_workers,
+        )
+
+
 def fine_tune(spec: TrainSpec) -> TrainResult:
+    """Train to the best validation epoch: in this process on one device, or as DDP across
+    `spec.devices` processes that learning.distributed starts and waits for (each runs `fit`)."""
     if spec.balance not in ("loss", "sampler", "none"):
         raise ValueError(f"Unknown class balance {spec.balance!r}; use loss, sampler or none.")
     started = time.monotonic()
-    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    world = resolve_devices(spec.devices, spec.accelerator)
     train_items, val_items = list(spec.train), list(spec.val)
     if not val_items:
+        # split here, once, so that every process trains and validates on the same images
         train_items, val_items = split_validation(train_items, spec.val_fraction, spec.seed)
     if not train_items or not val_items:
         raise ValueError("Training needs labeled images for both training and validation.")
+    if len(val_items) < world:
+        raise ValueError(f"{world} processes need at least {world} validation images ({len(val_items)} here).")
+    spec = replace(spec, train=train_items, val=val_items)
+    result = launch(spec, world) if world > 1 else fit(spec)
+    assert result is not None  # a process on its own is rank 0
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def fit(spec: TrainSpec, world: int = 1) -> TrainResult | None:
+    """One process's part of a fine-tune on `spec.train` and `spec.val`: all of it when `world` is 1.
+    Every rank trains; only rank 0 returns the result (its launcher writes it, the others write nothing)."""
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    train_items, val_items = list(spec.train), list(spec.val)
     weights = class_weights(train_items, spec.model.num_classes) if spec.balance == "loss" else None
     module = XrayClassifier(
         spec.model,
@@ -254,7 +362,7 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         # oneDNN's convolutions run NHWC far faster than NCHW on a CPU (docs/benchmarks.md, "CPU
         # training speed"); the network is handed back in the ordinary layout
         module.net.to(memory_format=torch.channels_last)
-    data = XrayDataModule(
+    data = RankData(
         train_items,
         val_items,
         spec.model.image_size,
@@ -269,12 +377,23 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
     )
     progress = ProgressReport(spec.progress or (lambda _: None))
     keep_best = KeepBest()
-    callbacks = [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress]
+    ranks = RankCount()
+    callbacks = [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress, ranks]
     if spec.freeze_backbone_epochs > 0:
         callbacks.append(_FreezeBackbone(spec.freeze_backbone_epochs))
     precision: Any = resolve_precision(spec.precision, spec.accelerator)  # a string Lightning checks
-    trainer = quiet_trainer(spec.max_epochs, spec.accelerator, precision, spec.max_time_s, callbacks)
+    trainer = quiet_trainer(
+        spec.max_epochs,
+        spec.accelerator,
+        precision,
+        spec.max_time_s,
+        callbacks,
+        devices=world,
+        strategy=ddp(spec) if world > 1 else "auto",
+    )
     trainer.fit(module, datamodule=data)
+    if not trainer.is_global_zero:
+        return None
     if keep_best.state is not None:
         module.net.load_state_dict(keep_best.state)
     net = module.net.cpu().to(memory_format=torch.contiguous_format).eval()
@@ -285,10 +404,12 @@ def fine_tune(spec: TrainSpec) -> TrainResult:
         best_val_auc=keep_best.best_auc,
         best_val_loss=keep_best.best,
         epochs_run=trainer.current_epoch,
-        duration_s=time.monotonic() - started,
         train_size=len(train_items),
         val_size=len(val_items),
         accelerator=str(trainer.accelerator.__class__.__name__),
         precision=precision,
         val_items=val_items,
+        world_size=trainer.world_size,
+        backend=ranks.backend,
+        samples_per_rank=ranks.per_rank,
     )

@@ -96,6 +96,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--precision", default="auto", help="auto: bf16-mixed on a GPU that has it, else 32-true")
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu (Lightning's names)")
+    parser.add_argument(
+        "--devices",
+        default="1",
+        help="processes: above 1 the fine-tune runs as DDP, one per GPU or that many CPU processes "
+        "(gloo); auto: every GPU, 1 on a CPU",
+    )
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (0: in the trainer's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
@@ -302,6 +308,7 @@ def main(argv=None) -> dict:
         max_time_s=args.max_minutes * 60 if args.max_minutes else None,
         precision=args.precision,
         accelerator=args.accelerator,
+        devices=args.devices if args.devices == "auto" else int(args.devices),
         num_workers=args.num_workers,
         progress=progress,
     )
@@ -384,6 +391,7 @@ def main(argv=None) -> dict:
             "max_minutes": args.max_minutes,
             "precision": result.precision,
             "accelerator": result.accelerator,
+            "world_size": result.world_size,
             "num_workers": args.num_workers,
             "weights_float16": bool(args.half and not args.pilot),
         },

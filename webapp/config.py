@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from registry.gate import AutoPromotion, GatePolicy
 from registry.uris import artifact_root_for, tracking_uri_for
@@ -77,6 +86,8 @@ class TrainingSettings(Section):
     num_workers: int = Field(ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
     precision: str = Field(min_length=1)  # auto | 32-true | 16-mixed | bf16-mixed ...
+    # the full fine-tune's processes: above 1 it runs as DDP (learning.distributed); auto = every GPU, or 1 on a CPU
+    devices: PositiveInt | Literal["auto"] = 1
     round: RoundSettings = RoundSettings()
 
 

@@ -19,6 +19,9 @@ def test_the_shipped_config_is_valid_and_typed(tmp_path):
 def test_environment_overrides_are_parsed_as_yaml(tmp_path):
     settings = _load(tmp_path, MEDAL_TRAINING__MAX_EPOCHS="3", MEDAL_GATE__AUTO_PROMOTE__ENABLED="true")
     assert settings.training.max_epochs == 3 and settings.gate.policy.auto_promote.enabled is True
+    assert _load(tmp_path).training.devices == 1  # one process unless asked
+    assert _load(tmp_path, MEDAL_TRAINING__DEVICES="2").training.devices == 2
+    assert _load(tmp_path, MEDAL_TRAINING__DEVICES="auto").training.devices == "auto"
 
 
 @pytest.mark.parametrize(
@@ -31,6 +34,7 @@ def test_environment_overrides_are_parsed_as_yaml(tmp_path):
         ({"MEDAL_GATE__MIN_SENSITIVITY": "{normal: high}"}, ["gate.min_sensitivity.normal", "'high'", "number"]),
         ({"MEDAL_CLASSES": "[normal, normal]"}, ["classes must be distinct"]),
         ({"MEDAL_ACTIVE_LEARNING__RANDOM_SHARE": "1.5"}, ["active_learning.random_share", "1.5", "less than or equal"]),
+        ({"MEDAL_TRAINING__DEVICES": "0"}, ["training.devices", "greater than 0", "'auto'"]),
     ],
 )
 def test_a_bad_key_or_value_names_the_key_the_value_and_what_is_allowed(tmp_path, environ, words):

@@ -3,9 +3,10 @@
 A *round* (the default) starts from the champion and trains only its upper blocks and head on
 stored trunk activations (learning.rounds): minutes on two CPU cores. A *full* fine-tune trains
 every layer from the champion (or from ImageNet when there is none); it is the deeper, scheduled
-run, on a GPU when there is one, and its new trunk makes the next rounds compute activations
-afresh. Either way the model leaves with per-class decision offsets fitted on the run's
-validation split, so that the gate's clinical floors are met where the model can meet them.
+run, on a GPU when there is one (as DDP across processes with `training.devices` above 1), and its
+new trunk makes the next rounds compute activations afresh. Either way the model leaves with
+per-class decision offsets fitted on the run's validation split, so that the gate's clinical
+floors are met where the model can meet them.
 """
 
 from __future__ import annotations
@@ -140,10 +141,12 @@ def train(
                 freeze_backbone_epochs=cfg.freeze_backbone_epochs,
                 max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
                 precision=cfg.precision,
+                devices=cfg.devices,
                 num_workers=cfg.num_workers,
                 progress=progress,
             )
         )
+        params["world_size"] = outcome.world_size  # processes that trained it: DDP above 1
         probabilities = score_pool(outcome.net, [item.path for item in outcome.val_items]).probabilities
     point = operating_point(outcome, probabilities, settings)
     if point is not None:

@@ -1,6 +1,8 @@
 """What a run trains: a round once there is a champion, the full fine-tune on request or when a
 round cannot cut the network; either way with its operating point."""
 
+import pytest
+
 from tests.conftest import change_settings
 from webapp.training import runs
 
@@ -43,3 +45,18 @@ def test_pruning_keeps_the_activations_of_aliased_trunks_only(trained_app):
     assert recipe.prune_activations(settings, registry) == 1
     assert store.keys() == [kept[:32]] and store.size_bytes(kept) > 0
     assert recipe.prune_activations(settings, registry) == 0
+
+
+@pytest.mark.slow
+def test_a_full_fine_tune_on_two_processes_is_registered_like_one(trained_app):
+    """The worker's and `medal train --full`'s path with training.devices: 2 on the CPU (gloo, DDP)."""
+    from webapp.services import services
+
+    change_settings(trained_app, {"training": {"devices": 2, "accelerator": "cpu"}})
+    full = runs.run(runs.enqueue("cli", kind="full"))
+    assert full.status == "succeeded", full.error
+    assert full.metrics["kind"] == "full" and "operating_point" in full.metrics
+    registry = services().registry
+    params = registry.client.get_run(full.mlflow_run_id).data.params
+    assert params["world_size"] == "2" and params["cfg_devices"] == "2"
+    assert registry.load(full.model_version).spec.class_names == ["normal", "pneumonia"]
