@@ -8,7 +8,6 @@ from webapp.api import bp
 from webapp.api.schemas import Error
 from webapp.api.schemas import chat as schemas
 from webapp.assistant import chat
-from webapp.auth.roles import token_required
 from webapp.errors import Problem
 from webapp.gold.goldset import visible_prediction
 
@@ -17,7 +16,6 @@ from webapp.gold.goldset import visible_prediction
 @bp.arguments(schemas.ChatAsk)
 @bp.response(200, schemas.ChatAnswer)
 @bp.alt_response(429, schema=Error, description="Too many questions from this user (security.chat_rate_limit).")
-@token_required()
 @chat.rate_limited
 def ask(body: dict, prediction_id: int):
     """Ask the assistant about a prediction; it answers from the facts the system holds."""

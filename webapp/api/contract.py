@@ -23,6 +23,7 @@ ROLE_WORDS = {
     access.SIGNED_IN: "any user with a token",
     access.LABELERS: "the roles in security.label_roles (default: doctor)",
     access.ADJUDICATORS: "adjudicators",
+    access.LABELERS_OR_ADJUDICATORS: "the roles in security.label_roles, and adjudicators",
 }
 # the answers every operation may give besides its own, by the kind of caller it admits
 COMMON_ERRORS = {

@@ -6,13 +6,11 @@ from flask import Response, json
 
 from webapp.api import bp
 from webapp.api.schemas import reports as schemas
-from webapp.auth.roles import token_required
 from webapp.integration import fhir
 
 
 @bp.get("/images/<int:image_id>/fhir", tags=["reports"])
 @bp.response(200, schemas.Document, content_type=fhir.MEDIA_TYPE, description="A FHIR R4 Bundle.")
-@token_required()
 def image_fhir(image_id: int):
     """The study as a FHIR R4 Bundle (collection): DiagnosticReport, Observation, Device, Provenance."""
     body = json.dumps(fhir.to_json(fhir.bundle(image_id)))

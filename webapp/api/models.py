@@ -9,13 +9,11 @@ from webapp.api import bp
 from webapp.api.schemas import Error
 from webapp.api.schemas import models as schemas
 from webapp.approvals import DecisionError, decisions, gate_run, history
-from webapp.auth.roles import token_required
 from webapp.services import services
 
 
 @bp.get("/models", tags=["models"])
 @bp.response(200, schemas.Models)
-@token_required("engineer")
 def list_models():
     """Every registered model version with its aliases (champion, candidate, previous) and gate verdict."""
     registry = services().registry
@@ -36,7 +34,6 @@ def list_models():
 @bp.get("/models/history", tags=["models"])
 @bp.arguments(schemas.HistoryQuery, location="query")
 @bp.response(200, schemas.Events)
-@token_required("engineer")
 def model_history(query: dict):
     """Who did what and why: gates, approvals, rejections, promotions, rollbacks, labels (`?kind=`)."""
     return jsonify(events=[history.event_to_dict(event) for event in history.from_request()])
@@ -52,7 +49,6 @@ def _reason(body: dict) -> str:
 @bp.arguments(schemas.DecisionRequest)
 @bp.response(200, schemas.Decision)
 @bp.alt_response(409, schema=Error, description="Not the current candidate, or the gate failed.")
-@token_required("engineer")
 def approve(body: dict, version: int):
     """Promote the candidate to champion (with `override`, although its gate failed)."""
     reason, override = _reason(body), body["override"]
@@ -64,7 +60,6 @@ def approve(body: dict, version: int):
 @bp.arguments(schemas.DecisionRequest)
 @bp.response(200, schemas.Decision)
 @bp.alt_response(409, schema=Error, description="Not the current candidate.")
-@token_required("engineer")
 def reject(body: dict, version: int):
     """Reject the candidate, with the reason."""
     reason = _reason(body)
@@ -75,7 +70,6 @@ def reject(body: dict, version: int):
 @bp.post("/models/<int:version>/gate", tags=["models"])
 @bp.response(200, schemas.GateRun)
 @bp.alt_response(409, schema=Error, description="Not the current candidate.")
-@token_required("engineer")
 def rerun_gate(version: int):
     """Run the gate again for the current candidate (e.g. after the champion changed)."""
     if services().registry.version_for(CANDIDATE) != version:
@@ -85,7 +79,6 @@ def rerun_gate(version: int):
 
 @bp.get("/models/<int:version>/gate", tags=["models"])
 @bp.response(200, schemas.GateRun)
-@token_required("engineer")
 def gate_report(version: int):
     """The version's latest gate report: every check in words, and each metric with its interval and
     the candidate's difference from the champion on the same gold images."""
@@ -104,7 +97,6 @@ def gate_report(version: int):
     description="Nothing to roll back to (a model a rollback withdrew is never rolled back to), or another "
     "champion than `expected_champion` serves now (named).",
 )
-@token_required("engineer")
 def rollback(body: dict):
     """Serve the previous champion again, with the reason."""
     event = decisions.rollback(g.api_user, _reason(body), expected_champion=body.get("expected_champion"))
@@ -113,7 +105,6 @@ def rollback(body: dict):
 
 @bp.get("/models/metrics", tags=["models"])
 @bp.response(200, schemas.ModelMetrics)
-@token_required("engineer")
 def model_metrics():
     """The model dashboard's data: every version's gold-set metrics, promotions and rollbacks, the learning curve."""
     from webapp.dashboard.versions import metrics_document

@@ -6,14 +6,12 @@ from flask import jsonify
 
 from webapp.api import bp
 from webapp.api.schemas import reports as schemas
-from webapp.auth.roles import token_required
 from webapp.reports import study
 from webapp.reports.study_views import pdf_response
 
 
 @bp.get("/images/<int:image_id>/report.pdf", tags=["reports"])
 @bp.response(200, content_type="application/pdf", description="The study report's current revision.")
-@token_required()
 def study_report_pdf(image_id: int):
     """The study report as a PDF (preliminary, final or amended)."""
     return pdf_response(study.pdf(image_id), image_id)
@@ -21,7 +19,6 @@ def study_report_pdf(image_id: int):
 
 @bp.get("/images/<int:image_id>/report", tags=["reports"])
 @bp.response(200, schemas.StudyReports)
-@token_required()
 def study_report(image_id: int):
     """The study's status and its issued revisions, newest first (issuing the current one if needed)."""
     _, current = study.issue(image_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from webapp.assistant import chat
 from webapp.errors import json_errors
@@ -15,7 +15,6 @@ bp = Blueprint("assistant", __name__, template_folder="templates")
 
 @bp.post("/predictions/<int:prediction_id>/chat")
 @json_errors  # chat.js shows the error's text in the thread
-@login_required
 @chat.rate_limited
 def ask(prediction_id: int):
     prediction = visible_prediction(prediction_id)
@@ -26,7 +25,6 @@ def ask(prediction_id: int):
 
 @bp.get("/predictions/<int:prediction_id>/chat")
 @json_errors
-@login_required
 def thread(prediction_id: int):
     prediction = visible_prediction(prediction_id)
     return jsonify(messages=chat.history(prediction, current_user))

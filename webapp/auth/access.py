@@ -1,4 +1,6 @@
 """The route -> roles table: who may call each endpoint, enforced for every request in one place.
+It is the only access check on routes: views carry no role decorators, and read the user this check
+set (`current_user` for pages, `g.api_user` for the API).
 
 Every endpoint the app registers needs an entry in ACCESS, keyed by its endpoint name
 ("blueprint.function", as `url_for` spells it). A value is one of
@@ -7,6 +9,8 @@ Every endpoint the app registers needs an entry in ACCESS, keyed by its endpoint
 - SIGNED_IN: any logged-in user, whatever the role;
 - LABELERS: the roles in `security.label_roles` (config.yaml); admins only if listed there;
 - ADJUDICATORS: users who may settle disputed gold reads (the flag, or admin);
+- LABELERS_OR_ADJUDICATORS: either (the gold-reads page: blind reads for labelers, the disputed
+  images for adjudicators);
 - a tuple of roles, e.g. ("engineer",): those roles, and admins, who hold every role.
 
 `enforce` runs before every request. Pages authenticate with the session cookie (anonymous users
@@ -34,6 +38,7 @@ PUBLIC = "public"
 SIGNED_IN = "signed in"
 LABELERS = "labelers"
 ADJUDICATORS = "adjudicators"
+LABELERS_OR_ADJUDICATORS = "labelers or adjudicators"
 ENGINEERS = ("engineer",)
 Rule = str | tuple[str, ...]
 
@@ -54,10 +59,10 @@ ACCESS: dict[str, Rule] = {
     "inference.image_file": SIGNED_IN,
     "inference.thumbnail": SIGNED_IN,
     "inference.heatmap": SIGNED_IN,
-    # gold set: engineers pick, doctors read blind, adjudicators settle
+    # gold set: engineers pick, labelers read blind, adjudicators settle (from the gold page or the reads page)
     "gold.page": ENGINEERS,
     "gold.mark": ENGINEERS,
-    "gold.read": LABELERS,
+    "gold.read": LABELERS_OR_ADJUDICATORS,
     "gold.record_read": LABELERS,
     "gold.adjudicate": ADJUDICATORS,
     # training, approvals, history, classes: the engineers'
@@ -148,6 +153,7 @@ def allows(rule: Rule, user: User | None) -> bool:
         SIGNED_IN: lambda _: True,
         LABELERS: may_label,
         ADJUDICATORS: lambda who: who.adjudicates,
+        LABELERS_OR_ADJUDICATORS: lambda who: may_label(who) or who.adjudicates,
     }
     if isinstance(rule, str):
         return checks[rule](user)

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, send_file
-from flask_login import current_user, login_required
+from flask_login import current_user
 from PIL import Image as PILImage
 
 from webapp.extensions import db
@@ -23,14 +23,12 @@ RECENT_LABELS = 12
 
 
 @bp.get("/images/<int:image_id>.png")
-@login_required
 def image_file(image_id: int):
     image = db.get_or_404(Image, image_id)
     return send_file(services().store.path(image.path), mimetype="image/png", max_age=3600)
 
 
 @bp.get("/images/<int:image_id>/thumbnail.png")
-@login_required
 def thumbnail(image_id: int):
     """A small copy for lists of images, made once and cached by content under MEDAL_HOME."""
     image = db.get_or_404(Image, image_id)
@@ -50,7 +48,6 @@ def _thumbnail_png(path: Path) -> bytes:
 
 
 @bp.get("/predictions/<int:prediction_id>/heatmap.png")
-@login_required
 def heatmap(prediction_id: int):
     """The Grad-CAM overlay; a request made while it is being computed waits for it (503 past a minute)."""
     prediction = visible_prediction(prediction_id)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Blueprint, url_for
 from werkzeug.routing import IntegerConverter
 
-from tests.conftest import api_token, login, user
+from tests.conftest import api_token, change_settings, login, user
 from webapp.auth import access
 
 ROLES = ("anonymous", "doctor", "engineer", "admin")
@@ -36,10 +37,16 @@ def test_every_registered_route_has_an_entry(app):
     assert not missing, f"add these endpoints to ACCESS in webapp/auth/access.py: {missing}"
 
 
-def test_each_role_gets_what_the_table_says(app, csrf_off):
+# who labels is a setting: the walk runs under the default and under settings that give other roles the labels
+LABEL_ROLES = (["doctor"], ["doctor", "engineer"], ["engineer"], ["doctor", "admin"])
+
+
+@pytest.mark.parametrize("label_roles", LABEL_ROLES, ids="+".join)
+def test_each_role_gets_what_the_table_says(app, csrf_off, label_roles):
     """Walks app.url_map as anonymous, doctor, engineer and admin (pages with a session, the API with
-    a bearer token): allowed means neither 401/403 nor a trip to the log-in page; refused means 403,
-    or 401 (API) / a redirect to log in (pages) for anonymous."""
+    a bearer token) under each `security.label_roles`: allowed means neither 401/403 nor a trip to the
+    log-in page; refused means 403, or 401 (API) / a redirect to log in (pages) for anonymous."""
+    change_settings(app, {"security": {"label_roles": label_roles}})
     calls = _calls(app)
     checked, wrong = 0, []
     for role in ROLES:
