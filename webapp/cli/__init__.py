@@ -1,4 +1,5 @@
-"""The `medal` command line: a Flask CLI group over the app factory; each area brings its commands."""
+"""The `medal` command line: a Flask CLI group over the app factory; each area brings its commands.
+`medal web` is here, `medal demo` and the demo data in demo.py."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def register_commands(app: Flask) -> None:
     from webapp.auth.commands import tokens, users
     from webapp.backup.commands import backup, restore
     from webapp.classes.commands import classes
+    from webapp.cli.demo import demo
     from webapp.inference.commands import score
     from webapp.integration.commands import pacs
     from webapp.integration.fhir_commands import fhir
@@ -111,19 +113,3 @@ def gunicorn_options(host: str, port: int, workers: int, home: Path) -> dict[str
         "accesslog": "-",
         "control_socket": str(home / "run" / f"gunicorn-{port}.ctl"),
     }
-
-
-@click.command()
-@click.option("--skip-train", is_flag=True, help="import data and users only")
-@click.option("--logins", is_flag=True, help="only print the demo log-ins")
-def demo(skip_train: bool, logins: bool) -> None:
-    """Load the PneumoniaMNIST demo: users, labeled data, pool, gold set, first model."""
-    from webapp import demo as demo_data
-
-    lines = demo_data.logins() if logins else demo_data.load(train=not skip_train)
-    for line in lines:
-        click.echo(line)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
-"""The demo: real pediatric chest X-rays (Kermany et al. 2018), one user per role, a seeded gold set
-and the first model, all split by patient so the pool and the gold set are patients the first
-model never saw."""
+"""The demo (`medal demo`): real pediatric chest X-rays (Kermany et al. 2018), one user per role, a
+seeded gold set and the first model, all split by patient so the pool and the gold set are patients
+the first model never saw."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+
+import click
 
 from learning.model import load_model
 from registry.client import RunRecord
@@ -162,3 +164,12 @@ def _users(users: dict[str, DemoUser]) -> Iterator[str]:
             db.session.add(user)
             yield f"user {name} ({spec.role}) created"
     db.session.commit()
+
+
+@click.command()
+@click.option("--skip-train", is_flag=True, help="import data and users only")
+@click.option("--logins", "logins_only", is_flag=True, help="only print the demo log-ins")
+def demo(skip_train: bool, logins_only: bool) -> None:
+    """Load the PneumoniaMNIST demo: users, labeled data, pool, gold set, first model."""
+    for line in logins() if logins_only else load(train=not skip_train):
+        click.echo(line)
