@@ -148,7 +148,7 @@ class GateSettings(Section):
         return GatePolicy(
             self.min_gold_size,
             dict(self.min_sensitivity),
-            dict(self.max_drop),
+            {metric: drop for metric, drop in self.max_drop.items()},
             AutoPromotion(auto.enabled, auto.min_margin, auto.min_agreement),
             self.min_class_gold,
             self.min_site_gold,

@@ -113,7 +113,7 @@ def register(app: Flask) -> None:
         invalid = getattr(error, "data", {}).get("messages")  # an API request that did not match its schema
         if invalid:
             return render_problem(_field_messages(invalid), error.code or 400, {"errors": invalid})
-        return render_problem(MESSAGES.get(error.code or 500, error.description), error.code or 500)
+        return render_problem(MESSAGES.get(error.code or 500, error.description or ""), error.code or 500)
 
     @app.errorhandler(OverflowError)
     def out_of_range(error: OverflowError):

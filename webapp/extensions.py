@@ -1,6 +1,7 @@
 """Flask extensions, created unbound and bound in create_app()."""
 
 import sqlite3
+from typing import cast
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -8,7 +9,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, Executable, MetaData
 
 # Named constraints so Alembic batch migrations on SQLite can alter them later.
 NAMING = {
@@ -36,6 +37,12 @@ csrf = CSRFProtect()
 # no default limits: only the routes that name one (POST /login, the chat) are limited; the storage
 # URI comes from security.rate_limit_storage (memory:// counts per process, redis:// across them)
 limiter = Limiter(key_func=get_remote_address)
+
+
+def rows_changed(statement: Executable) -> int:
+    """The rows an UPDATE or DELETE changed: how a conditional write learns whether it won. (Session.execute
+    is typed as giving a Result; a data-changing statement's is a CursorResult, which counts them.)"""
+    return cast(CursorResult, db.session.execute(statement)).rowcount
 
 
 def signed_in_user() -> str:

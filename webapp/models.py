@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, UniqueConstraint, event, text
+from sqlalchemy import JSON, Table, UniqueConstraint, event, text
+from sqlalchemy.orm import Mapped, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as _FlaskModel
+    from sqlalchemy.orm import AppenderQuery
+
+    class Model(_FlaskModel):
+        """What db.Model is at run time, for mypy (which takes no base class from an attribute):
+        Flask-SQLAlchemy's model on SQLAlchemy's declarative base, built with column values."""
+
+        __table__: ClassVar[Table]
+
+        def __init__(self, **columns: Any) -> None: ...
+
+else:
+    Model = db.Model
 
 ROLES = ("doctor", "engineer", "admin")
 
@@ -18,7 +35,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     id = db.Column(db.Integer, primary_key=True)
     username = db.Column(db.String(80), unique=True, nullable=False)
     password_hash = db.Column(db.String(256), nullable=False)
@@ -57,7 +74,7 @@ class User(UserMixin, db.Model):
         return self.role == "admin" or bool(self.can_adjudicate)
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """Bearer tokens; only a hash is stored, the token itself is shown once."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -75,7 +92,7 @@ class ApiToken(db.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Image(db.Model):
+class Image(Model):
     """A stored radiograph. `pool` images await review; `train` came labeled; gold is flagged."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -96,8 +113,15 @@ class Image(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     uploaded_by = db.relationship(User)
 
+    if TYPE_CHECKING:  # made by the backrefs of the tables that point here
+        predictions: AppenderQuery[Prediction]
+        labels: AppenderQuery[Label]
+        gold: GoldItem | None
+        clinical: ClinicalRecord | None
+        deidentification: Deidentification | None
 
-class Prediction(db.Model):
+
+class Prediction(Model):
     id = db.Column(db.Integer, primary_key=True)
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
     model_version = db.Column(db.Integer, nullable=False, index=True)
@@ -108,14 +132,14 @@ class Prediction(db.Model):
     heatmap_path = db.Column(db.String(300))  # cached Grad-CAM overlay
     location = db.Column(db.Text)  # plain-words lung zone of the activation
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    image = db.relationship(Image, backref=db.backref("predictions", lazy="dynamic"))
+    image: Mapped[Image] = relationship(Image, backref=db.backref("predictions", lazy="dynamic"))
 
 
 # Labels that take an image's one review answer: all but blind gold reads and pre-0004 doubles.
 REVIEW_LABEL = "channel NOT IN ('gold', 'double')"
 
 
-class Label(db.Model):
+class Label(Model):
     """A doctor's answer. One per image and doctor: a double submit cannot store two. One review
     label per image (every channel but blind gold reads): two doctors cannot both label it."""
 
@@ -143,7 +167,7 @@ class Label(db.Model):
     prediction = db.relationship(Prediction)
 
 
-class Claim(db.Model):
+class Claim(Model):
     """Who is served an image: held for a short while, then kept for good once the image is
     labeled (or found unshowable), so its primary key stops anyone being served it again."""
 
@@ -153,7 +177,7 @@ class Claim(db.Model):
     state = db.Column(db.String(10), nullable=False, default="held", server_default="held")  # held|labeled|unshowable
 
 
-class QueryScore(db.Model):
+class QueryScore(Model):
     """The active-learning score of a pool image under one model version and strategy."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -169,7 +193,7 @@ class QueryScore(db.Model):
     )
 
 
-class Setting(db.Model):
+class Setting(Model):
     """Values an engineer changes at run time (the query strategy); config.yaml is the default."""
 
     key = db.Column(db.String(80), primary_key=True)
@@ -182,7 +206,7 @@ class Setting(db.Model):
 ACTIVE_RUN = "status IN ('queued', 'running')"
 
 
-class TrainingRun(db.Model):
+class TrainingRun(Model):
     __table_args__ = (
         db.Index(
             "uq_training_run_one_active",
@@ -223,7 +247,7 @@ class TrainingRun(db.Model):
         return None
 
 
-class GoldItem(db.Model):
+class GoldItem(Model):
     """An image marked for the gold set and the state of its adjudication."""
 
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)
@@ -236,7 +260,7 @@ class GoldItem(db.Model):
     image = db.relationship(Image, backref=db.backref("gold", uselist=False))
 
 
-class GoldSnapshot(db.Model):
+class GoldSnapshot(Model):
     """The gold set frozen for one gate run: which images and labels, and their hash."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -246,7 +270,7 @@ class GoldSnapshot(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class GateReport(db.Model):
+class GateReport(Model):
     id = db.Column(db.Integer, primary_key=True)
     model_version = db.Column(db.Integer, nullable=False, index=True)
     champion_version = db.Column(db.Integer)
@@ -261,7 +285,7 @@ class GateReport(db.Model):
     snapshot = db.relationship(GoldSnapshot)
 
 
-class LabelClass(db.Model):
+class LabelClass(Model):
     """A class doctors can label with. config.yaml seeds the first ones; more are added at run time."""
 
     name = db.Column(db.String(60), primary_key=True)
@@ -271,7 +295,7 @@ class LabelClass(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class ClassAlias(db.Model):
+class ClassAlias(Model):
     """An explicit rename: labels and predictions keep the old name; training reads the new one."""
 
     old_name = db.Column(db.String(60), primary_key=True)
@@ -279,7 +303,7 @@ class ClassAlias(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """Append-only history of gate runs, approvals, rejections, promotions and rollbacks."""
 
     id = db.Column(db.Integer, primary_key=True)
@@ -305,16 +329,16 @@ def _audit_is_never_deleted(mapper, connection, target):
     raise RuntimeError("Audit events are append-only.")
 
 
-class ChatThread(db.Model):
+class ChatThread(Model):
     __table_args__ = (UniqueConstraint("prediction_id", "user_id", name="uq_thread"),)
     id = db.Column(db.Integer, primary_key=True)
     prediction_id = db.Column(db.Integer, db.ForeignKey("prediction.id"), nullable=False)
     user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    messages = db.relationship("ChatMessage", order_by="ChatMessage.id", lazy="select")
+    messages: Mapped[list[ChatMessage]] = relationship("ChatMessage", order_by="ChatMessage.id", lazy="select")
 
 
-class ChatMessage(db.Model):
+class ChatMessage(Model):
     id = db.Column(db.Integer, primary_key=True)
     thread_id = db.Column(db.Integer, db.ForeignKey("chat_thread.id"), nullable=False, index=True)
     role = db.Column(db.String(10), nullable=False)  # user | assistant
@@ -327,7 +351,7 @@ class ChatMessage(db.Model):
 # --- clinical data and the image + clinical data model (issue 13) ---
 
 
-class ClinicalRecord(db.Model):
+class ClinicalRecord(Model):
     """Clinical data of one study (symptoms, vital signs, lab values, history). Units and ranges:
     webapp/clinical/records.py FIELDS. The history is patient data: shown to users, never logged."""
 
@@ -347,7 +371,7 @@ class ClinicalRecord(db.Model):
     entered_by = db.relationship(User)
 
 
-class ClinicalModel(db.Model):
+class ClinicalModel(Model):
     """A fitted image + clinical data model: its MLflow version, its gate result on the gold images
     that carry clinical data, and the engineer's decision. Only an approved one is shown."""
 
@@ -372,7 +396,7 @@ class ClinicalModel(db.Model):
 # --- study reports (issue 13) ---
 
 
-class StudyReport(db.Model):
+class StudyReport(Model):
     """One issued revision of a study's report, kept for good: a correction issues a new revision
     ("amended") and the earlier ones stay readable. The PDF lies in MEDAL_HOME/reports, named by its hash."""
 
@@ -391,7 +415,7 @@ class StudyReport(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class LabelAmendment(db.Model):
+class LabelAmendment(Model):
     """A doctor's correction of a confirmed study's final label, with the reason. The review label
     stays as it was answered (agreement with the model is about that answer); training reads the
     newest amendment instead (webapp/labelstore.py)."""
@@ -409,7 +433,7 @@ class LabelAmendment(db.Model):
 # --- model dashboard (issue 13) ---
 
 
-class GoldScore(db.Model):
+class GoldScore(Model):
     """One model version's probabilities for one image of a frozen gold snapshot, stored when the gate
     scores it: what the dashboard's ROC curves and reliability diagrams are drawn from."""
 
@@ -429,7 +453,7 @@ class GoldScore(db.Model):
 # --- drift (issue 13) ---
 
 
-class DriftReference(db.Model):
+class DriftReference(Model):
     """A champion's training data as drift checks see it, measured once per model version: the PCA
     its images' features define, and how many were measured (their rows: ImageDriftStats, reference)."""
 
@@ -440,7 +464,7 @@ class DriftReference(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class ImageDriftStats(db.Model):
+class ImageDriftStats(Model):
     """One image's input and prediction statistics under one model version, computed once by the
     worker (the drift page never decodes images): histogram, size, projected features, prediction."""
 
@@ -464,7 +488,7 @@ class ImageDriftStats(db.Model):
 # --- DICOM de-identification (issue 14) ---
 
 
-class Deidentification(db.Model):
+class Deidentification(Model):
     """What was done to a DICOM image's header before anything of it was kept (PS3.15 Annex E):
     the profile and options, the library, the new (keyed, consistent) UIDs, and the view position.
     Nothing of the original header is stored here or anywhere else."""
@@ -488,7 +512,7 @@ class Deidentification(db.Model):
 # --- PACS (issue 14) ---
 
 
-class PacsStudy(db.Model):
+class PacsStudy(Model):
     """A study pulled from the PACS, known only by a keyed hash of its original StudyInstanceUID
     (never the UID itself): a study is pulled once; a partly failed one is retried next pull."""
 
@@ -504,7 +528,7 @@ class PacsStudy(db.Model):
     pulled_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class PacsImage(db.Model):
+class PacsImage(Model):
     """Which pulled study an image came from: a push finds the study again by its key."""
 
     image_id = db.Column(db.Integer, db.ForeignKey("image.id"), primary_key=True)

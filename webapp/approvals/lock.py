@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from webapp.approvals import DecisionError
-from webapp.extensions import db
+from webapp.extensions import db, rows_changed
 from webapp.models import Setting, utcnow
 from webapp.processes import hostname, same_process_alive, started_at
 
@@ -67,9 +67,7 @@ def _break_stale(stale_after: timedelta) -> bool:
     if not holder_gone and held.updated_at > utcnow() - stale_after:
         return False
     # conditional: if two processes break the same stale lock, only one succeeds
-    broken = db.session.execute(
-        delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at)
-    ).rowcount
+    broken = rows_changed(delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at))
     db.session.commit()
     if broken:
         log.warning("took over the alias-change lock from %s", value)
@@ -82,8 +80,6 @@ def release(lease: str) -> bool:
     held = db.session.execute(db.select(Setting.value, Setting.updated_at).where(Setting.key == LOCK_KEY)).one_or_none()
     if held is None or (held.value or {}).get("lease") != lease:
         return False
-    deleted = db.session.execute(
-        delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at)
-    ).rowcount
+    deleted = rows_changed(delete(Setting).where(Setting.key == LOCK_KEY, Setting.updated_at == held.updated_at))
     db.session.commit()
     return bool(deleted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Literal, overload
 
 from flask import current_app
 
@@ -55,6 +56,10 @@ def assistant() -> Assistant:
         return found
 
 
+@overload
+def thread_for(prediction: Prediction, user: User, create: Literal[True]) -> ChatThread: ...
+@overload
+def thread_for(prediction: Prediction, user: User, create: bool = False) -> ChatThread | None: ...
 def thread_for(prediction: Prediction, user: User, create: bool = False) -> ChatThread | None:
     thread = db.session.execute(
         db.select(ChatThread).filter_by(prediction_id=prediction.id, user_id=user.id)

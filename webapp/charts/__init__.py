@@ -30,8 +30,9 @@ matplotlib.use("Agg")
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.typing import RcKeyType  # noqa: E402
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: readable, searchable, escaped by matplotlib
     "svg.hashsalt": "medal",  # the same chart gives the same SVG
     "font.size": 9,
@@ -117,9 +118,9 @@ def line_chart(
         for colour, (name, points) in zip(_colours(), series.items()):
             points = sorted(points)
             xs.update(x for x, _ in points)
-            x = [p[0] for p in points]
-            y = [float("nan") if p[1] is None else p[1] for p in points]
-            axes.plot(x, y, marker="o", markersize=4, linewidth=1.6, color=colour, label=name)
+            along = [p[0] for p in points]
+            heights = [float("nan") if p[1] is None else p[1] for p in points]
+            axes.plot(along, heights, marker="o", markersize=4, linewidth=1.6, color=colour, label=name)
         seen: dict[float, int] = {}
         for marker in markers:
             style = MARKER_STYLE.get(marker.kind, {"color": "#555", "linestyle": "-.", "text": marker.kind})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 from flask import Flask, current_app
@@ -34,7 +35,7 @@ def main() -> None:
     # before the command runs: `medal web` takes the web processes' threads (its gunicorn workers are
     # forked from here), every other command the worker's
     command = click.get_current_context().invoked_subcommand
-    role = "web" if command == "web" else "worker"
+    role: Literal["web", "worker"] = "web" if command == "web" else "worker"
     settings = current_app.extensions["medal"].settings
     threads.apply(settings, role)
     if command in BACKGROUND_COMMANDS:  # training, scoring and drift never take the CPU from review
@@ -87,7 +88,7 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
         return
     from gunicorn.app.base import BaseApplication
 
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]))
 
     class Server(BaseApplication):

@@ -78,7 +78,8 @@ def _parts(
         patients[row["patient_id"]].append(row["filename"])
     order = sorted(patients)
     random.Random(seed).shuffle(order)
-    gold, pool = set(), set()
+    gold: set[str] = set()
+    pool: set[str] = set()
     for patient in order:
         target = gold if len(gold) < gold_images else pool if len(pool) < pool_images else None
         if target is None:

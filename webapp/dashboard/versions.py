@@ -229,7 +229,7 @@ def compare(a: int, b: int) -> Comparison:
     common = sorted(set(snapshots[a]) & set(snapshots[b]))
     notes = []
     if common:
-        chosen = {a: common[-1], b: common[-1]}
+        chosen: dict[int, int | None] = {a: common[-1], b: common[-1]}
     else:
         chosen = {version: (found[-1] if found else None) for version, found in snapshots.items()}
         if all(chosen.values()):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngImageFile
 
 from learning.decoding import load_grayscale
 from learning.model import XrayNet
@@ -106,8 +107,8 @@ def _compute(net: XrayNet, stored: Path, target: Path) -> None:
 
 
 def _location(target: Path) -> str | None:
-    with PILImage.open(target) as overlay:
-        return overlay.text.get(LOCATION_KEY)
+    with PILImage.open(target) as overlay:  # a PNG we wrote, the location in a text chunk
+        return overlay.text.get(LOCATION_KEY) if isinstance(overlay, PngImageFile) else None
 
 
 @contextmanager
@@ -164,7 +165,7 @@ _pool_lock = threading.Lock()
 def start(prediction_id: int) -> None:
     """Compute the overlay of a committed prediction in this process's background thread. If the
     process dies first, the heat-map route computes it when it is asked for."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     future = _executor().submit(_in_background, app, prediction_id)
     with _pool_lock:
         _pending.add(future)

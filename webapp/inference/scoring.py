@@ -49,7 +49,7 @@ def score(version: int | None = None) -> dict:
         for name in goldset.learning_classes(services().class_names, settings.gate.min_class_gold)
         if name in model_names
     ]
-    rows = []
+    rows: list[dict] = []
     for name in strategies.available():
         order, values = strategies.rank(name, scores, batch=al.batch_size, random_share=al.random_share, seed=version)
         if learning and al.learning_class_share > 0:

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -65,12 +66,12 @@ def bundle(image_id: int) -> Bundle:
     status = c.status  # preliminary | final | amended: FHIR's DiagnosticReport and Observation codes alike
 
     patient_url = _uuid(image.id, "patient")
-    patient = {"resourceType": "Patient", "id": patient_url.rsplit(":", 1)[1]}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_url.rsplit(":", 1)[1]}
     if image.patient_key:  # only the keyed pseudonym: no name, no birth date, no hospital id
         patient["identifier"] = [{"system": PSEUDONYM_SYSTEM, "value": image.patient_key}]
 
     device_url = _uuid("device", model.name, prediction.model_version)
-    device = {
+    device: dict[str, Any] = {
         "resourceType": "Device",
         "id": device_url.rsplit(":", 1)[1],
         "meta": _ai_meta(),
@@ -82,7 +83,7 @@ def bundle(image_id: int) -> Bundle:
 
     observation_url = _uuid(image.id, "observation", prediction.id)
     ranking = content.ranking
-    observation = {
+    observation: dict[str, Any] = {
         "resourceType": "Observation",
         "id": observation_url.rsplit(":", 1)[1],
         "meta": _ai_meta(),
@@ -113,7 +114,7 @@ def bundle(image_id: int) -> Bundle:
     if prediction.location:
         observation["note"] = [{"text": f"Heat map: {prediction.location}"}]
 
-    practitioners = []
+    practitioners: list[tuple[str, dict[str, Any]]] = []
     if c.labeled_by:
         for name in c.labeled_by.split(" and "):
             url = _uuid("practitioner", name)
@@ -129,7 +130,7 @@ def bundle(image_id: int) -> Bundle:
             )
 
     report_url = _uuid(image.id, "report")
-    diagnostic = {
+    diagnostic: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": report_url.rsplit(":", 1)[1],
         "status": status,
@@ -157,7 +158,7 @@ def bundle(image_id: int) -> Bundle:
         diagnostic["conclusionCode"] = [{"coding": [{"system": CLASS_SYSTEM, "code": c.label}], "text": c.label}]
 
     provenance_url = _uuid(image.id, "provenance", prediction.id)
-    provenance = {
+    provenance: dict[str, Any] = {
         "resourceType": "Provenance",
         "id": provenance_url.rsplit(":", 1)[1],
         "target": [{"reference": observation_url}, {"reference": report_url}],
@@ -178,7 +179,11 @@ def bundle(image_id: int) -> Bundle:
         ],
     }
 
-    entries = [(report_url, diagnostic), (observation_url, observation), (device_url, device)]
+    entries: list[tuple[str, dict[str, Any]]] = [
+        (report_url, diagnostic),
+        (observation_url, observation),
+        (device_url, device),
+    ]
     entries += [(provenance_url, provenance), (patient_url, patient)] + practitioners
     return Bundle.model_validate(
         {

@@ -7,10 +7,12 @@ import base64
 import itertools
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sklearn.metrics import cohen_kappa_score
+from sqlalchemy import Row
 
 from webapp import charts
 from webapp.extensions import db
@@ -89,7 +91,7 @@ def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def _labels_in_span(since) -> list:
+def _labels_in_span(since) -> Sequence[Row]:
     """(username, created_at, channel) of every label since `since`."""
     return db.session.execute(
         db.select(User.username, Label.created_at, Label.channel)

@@ -71,9 +71,12 @@ def _measure_rows(
     store = services().store
     paths = [str(store.path(image.path)) for image in images]
     scores = score_pool(net, paths)
+    embeddings = scores.embeddings
+    if embeddings is None:  # score_pool always gives them; PoolScores also serves strategies that need none
+        raise RuntimeError("Scoring gave no embeddings to measure drift on.")
     if projection is None:
-        projection = stats.Projection.fit(scores.embeddings, services().settings.drift.embedding_components)
-    projected = projection.apply(scores.embeddings)
+        projection = stats.Projection.fit(embeddings, services().settings.drift.embedding_components)
+    projected = projection.apply(embeddings)
     names = list(net.spec.class_names)
     rows = []
     for image, path, probabilities, features in zip(images, paths, scores.probabilities, projected):
@@ -238,7 +241,7 @@ def report(version: int | None = None) -> dict:
         kept.clear()  # only the latest state is ever asked for again
         kept[key] = compared
     found = copy.deepcopy(compared)  # callers may change what they are given
-    if found["status"] != "measured":
+    if found["status"] != "measured" or version is None:  # measured: against a champion
         return found
     found["unmeasured_images"] = unmeasured(version)
     policy = _policy()

@@ -148,6 +148,6 @@ def worker() -> None:
     from webapp.training import worker as background
 
     try:
-        background.run(current_app._get_current_object())
+        background.run(current_app._get_current_object())  # type: ignore[attr-defined]  # Flask types the proxy as the app
     except background.WorkerAlreadyRunning as error:
         raise click.ClickException(str(error)) from None

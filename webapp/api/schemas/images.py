@@ -3,6 +3,8 @@ predictions, labels and de-identification, the review queue's next image, and cl
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask_smorest.fields import Upload as UploadField
 from marshmallow import fields, validate
@@ -102,7 +104,7 @@ def _clinical_field(spec, *, form: bool, allow_none: bool = False) -> fields.Fie
         length = validate.Length(max=spec.max_length, error=rule)
         return fields.String(validate=length, allow_none=allow_none, metadata=meta)
     low, high = spec.range
-    checks = {
+    checks: dict[str, Any] = {
         "validate": validate.Range(low, high, error=rule),
         "error_messages": {"invalid": rule},
         "allow_none": allow_none,

@@ -141,7 +141,8 @@ class GateCheck(Response):
     passed = fields.Boolean(required=True)
     message = fields.String(required=True, metadata={"description": "The rule's reading, in words."})
     status = fields.String(
-        required=True, metadata={"description": "met, uncertain, below_floor, missed, learning, grace or traded; or empty."}
+        required=True,
+        metadata={"description": "met, uncertain, below_floor, missed, learning, grace or traded; or empty."},
     )
 
 
