@@ -72,9 +72,12 @@ web: venv
 stop:
 	@bash scripts/demo.sh stop
 
-# the measurements in docs/benchmarks.md (minutes to an hour on a 2-core CPU; bench_latency needs `make demo` running)
+# the measurements in docs/benchmarks.md (hours on a 2-core CPU; bench_latency needs `make demo` running)
 bench: venv
 	$(BIN)/python scripts/bench_inference.py
+	$(BIN)/python scripts/bench_loop.py --scenario new-class
+	$(BIN)/python scripts/bench_loop.py --scenario new-site
+	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_adaptation.py
 	$(BIN)/python scripts/bench_pages.py
 	$(BIN)/python scripts/bench_latency.py
