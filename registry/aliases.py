@@ -1,5 +1,6 @@
-"""The alias moves of promotion and rollback: planned first, then applied in a crash-safe order,
-with the versions tagged."""
+"""Every alias write: a new candidate, the first champion, and the moves of promotion and rollback
+(planned first, then applied in a crash-safe order, with the versions tagged). Nothing else in the
+product calls Registry.set_alias or clear_alias."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ class AliasChange:
 
 
 Step = Callable[[str], None]  # called after each step with its name (tests crash here)
+
+
+def nominate(registry: Registry, version: int) -> None:
+    """A newly trained version becomes the candidate, for the gate to measure."""
+    registry.set_alias(CANDIDATE, version)
+
+
+def bootstrap(registry: Registry, version: int) -> None:
+    """The very first model serves at once: there is no champion to compare it with or keep as previous."""
+    registry.set_alias(CHAMPION, version)
 
 
 def plan_promotion(aliases: dict[str, int], version: int) -> AliasChange:

@@ -59,3 +59,32 @@ def test_a_crash_after_any_step_leaves_one_champion_and_reapplying_finishes(tiny
         assert tiny.aliases()["champion"] in (planned.champion_before, planned.champion_after), crash_at
         aliases.apply(tiny, planned)
         assert aliases_applied(tiny, planned), crash_at
+
+
+def _product_sources():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("webapp", "registry", "learning", "assistant"):
+        yield from sorted((root / package).rglob("*.py"))
+
+
+def test_only_the_alias_module_writes_aliases():
+    """Every alias write goes through registry/aliases.py (the crash-safe order, the tags); the
+    registry client only offers the writes it calls."""
+    allowed = {("registry", "aliases.py"), ("registry", "client.py")}
+    writers = [
+        f"{path.parent.name}/{path.name}"
+        for path in _product_sources()
+        if (path.parent.name, path.name) not in allowed
+        and any(call in path.read_text() for call in (".set_alias(", ".clear_alias(", "_registered_model_alias("))
+    ]
+    assert writers == []
+
+
+def test_nominate_and_bootstrap_set_the_one_alias_they_name(tiny):
+    aliases.nominate(tiny, 2)
+    assert tiny.aliases()["candidate"] == 2
+    tiny.clear_alias("champion")
+    aliases.bootstrap(tiny, 3)
+    assert tiny.aliases() == {"candidate": 2, "champion": 3}

@@ -106,3 +106,56 @@ def test_audit_events_cannot_be_changed_or_deleted(app):
     with pytest.raises(RuntimeError, match="append-only"):
         db.session.commit()
     db.session.rollback()
+
+
+def test_every_kind_the_writer_takes_can_be_filtered_by(app, client):
+    """The history's filter knows every kind the platform records (report_amended, pacs_pull ... were
+    once a 400), on the API and on the page."""
+    from webapp import audit
+    from webapp.extensions import db
+
+    engineer = api_token(app, "engineer")  # itself a token_created event
+    login(client, "engineer")
+    for kind in audit.Kind:
+        audit.record(kind, None, reason=f"one {kind.value}", details={"test": kind.value})
+    db.session.commit()
+    for kind in audit.Kind:
+        response = client.get(f"/api/v1/models/history?kind={kind.value}", headers=engineer)
+        assert response.status_code == 200, (kind, response.get_json())
+        events = response.get_json()["events"]
+        assert {event["kind"] for event in events} == {kind.value}
+        assert [(event["what"], event["actor"]) for event in events if event["reason"] == f"one {kind.value}"] == [
+            (kind.what, "system")
+        ]
+        page = client.get(f"/history?kind={kind.value}")
+        assert page.status_code == 200 and f"<td>{kind.what}</td>" in page.get_data(as_text=True), kind
+
+
+def test_the_writer_takes_only_the_kinds_and_names_its_actor(app):
+    from webapp import audit
+    from webapp.extensions import db
+    from webapp.models import User
+
+    with pytest.raises(ValueError):
+        audit.record("report_amend", None)  # a misspelt kind is refused, never stored
+    doctor = db.session.execute(db.select(User).filter_by(username="doctor")).scalar_one()
+    by_user = audit.record(audit.Kind.LABEL, doctor)
+    by_name = audit.record(audit.Kind.PROMOTION, audit.Actor("engineer", 7))
+    by_system = audit.record(audit.Kind.GATE, None)
+    assert (by_user.actor_name, by_user.actor_id) == ("doctor", doctor.id)
+    assert (by_name.actor_name, by_name.actor_id) == ("engineer", 7)
+    assert (by_system.actor_name, by_system.actor_id) == ("system", None)
+    db.session.rollback()
+
+
+def test_no_event_is_built_beside_the_writer():
+    """History rows come from audit.record() alone: one place checks the kind and names the actor."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "webapp"
+    builders = [
+        str(path.relative_to(root))
+        for path in sorted(root.rglob("*.py"))
+        if "AuditEvent(" in path.read_text() and path.relative_to(root).parts[0] not in ("audit", "models.py")
+    ]
+    assert builders == []

@@ -13,11 +13,12 @@ from sqlalchemy import update
 from registry import aliases
 from registry.gate import auto_promotion_allowed
 from registry.uris import CANDIDATE, CHAMPION
+from webapp import audit
 from webapp.approvals import DecisionError
 from webapp.approvals.gate_run import latest_report, recent_agreement, run_gate
 from webapp.approvals.lock import alias_lock
 from webapp.approvals.recovery import finish_interrupted
-from webapp.extensions import db
+from webapp.extensions import db, rows_changed
 from webapp.models import AuditEvent, GateReport, User
 from webapp.processes import pause_point
 from webapp.services import services
@@ -70,11 +71,11 @@ def decide(
         raise DecisionError(f"Version {version} has not been through the gate yet.", 409)
     if approve and not report.passed and not override:
         raise DecisionError("The gate failed: approving needs an explicit override with its reason.")
-    actor, actor_id = (user.username, user.id) if user else ("system", None)
+    actor = audit.Actor.of(user)
     if not approve:
         if registry.version_for(CANDIDATE) != version:
             raise DecisionError(f"Version {version} is not the current candidate.", 409)
-        event = _claim(report, "rejected", actor, actor_id, reason, automatic=automatic)
+        event = _claim(report, "rejected", actor, reason, automatic=automatic)
         db.session.commit()
         aliases.clear_if(registry, CANDIDATE, version)
         registry.set_tags(version, {"rejected": True})
@@ -93,8 +94,8 @@ def decide(
         change = aliases.plan_promotion(current, version)
         # the decision, its audit event and the promotion intent commit together: a crash
         # after this point is finished by reconcile(), before it nothing happened
-        approval = _claim(report, "approved", actor, actor_id, reason, override=not report.passed, automatic=automatic)
-        change_aliases(change, actor, actor_id, reason, automatic=automatic, after_step=after_step)
+        approval = _claim(report, "approved", actor, reason, override=not report.passed, automatic=automatic)
+        change_aliases(change, actor, reason, automatic=automatic, after_step=after_step)
     services().server.refresh()
     return approval
 
@@ -102,23 +103,21 @@ def decide(
 def _claim(
     report: GateReport,
     decision: str,
-    actor: str,
-    actor_id: int | None,
+    actor: audit.Actor,
     reason: str,
     override: bool = False,
     automatic: bool = False,
 ) -> AuditEvent:
     """Compare-and-set on the report's decision; the loser of a race gets 409."""
-    claimed = db.session.execute(
+    claimed = rows_changed(
         update(GateReport).where(GateReport.id == report.id, GateReport.decision.is_(None)).values(decision=decision)
-    ).rowcount
+    )
     if claimed != 1:
         db.session.rollback()
         raise DecisionError(f"Version {report.model_version} was already decided.", 409)
-    event = AuditEvent(
-        kind="approval" if decision == "approved" else "rejection",
-        actor_id=actor_id,
-        actor_name=actor,
+    return audit.record(
+        audit.Kind.APPROVAL if decision == "approved" else audit.Kind.REJECTION,
+        actor,
         model_version=report.model_version,
         from_version=report.champion_version,
         reason=reason,
@@ -126,8 +125,6 @@ def _claim(
         automatic=automatic,
         details={"gate_passed": report.passed, "gate_report": report.id},
     )
-    db.session.add(event)
-    return event
 
 
 def rollback(
@@ -139,7 +136,7 @@ def rollback(
     reason = (reason or "").strip()
     if not reason:
         raise DecisionError("A written reason is required.")
-    actor, actor_id = (user.username, user.id) if user else ("system", None)
+    actor = audit.Actor.of(user)
     registry = services().registry
     with alias_lock():
         finish_interrupted()
@@ -157,7 +154,7 @@ def rollback(
         except aliases.PromotionError as error:
             since = _champion_since(champion)
             raise DecisionError(f"{error} v{champion} is champion{f' since {since}' if since else ''}.", 409) from None
-        done = change_aliases(change, actor, actor_id, reason, after_step=after_step)
+        done = change_aliases(change, actor, reason, after_step=after_step)
     services().server.refresh()
     return done
 
@@ -182,27 +179,27 @@ def _champion_since(champion: int | None) -> str:
 
 def change_aliases(
     change: aliases.AliasChange,
-    actor: str,
-    actor_id: int | None,
+    actor: audit.Actor,
     reason: str,
     automatic: bool = False,
     after_step: aliases.Step | None = None,
 ) -> AuditEvent:
     """Intent first, then the aliases, then the completion (call under the alias lock)."""
     operation = uuid.uuid4().hex
-    kind = "promotion" if change.action == "promote" else "rollback"
-    common = dict(
-        kind=kind,
-        actor_id=actor_id,
-        actor_name=actor,
-        model_version=change.champion_after,
-        from_version=change.champion_before,
-        reason=reason,
-        automatic=automatic,
-    )
-    db.session.add(
-        AuditEvent(**common, details={"phase": "started", "operation": operation, "change": change.to_dict()})
-    )
+    kind = audit.Kind.PROMOTION if change.action == "promote" else audit.Kind.ROLLBACK
+
+    def record(phase: str) -> AuditEvent:
+        return audit.record(
+            kind,
+            actor,
+            model_version=change.champion_after,
+            from_version=change.champion_before,
+            reason=reason,
+            automatic=automatic,
+            details={"phase": phase, "operation": operation, "change": change.to_dict()},
+        )
+
+    record("started")
     db.session.commit()
     pause_point(f"{kind}:intent")  # test hook: the intent is stored, no alias moved yet
 
@@ -212,7 +209,6 @@ def change_aliases(
             after_step(name)
 
     aliases.apply(services().registry, change, after_step=step)
-    done = AuditEvent(**common, details={"phase": "completed", "operation": operation, "change": change.to_dict()})
-    db.session.add(done)
+    done = record("completed")
     db.session.commit()
     return done

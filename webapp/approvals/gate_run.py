@@ -14,11 +14,11 @@ from learning.metrics import confusion_matrix_figure, evaluate, flat_metrics
 from learning.predict import align_probabilities, score_pool
 from registry.gate import GatePolicy, check
 from registry.uris import CHAMPION
-from webapp import labelstore
+from webapp import audit, labelstore
 from webapp.classes import catalog
 from webapp.extensions import db
 from webapp.gold.snapshots import freeze_gold
-from webapp.models import AuditEvent, GateReport, GoldScore, GoldSnapshot, Image, Label, TrainingRun
+from webapp.models import GateReport, GoldScore, GoldSnapshot, Image, Label, TrainingRun
 from webapp.services import services
 
 log = logging.getLogger(__name__)
@@ -148,17 +148,15 @@ def run_gate(version: int) -> GateReport:
     )
     db.session.add(report)
     store_gold_scores(version, snapshot, examples, mine.probabilities)
-    if theirs is not None:
+    if theirs is not None and champion is not None:  # the champion's scores: there is a champion
         store_gold_scores(champion, snapshot, examples, theirs.probabilities)
-    db.session.add(
-        AuditEvent(
-            kind="gate",
-            actor_name="system",
-            model_version=version,
-            from_version=champion,
-            reason="passed" if result.passed else "; ".join(result.failures),
-            details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size},
-        )
+    audit.record(
+        audit.Kind.GATE,
+        audit.SYSTEM,
+        model_version=version,
+        from_version=champion,
+        reason="passed" if result.passed else "; ".join(result.failures),
+        details={"snapshot": snapshot.content_hash, "gold_size": snapshot.size},
     )
     delta = _auc_delta(mine.report, theirs.report if theirs else None)
     run = db.session.execute(db.select(TrainingRun).filter_by(model_version=version)).scalar_one_or_none()

@@ -1,31 +1,19 @@
 """The append-only history as users read it: every audited change (labels, classes, roles, tokens,
-gate runs, decisions, promotions, rollbacks), newest first, filtered by kind."""
+gate runs, decisions, promotions, rollbacks, reports, PACS and more: webapp/audit/kinds.py), newest
+first, filtered by kind."""
 
 from __future__ import annotations
 
 from flask import request
 
+from webapp import audit
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import AuditEvent
 
-# every kind the platform records, as the history names it; a kind missing here still shows, by its code
-KINDS = {
-    "label": "label",
-    "class": "class change",
-    "user_created": "user created",
-    "role_changed": "role change",
-    "user_deactivated": "user deactivated",
-    "account_locked": "log-in locked",
-    "token_created": "token created",
-    "token_revoked": "token revoked",
-    "gate": "gate run",
-    "approval": "approval",
-    "rejection": "rejection",
-    "promotion": "promotion",
-    "rollback": "rollback",
-}
-MODEL_KINDS = ("gate", "approval", "rejection", "promotion", "rollback")
+# every kind the platform records (the writer takes no other), code -> the words the history shows
+KINDS = {kind.value: kind.what for kind in audit.Kind}
+MODEL_KINDS = tuple(kind.value for kind in audit.MODEL_KINDS)
 
 
 def history(limit: int = 500, kinds: list[str] | None = None) -> list[AuditEvent]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from registry import aliases
 from registry.uris import CHAMPION
+from webapp import audit
 from webapp.approvals import DecisionError
 from webapp.approvals.lock import LOCK_LEASE, alias_lock
 from webapp.extensions import db
@@ -14,7 +15,7 @@ from webapp.models import AuditEvent
 from webapp.services import services
 
 log = logging.getLogger(__name__)
-ALIAS_KINDS = ("promotion", "rollback")
+ALIAS_KINDS = tuple(kind.value for kind in audit.ALIAS_KINDS)
 
 
 def unfinished() -> bool:
@@ -22,7 +23,8 @@ def unfinished() -> bool:
     events = db.session.execute(
         db.select(AuditEvent.details).where(AuditEvent.kind.in_(ALIAS_KINDS)).order_by(AuditEvent.id.desc()).limit(50)
     ).scalars()
-    started, closed = set(), set()
+    started: set[str | None] = set()
+    closed: set[str | None] = set()
     for details in events:
         (started if (details or {}).get("phase") == "started" else closed).add((details or {}).get("operation"))
     return bool(started - closed)
@@ -60,6 +62,7 @@ def finish_interrupted() -> list[str]:
         change = aliases.AliasChange.from_dict(event.details["change"])
         champion = registry.version_for(CHAMPION)
         latest = position == len(open_) - 1
+        note: dict[str, object]
         if latest and champion in (change.champion_before, change.champion_after):
             aliases.apply(registry, change)
             phase, note = "completed", {"recovered": True}
@@ -67,17 +70,14 @@ def finish_interrupted() -> list[str]:
         else:
             phase, note = "abandoned", {"champion_found": champion}
             log.warning("abandoned an interrupted %s of version %s", event.kind, event.model_version)
-        db.session.add(
-            AuditEvent(
-                kind=event.kind,
-                actor_id=event.actor_id,
-                actor_name=event.actor_name,
-                model_version=event.model_version,
-                from_version=event.from_version,
-                reason=event.reason,
-                automatic=event.automatic,
-                details={"phase": phase, "operation": event.details["operation"], "change": change.to_dict(), **note},
-            )
+        audit.record(  # in the name of whoever started the change
+            audit.Kind(event.kind),
+            audit.Actor(event.actor_name, event.actor_id),
+            model_version=event.model_version,
+            from_version=event.from_version,
+            reason=event.reason,
+            automatic=event.automatic,
+            details={"phase": phase, "operation": event.details["operation"], "change": change.to_dict(), **note},
         )
         db.session.commit()
         finished.append(event.details["operation"])

@@ -36,7 +36,7 @@ def users_create(username: str, role: str, password: str, adjudicator: bool) -> 
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
-    audit.record("user_created", None, details={"user": username, "role": role, "adjudicator": adjudicator})
+    audit.record(audit.Kind.USER_CREATED, None, details={"user": username, "role": role, "adjudicator": adjudicator})
     db.session.commit()
     click.echo(f"Created {role} {username}.")
 
@@ -52,7 +52,7 @@ def users_set_role(username: str, role: str) -> None:
         return
     before, user.role = user.role, role
     user.end_sessions()
-    audit.record("role_changed", None, details={"user": username, "from": before, "to": role})
+    audit.record(audit.Kind.ROLE_CHANGED, None, details={"user": username, "from": before, "to": role})
     db.session.commit()
     click.echo(f"{username}: {before} -> {role}.")
 
@@ -67,7 +67,7 @@ def users_deactivate(username: str) -> None:
         return
     user.active = False
     user.end_sessions()
-    audit.record("user_deactivated", None, details={"user": username, "role": user.role})
+    audit.record(audit.Kind.USER_DEACTIVATED, None, details={"user": username, "role": user.role})
     db.session.commit()
     click.echo(f"Deactivated {username}.")
 

@@ -29,7 +29,7 @@ def create_token(user: User, name: str = "", days: int | None = None, actor: Use
     db.session.add(row)
     db.session.flush()
     audit.record(
-        "token_created",
+        audit.Kind.TOKEN_CREATED,
         actor,
         details={"token_id": row.id, "user": user.username, "name": name, "expires_at": row.expires_at.isoformat()},
     )
@@ -43,7 +43,9 @@ def revoke_token(token_id: int, actor: User | None = None) -> ApiToken:
         raise Problem(f"No token {token_id}.", 404)
     if not row.revoked:
         row.revoked = True
-        audit.record("token_revoked", actor, details={"token_id": row.id, "user": row.user.username, "name": row.name})
+        audit.record(
+            audit.Kind.TOKEN_REVOKED, actor, details={"token_id": row.id, "user": row.user.username, "name": row.name}
+        )
         db.session.commit()
     return row
 

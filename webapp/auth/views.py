@@ -95,7 +95,9 @@ def _count_failure(user: User, now) -> None:
     db.session.refresh(user)
     if user.failed_logins >= security.lockout_failures:
         user.failed_logins, user.locked_until = 0, now + timedelta(minutes=security.lockout_minutes)
-        audit.record("account_locked", None, details={"user": user.username, "minutes": security.lockout_minutes})
+        audit.record(
+            audit.Kind.ACCOUNT_LOCKED, None, details={"user": user.username, "minutes": security.lockout_minutes}
+        )
     db.session.commit()
 
 

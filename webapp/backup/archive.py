@@ -307,7 +307,7 @@ def restore(source: Path, force: bool = False) -> dict:
 
     db.session.execute(db.delete(Setting).where(Setting.key == LOCK_KEY))  # the backup's own lease
     audit.record(
-        "restore",
+        audit.Kind.RESTORE,
         None,
         reason=f"Restored from the backup taken {manifest['created_at']}.",
         details={"backup_created_at": manifest["created_at"], "counts": manifest["database"].get("counts")},

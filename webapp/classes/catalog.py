@@ -97,7 +97,7 @@ def _check_name(name: str) -> str:
 
 
 def _audit(user: User | None, reason: str, details: dict) -> None:
-    audit.record("class", user, reason=reason, details=details)
+    audit.record(audit.Kind.CLASS, user, reason=reason, details=details)
 
 
 def _forget() -> None:

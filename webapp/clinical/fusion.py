@@ -168,7 +168,7 @@ def fit(champion: int, classes: list[str], studies: list[Study]) -> ClinicalMode
     )
     db.session.add(row)
     audit.record(
-        "fusion_candidate",
+        audit.Kind.FUSION_CANDIDATE,
         None,
         automatic=True,
         model_version=version,
@@ -248,7 +248,7 @@ def decide(model_id: int, user: User, approve: bool, reason: str) -> ClinicalMod
     row.decision = "approved" if approve else "rejected"
     row.decided_by, row.decided_at, row.reason = user, utcnow(), reason
     audit.record(
-        "fusion_approved" if approve else "fusion_rejected",
+        audit.Kind.FUSION_APPROVED if approve else "fusion_rejected",
         user,
         reason=reason,
         model_version=row.model_version,

@@ -141,7 +141,7 @@ def record_read(
         db.session.rollback()
         raise GoldError("You already read this gold image; a second read must come from another doctor.", 409) from None
     details = {"image_id": image_id, "label_id": read.id, "label": label, "channel": READ_CHANNEL}
-    audit.record("label", doctor, details=details)
+    audit.record(audit.Kind.LABEL, doctor, details=details)
     settle(item, doctor)
     return item
 
@@ -155,7 +155,7 @@ def settle(item: GoldItem, reader: User | None = None) -> None:
         if len(answers) == 1:
             item.status, item.final_label, item.finalized_at = "final", answers.pop(), utcnow()
             details = {"image_id": item.image_id, "label": item.final_label, "gold": "agreeing reads"}
-            audit.record("label", reader, details=details, automatic=True)
+            audit.record(audit.Kind.LABEL, reader, details=details, automatic=True)
         else:
             item.status = "disputed"
     db.session.commit()
@@ -196,7 +196,7 @@ def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) ->
         .values(status="final", final_label=label, adjudicated_by_id=user.id, finalized_at=utcnow())
     ).rowcount
     if settled == 1:
-        audit.record("label", user, details={"image_id": image_id, "label": label, "gold": "adjudicated"})
+        audit.record(audit.Kind.LABEL, user, details={"image_id": image_id, "label": label, "gold": "adjudicated"})
     db.session.commit()
     if settled != 1:
         raise GoldError(f"Image {image_id} was settled by someone else meanwhile.", 409)

@@ -185,11 +185,11 @@ def pull(since: date | None = None, actor: User | None = None) -> PullReport:
     except PacsError as error:
         db.session.rollback()
         report.seconds = round(time.perf_counter() - started, 3)
-        audit.record("pacs_pull", actor, reason=str(error), details={"ok": False, **report.as_dict()})
+        audit.record(audit.Kind.PACS_PULL, actor, reason=str(error), details={"ok": False, **report.as_dict()})
         db.session.commit()
         raise
     report.seconds = round(time.perf_counter() - started, 3)
-    audit.record("pacs_pull", actor, details={"ok": True, **report.as_dict()})
+    audit.record(audit.Kind.PACS_PULL, actor, details={"ok": True, **report.as_dict()})
     db.session.commit()
     log.info("pacs pull: %s", report.line())
     return report
@@ -315,7 +315,9 @@ def push(image_id: int, actor: User | None = None) -> Pushed:
         client.store_instances([dataset], study_instance_uid=_value(study, STUDY_UID))
     except requests.RequestException as error:
         raise _problem(error, "storing the heat map") from None
-    audit.record("pacs_push", actor, model_version=prediction.model_version, details={"image_id": image_id, "ok": True})
+    audit.record(
+        audit.Kind.PACS_PUSH, actor, model_version=prediction.model_version, details={"image_id": image_id, "ok": True}
+    )
     db.session.commit()
     return Pushed(image_id, prediction.model_version, str(dataset.SeriesInstanceUID))
 

@@ -428,7 +428,7 @@ def amend(image_id: int, user: User, label: str, reason: str, revision: int | No
     db.session.add(amendment)
     db.session.flush()
     details = {"image_id": image.id, "amendment_id": amendment.id, "from": current.label, "to": label}
-    audit.record("report_amended", user, reason=reason, details=details)
+    audit.record(audit.Kind.REPORT_AMENDED, user, reason=reason, details=details)
     try:
         report = _add_revision(gather(image), newest + 1)
     except IntegrityError:

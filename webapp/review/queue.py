@@ -269,7 +269,7 @@ def submit(
     except IntegrityError:  # the unique indexes: a double submit, or another doctor's label
         db.session.rollback()
         return _label_taken(image_id, user)
-    audit.record("label", user, details=label_details(row))
+    audit.record(audit.Kind.LABEL, user, details=label_details(row))
     db.session.commit()
     return SavedLabel(row, True)
 

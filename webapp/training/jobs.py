@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 from flask.ctx import AppContext
 
+from registry import aliases
 from registry.uris import CANDIDATE, CHAMPION
 from webapp import audit, labelstore
 from webapp.config import SchedulerSettings
@@ -159,7 +160,7 @@ def recover_interrupted() -> int:
         if run.mlflow_run_id:
             services().registry.client.set_terminated(run.mlflow_run_id, "FAILED")
         audit.record(
-            "recovery",
+            audit.Kind.RECOVERY,
             None,
             reason=f"Training run {run.id} was interrupted: {why}.",
             model_version=versions[-1] if versions else None,
@@ -183,15 +184,15 @@ def _settle_orphan(version: int) -> None:
     registry = services().registry
     registry.set_tags(version, {"training_run_failed": True})
     gated = db.session.execute(db.select(GateReport.id).filter_by(model_version=version).limit(1)).first()
-    if registry.version_for(CANDIDATE) == version and not gated:
-        registry.clear_alias(CANDIDATE)
+    if not gated:
+        aliases.clear_if(registry, CANDIDATE, version)
     if registry.version_for(CHAMPION) == version:
         recorded = db.session.execute(
             db.select(AuditEvent.id).filter_by(kind="promotion", model_version=version).limit(1)
         ).first()
         if not recorded:
             audit.record(
-                "promotion",
+                audit.Kind.PROMOTION,
                 None,
                 reason="First model: no champion to compare with (recorded by crash recovery).",
                 model_version=version,

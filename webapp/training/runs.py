@@ -11,20 +11,21 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from learning.model import ModelSpec, adapt_head
+from registry import aliases
 from registry.client import RunRecord
-from registry.uris import CANDIDATE, CHAMPION
-from webapp import labelstore
+from registry.uris import CHAMPION
+from webapp import audit, labelstore
 from webapp.approvals import decisions, gate_run
 from webapp.classes import catalog
 from webapp.config import Settings
-from webapp.extensions import db
-from webapp.models import AuditEvent, TrainingRun, User, utcnow
+from webapp.extensions import db, rows_changed
+from webapp.models import TrainingRun, User, utcnow
 from webapp.processes import hostname, pause_point, started_at
 from webapp.services import services
 from webapp.training import recipe
@@ -114,7 +115,7 @@ class RunLease:
 
     def claim(self) -> bool:
         """Queued -> running under this lease, in one statement that only one process can win."""
-        claimed = db.session.execute(
+        claimed = rows_changed(
             db.update(TrainingRun)
             .where(TrainingRun.id == self.run_id, TrainingRun.status == "queued")
             .values(
@@ -130,7 +131,7 @@ class RunLease:
             )
             .execution_options(synchronize_session=False)
         )
-        return claimed.rowcount == 1
+        return claimed == 1
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -187,7 +188,7 @@ def run(training: TrainingRun) -> TrainingRun:
     lease.start()
     try:
         _execute(training, settings)
-        outcome = {"status": "succeeded"}
+        outcome: dict[str, Any] = {"status": "succeeded"}
     except Exception as error:  # the run is marked failed; the worker goes on
         db.session.rollback()
         log.exception("training run %s failed", training.id)
@@ -299,7 +300,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
     if champion is None:
         bootstrap_champion(version)
     else:
-        registry.set_alias(CANDIDATE, version)
+        aliases.nominate(registry, version)
         decisions.on_candidate(version)  # the gate runs as soon as a candidate exists
 
 
@@ -308,16 +309,14 @@ def bootstrap_champion(version: int) -> None:
     It is still measured on the gold set, so its numbers are known from the start."""
     report = gate_run.run_gate(version)
     report.decision = "bootstrap"
-    services().registry.set_alias(CHAMPION, version)
-    db.session.add(
-        AuditEvent(
-            kind="promotion",
-            actor_name="system",
-            model_version=version,
-            reason="First model: no champion to compare with.",
-            automatic=True,
-            details={"bootstrap": True},
-        )
+    aliases.bootstrap(services().registry, version)
+    audit.record(
+        audit.Kind.PROMOTION,
+        audit.SYSTEM,
+        model_version=version,
+        reason="First model: no champion to compare with.",
+        automatic=True,
+        details={"bootstrap": True},
     )
     db.session.commit()
 

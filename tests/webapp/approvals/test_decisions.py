@@ -17,6 +17,7 @@ from tests.conftest import (
 )
 from webapp import labelstore
 from webapp.approvals import DecisionError, decisions, gate_run, history, recovery
+from webapp.audit import Actor
 from webapp.extensions import db
 from webapp.gold import snapshots
 from webapp.models import AuditEvent, GateReport, Label, TrainingRun, User
@@ -110,7 +111,7 @@ def test_crash_between_alias_steps_is_finished_on_next_start(candidate_app):
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError):
-        decisions.change_aliases(change, "engineer", None, "approved before the crash", after_step=crash)
+        decisions.change_aliases(change, Actor("engineer"), "approved before the crash", after_step=crash)
     # mid-way: previous is set, the champion has not moved yet; still exactly one champion
     assert registry.aliases()["champion"] == 1
     assert [e for e in history.history() if e.kind == "promotion" and e.model_version == 2] == []
@@ -130,7 +131,7 @@ def test_crash_after_champion_switch_is_finished(candidate_app):
             raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        decisions.change_aliases(change, "engineer", None, "approved", after_step=crash)
+        decisions.change_aliases(change, Actor("engineer"), "approved", after_step=crash)
     assert registry.aliases()["champion"] == 2 and registry.aliases()["candidate"] == 2
     recovery.reconcile()
     assert registry.aliases() == {"champion": 2, "previous": 1}
@@ -215,7 +216,7 @@ def test_an_intent_overtaken_by_a_hand_made_alias_move_is_abandoned_not_applied(
         raise PowerCut
 
     with pytest.raises(PowerCut):
-        decisions.change_aliases(change, "engineer", None, "approved", after_step=kill)
+        decisions.change_aliases(change, Actor("engineer"), "approved", after_step=kill)
     db.session.rollback()
     gated.set_alias("champion", 3)  # someone moved the alias in the MLflow UI meanwhile
     assert len(recovery.reconcile(stale_after=timedelta(0))) == 1
