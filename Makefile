@@ -25,7 +25,7 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
-# ruff (lint and format), mypy on registry/, learning/ and assistant/, and the import contracts
+# ruff (lint and format), mypy on every package (webapp/, assistant/, registry/, learning/), and the import contracts
 lint: venv
 	$(BIN)/ruff check webapp assistant registry learning tests scripts migrations
 	$(BIN)/ruff format --check webapp assistant registry learning tests scripts migrations

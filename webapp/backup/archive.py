@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 from flask import current_app
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from webapp import audit
 from webapp.errors import Problem
@@ -85,6 +85,7 @@ def backup(target: Path) -> dict:
         if (home / name).exists():
             (stage / "keys").mkdir(exist_ok=True)
             shutil.copy2(home / name, stage / "keys" / name)
+    files = _checksums(stage)
     manifest = {
         "format": FORMAT,
         "created_at": datetime.now(UTC).isoformat(),
@@ -93,13 +94,13 @@ def backup(target: Path) -> dict:
         "database": database,
         "mlflow": dict(mlflow_store, artifact_root=current_app.config["MLFLOW_ARTIFACT_ROOT"]),
         "alias_lock_lease": lease,
-        "files": _checksums(stage),
+        "files": files,
     }
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     if target.exists():
         target.rmdir()
     stage.rename(target)
-    log.info("backup written to %s (%d files)", target, len(manifest["files"]))
+    log.info("backup written to %s (%d files)", target, len(files))
     return manifest
 
 
@@ -114,12 +115,19 @@ def _take_alias_lock(lock) -> str:
         time.sleep(0.5)
 
 
+def _sqlite_file(url: URL) -> Path:
+    """The file of a SQLite database URL (an in-memory one has none to back up or restore)."""
+    if not url.database:
+        raise BackupError(f"{url.render_as_string(hide_password=True)} names no database file.")
+    return Path(url.database)
+
+
 def _copy_app_database(folder: Path) -> dict:
     folder.mkdir(parents=True)
     url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() == "sqlite":
         copy = folder / "medal.db"
-        _sqlite_backup(Path(url.database), copy)
+        _sqlite_backup(_sqlite_file(url), copy)
         return {"kind": "sqlite", "file": "database/medal.db", "counts": _sqlite_counts(copy), **_sqlite_revision(copy)}
     if url.get_backend_name() == "postgresql":
         return {
@@ -141,7 +149,7 @@ def _copy_mlflow_store(folder: Path) -> dict:
     url = make_url(uri)
     if url.get_backend_name() == "sqlite":
         copy = folder / "mlruns.db"
-        _sqlite_backup(Path(url.database), copy)
+        _sqlite_backup(_sqlite_file(url), copy)
         with sqlite3.connect(copy) as con:
             versions = con.execute("SELECT count(*) FROM model_versions").fetchone()[0]
         return {"kind": "sqlite", "file": "mlflow/mlruns.db", "model_versions": versions, "aliases": aliases}
@@ -345,7 +353,7 @@ def _restore_app_database(source: Path, database: dict) -> None:
     if database["kind"] != url.get_backend_name():
         raise BackupError(f"The backup holds a {database['kind']} database; this app uses {url.get_backend_name()}.")
     if database["kind"] == "sqlite":
-        _sqlite_backup(source / database["file"], Path(url.database))
+        _sqlite_backup(source / database["file"], _sqlite_file(url))
     else:
         _pg_restore(source / database["file"], url)
 
@@ -360,9 +368,9 @@ def _restore_mlflow(source: Path, store: dict) -> None:
         raise BackupError(f"The backup holds a {store['kind']} MLflow store; this app uses {url.get_backend_name()}.")
     old, new = _artifact_dir(store["artifact_root"]), _artifact_dir(current_app.config["MLFLOW_ARTIFACT_ROOT"])
     if store["kind"] == "sqlite":
-        _sqlite_backup(source / store["file"], Path(url.database))
+        _sqlite_backup(source / store["file"], _sqlite_file(url))
         if old is not None and new is not None and old != new:
-            _rewrite_paths(Path(url.database), str(old), str(new))
+            _rewrite_paths(_sqlite_file(url), str(old), str(new))
     else:
         _pg_restore(source / store["file"], url)
     if new is not None:

@@ -108,7 +108,7 @@ def _prediction_of(image_id: int, version: int, make: bool = False) -> Predictio
 
     found = predictions.latest(image_id, version)
     if found is None and make and services().server.current().version == version:
-        found = predictions.predict(db.session.get(Image, image_id))
+        found = predictions.predict(db.session.get_one(Image, image_id))
     return found
 
 
@@ -248,7 +248,7 @@ def decide(model_id: int, user: User, approve: bool, reason: str) -> ClinicalMod
     row.decision = "approved" if approve else "rejected"
     row.decided_by, row.decided_at, row.reason = user, utcnow(), reason
     audit.record(
-        audit.Kind.FUSION_APPROVED if approve else "fusion_rejected",
+        audit.Kind.FUSION_APPROVED if approve else audit.Kind.FUSION_REJECTED,
         user,
         reason=reason,
         model_version=row.model_version,
@@ -293,7 +293,7 @@ def prediction_for(prediction: Prediction | None) -> dict | None:
         [prediction.probabilities], [_clinical_values(record)], model.class_names, model.fields
     )
     probabilities = {name: float(p) for name, p in zip(model.class_names, model.predict_proba(inputs)[0])}
-    top = max(probabilities, key=probabilities.get)
+    top = max(probabilities, key=probabilities.__getitem__)
     return {
         "kind": SHOWN_AS,
         "model_version": row.model_version,

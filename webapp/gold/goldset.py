@@ -10,7 +10,7 @@ from webapp import audit
 from webapp.auth import access
 from webapp.classes import catalog
 from webapp.errors import Problem
-from webapp.extensions import db
+from webapp.extensions import db, rows_changed
 from webapp.models import Claim, GoldItem, Image, Label, Prediction, User, utcnow
 
 READS_NEEDED = 2
@@ -64,10 +64,10 @@ def mark(image_ids: list[int], engineer: User) -> Marked:
 
 
 def reads(image_id: int) -> list[Label]:
-    return (
-        db.session.execute(db.select(Label).filter_by(image_id=image_id, channel=READ_CHANNEL).order_by(Label.id))
-        .scalars()
-        .all()
+    return list(
+        db.session.execute(
+            db.select(Label).filter_by(image_id=image_id, channel=READ_CHANNEL).order_by(Label.id)
+        ).scalars()
     )
 
 
@@ -116,9 +116,10 @@ def record_read(
     doctor: User, image_id: int, label: str, class_names: list[str], time_spent_ms: int | None = None
 ) -> GoldItem:
     _require_doctor(doctor)
-    named, label = label, catalog.resolve(label, class_names)
-    if label is None:
-        raise GoldError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
+    resolved = catalog.resolve(label, class_names)
+    if resolved is None:
+        raise GoldError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
+    label = resolved
     item = db.session.get(GoldItem, image_id)
     if item is None:
         raise GoldError(f"Image {image_id} is not in the gold set.", 404)
@@ -166,15 +167,13 @@ def disputed_for(user: User) -> list[GoldItem]:
     if not user.adjudicates:
         return []
     mine = db.select(Label.image_id).where(Label.user_id == user.id, Label.channel == READ_CHANNEL)
-    return (
+    return list(
         db.session.execute(
             db.select(GoldItem)
             .where(GoldItem.status == "disputed", GoldItem.image_id.not_in(mine))
             .order_by(GoldItem.image_id)
             .limit(200)
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
 
 
@@ -186,15 +185,16 @@ def adjudicate(user: User, image_id: int, label: str, class_names: list[str]) ->
         raise GoldError(f"Image {image_id} has no disputed reads to settle.", 409)
     if user.id in {read.user_id for read in reads(image_id)}:
         raise GoldError("You read this image yourself: another adjudicator settles it.", 403)
-    named, label = label, catalog.resolve(label, class_names)
-    if label is None:
-        raise GoldError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
+    resolved = catalog.resolve(label, class_names)
+    if resolved is None:
+        raise GoldError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
+    label = resolved
     # conditional: two adjudicators at once, the first decision stands
-    settled = db.session.execute(
+    settled = rows_changed(
         db.update(GoldItem)
         .where(GoldItem.image_id == image_id, GoldItem.status == "disputed")
         .values(status="final", final_label=label, adjudicated_by_id=user.id, finalized_at=utcnow())
-    ).rowcount
+    )
     if settled == 1:
         audit.record(audit.Kind.LABEL, user, details={"image_id": image_id, "label": label, "gold": "adjudicated"})
     db.session.commit()
@@ -208,7 +208,8 @@ def adjudicated_by_class() -> dict[str, int]:
     """Final gold labels per class (renamed classes mapped)."""
     from webapp.classes import catalog
 
-    renamed, found = catalog.aliases(), {}
+    renamed = catalog.aliases()
+    found: dict[str, int] = {}
     rows = db.session.execute(
         db.select(GoldItem.final_label, db.func.count())
         .where(GoldItem.status == "final")

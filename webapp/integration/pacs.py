@@ -133,6 +133,14 @@ def _value(attributes: dict, tag: str) -> str | None:
     return str(values[0]) if values else None
 
 
+def _uid(attributes: dict, tag: str) -> str:
+    """A UID the PACS must send (ValueError when it did not)."""
+    value = _value(attributes, tag)
+    if value is None:
+        raise ValueError(f"The PACS sent no value for tag {tag}.")
+    return value
+
+
 def find_studies(client: DICOMwebClient, since: date | None, fields: tuple[str, ...] = ()) -> Iterator[dict]:
     """QIDO-RS: each study of an accepted modality (dated `since` or later) once, as DICOM JSON."""
     seen: set[str] = set()
@@ -181,7 +189,7 @@ def pull(since: date | None = None, actor: User | None = None) -> PullReport:
     try:
         for study in find_studies(client, since):
             report.studies_found += 1
-            _pull_study(client, _value(study, STUDY_UID), report)
+            _pull_study(client, _uid(study, STUDY_UID), report)
     except PacsError as error:
         db.session.rollback()
         report.seconds = round(time.perf_counter() - started, 3)
@@ -212,8 +220,8 @@ def _pull_study(client: DICOMwebClient, uid: str, report: PullReport) -> None:
     counts: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     for instance in instances:
-        series, sop = _value(instance, SERIES_UID), _value(instance, SOP_UID)
         try:
+            series, sop = _uid(instance, SERIES_UID), _uid(instance, SOP_UID)
             data = _instance_bytes(client.retrieve_instance(uid, series, sop))
         except (requests.RequestException, ValueError) as error:
             log.warning("pacs: an instance could not be retrieved (%s)", type(error).__name__)
@@ -331,12 +339,12 @@ def secondary_capture(study: dict, rgb: np.ndarray):
     """A Secondary Capture (WSD) of the RGB overlay in the original study: new series and instance UIDs,
     the patient and study modules as the PACS gave them just now."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     source = Dataset.from_json(study)
     now = utcnow()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

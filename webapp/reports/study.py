@@ -135,7 +135,7 @@ def _confirmed(image: Image) -> Confirmation:
         if gold is None or gold.status != "final":
             return Confirmation(PRELIMINARY)
         if gold.adjudicated_by_id:
-            by = db.session.get(User, gold.adjudicated_by_id).username
+            by = db.session.get_one(User, gold.adjudicated_by_id).username
         else:
             by = " and ".join(read.user.username for read in goldset.reads(image.id)) or "the gold set"
         return Confirmation(FINAL, gold.final_label, by, gold.finalized_at)
@@ -178,8 +178,10 @@ def gold_figures(version: int, class_name: str) -> GoldFigures | None:
         report = db.session.execute(
             db.select(GateReport).where(column == version).order_by(GateReport.id.desc()).limit(1)
         ).scalar_one_or_none()
-        found = getattr(report, metrics.key) if report is not None else None
-        per_class = (found or {}).get("per_class", {}).get(class_name)
+        if report is None:
+            continue
+        found = getattr(report, metrics.key) or {}
+        per_class = found.get("per_class", {}).get(class_name)
         if per_class and int(found.get("n") or 0) > 0:  # a gate run on an empty gold set measured nothing
             return GoldFigures(
                 class_name, float(per_class["sensitivity"]), float(per_class["specificity"]), int(found["n"]), report.id
@@ -350,7 +352,7 @@ def _issue(content: StudyContent) -> StudyReport:
     committed here; the caller commits."""
     found = revisions(content.image.id)
     latest = found[0] if found else None
-    if _matches(latest, content):
+    if latest is not None and _matches(latest, content):
         return latest
     try:
         return _add_revision(content, (latest.revision if latest else 0) + 1)
@@ -402,9 +404,10 @@ def amend(image_id: int, user: User, label: str, reason: str, revision: int | No
     image = goldset.visible_image(image_id)
     label, reason = (label or "").strip(), (reason or "").strip()
     classes = services().class_names
-    named, label = label, catalog.resolve(label, classes)
-    if label is None:
-        raise ReportError(f"Unknown class {named[:60]!r}; known classes: {', '.join(classes)}.")
+    resolved = catalog.resolve(label, classes)
+    if resolved is None:
+        raise ReportError(f"Unknown class {label[:60]!r}; known classes: {', '.join(classes)}.")
+    label = resolved
     if not reason:
         raise ReportError("Say why the label is amended: the reason is part of the report.")
     if len(reason) > MAX_REASON:

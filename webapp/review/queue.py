@@ -18,7 +18,7 @@ from webapp import audit
 from webapp.auth import access
 from webapp.classes import catalog
 from webapp.errors import Problem
-from webapp.extensions import db
+from webapp.extensions import db, rows_changed
 from webapp.gold import goldset
 from webapp.inference import predictions
 from webapp.models import (
@@ -133,11 +133,11 @@ def _claim(image_id: int, user: User, now, expired_claim: bool) -> bool:
     """Take the image for this doctor; False when another doctor took it first."""
     expires = now + timedelta(seconds=services().settings.active_learning.claim_seconds)
     if expired_claim:  # conditional: of two doctors taking over one expired claim, one wins
-        taken = db.session.execute(
+        taken = rows_changed(
             db.update(Claim)
             .where(Claim.image_id == image_id, Claim.state == HELD, Claim.expires_at < now)
             .values(user_id=user.id, expires_at=expires)
-        ).rowcount
+        )
         db.session.commit()
         return taken == 1
     try:
@@ -204,11 +204,11 @@ def _label_taken(image_id: int, user: User) -> SavedLabel:
 def _take_for_label(image_id: int, user: User) -> bool:
     """The image's claim becomes this doctor's, labeled: theirs already, expired, or not there."""
     now = utcnow()
-    taken = db.session.execute(
+    taken = rows_changed(
         db.update(Claim)
         .where(Claim.image_id == image_id, Claim.state == HELD, or_(Claim.user_id == user.id, Claim.expires_at < now))
         .values(user_id=user.id, state=LABELED, expires_at=now)
-    ).rowcount
+    )
     if taken == 1:
         return True
     try:
@@ -230,9 +230,10 @@ def submit(
 ) -> SavedLabel:
     require_labeler(user)
     class_names = services().class_names
-    named, label = label, catalog.resolve(label, class_names)
-    if label is None:
-        raise LabelError(f"Unknown class {named!r}; known classes: {', '.join(class_names)}.")
+    resolved = catalog.resolve(label, class_names)
+    if resolved is None:
+        raise LabelError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
+    label = resolved
     image = db.session.get(Image, image_id)
     if image is None or goldset.is_blind(image):  # a gold image awaiting reads looks missing
         raise LabelError(f"No image with id {image_id}.", 404)

@@ -14,7 +14,7 @@ from registry import aliases
 from registry.uris import CANDIDATE, CHAMPION
 from webapp import audit, labelstore
 from webapp.config import SchedulerSettings
-from webapp.extensions import db
+from webapp.extensions import db, rows_changed
 from webapp.inference import scoring
 from webapp.models import AuditEvent, Claim, GateReport, QueryScore, TrainingRun, utcnow
 from webapp.processes import hostname, same_process_alive
@@ -267,14 +267,14 @@ def pacs_pull() -> dict:
 
 def cleanup() -> dict:
     with app_context():
-        claims = db.session.execute(db.delete(Claim).where(Claim.expires_at < utcnow())).rowcount
+        claims = rows_changed(db.delete(Claim).where(Claim.expires_at < utcnow()))
         champion = services().registry.version_for(CHAMPION)
         old = (
-            db.session.execute(
+            rows_changed(
                 db.delete(QueryScore).where(
                     QueryScore.model_version != champion, QueryScore.created_at < utcnow() - timedelta(days=7)
                 )
-            ).rowcount
+            )
             if champion
             else 0
         )
