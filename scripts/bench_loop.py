@@ -124,13 +124,15 @@ def new_films(home: Path, used: set[str], seed: int, transform: bool) -> dict[st
     gold_count: dict[str, int] = defaultdict(int)
     for index, patient in enumerate(patients):
         films = by_patient[patient]
-        label = films[0]["filename"].split("/")[0]
-        if gold_count[label] < GOLD_PER_CLASS and all(f["filename"].split("/")[0] == label for f in films):
+        kinds = {f["filename"].split("/")[0] for f in films}  # a patient may have bacterial and viral films
+        first = next(iter(kinds))
+        if len(kinds) == 1 and gold_count[first] < GOLD_PER_CLASS:
             part = "gold"
-            gold_count[label] += len(films)
+            gold_count[first] += len(films)
         else:
             part = "pool" if index % 2 == 0 else "held_out"
         for film in films:
+            label = film["filename"].split("/")[0]  # each film's own class, never its patient's first
             image = np.asarray(PILImage.open(DATA / film["filename"]).convert("L"))
             changed = PILImage.fromarray(other_machine(image, rng) if transform else image)
             target = home / "site-b" / part / film["filename"].replace(".jpeg", ".png")
