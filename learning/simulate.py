@@ -25,6 +25,16 @@ from learning.strategies import select
 from learning.train import TrainSpec, fine_tune
 
 
+def other_machine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A grayscale film as another site's machine would take it: a 12 % crop, lower contrast, a
+    gamma curve and sensor noise (the benchmarks' "new site")."""
+    h, w = image.shape
+    dy, dx = int(0.06 * h), int(0.06 * w)
+    cropped = np.asarray(Image.fromarray(image[dy : h - dy, dx : w - dx]).resize((w, h)), dtype=np.float32) / 255
+    changed = 0.15 + 0.7 * cropped**1.5 + rng.normal(0, 0.04, cropped.shape)
+    return (np.clip(changed, 0, 1) * 255).astype(np.uint8)
+
+
 @dataclass
 class SimulationSpec:
     data: Path

@@ -34,6 +34,7 @@ from sklearn.metrics import recall_score, roc_auc_score
 from learning.data import patient_split, to_tensor
 from learning.metrics import evaluate
 from learning.model import ModelSpec, XrayNet
+from learning.simulate import other_machine
 from learning.strategies import PoolScores, rank, select
 from registry.gate import GatePolicy, check
 
@@ -45,15 +46,6 @@ POLICY = GatePolicy(
     min_sensitivity={"normal": 0.80, "bacterial_pneumonia": 0.75, "viral_pneumonia": 0.60},
     max_drop={"accuracy": 0.02, "macro_auc": 0.01, "sensitivity": 0.03},
 )
-
-
-def other_machine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Site B: a crop, lower contrast, a gamma curve and sensor noise."""
-    h, w = image.shape
-    dy, dx = int(0.06 * h), int(0.06 * w)
-    cropped = np.asarray(Image.fromarray(image[dy : h - dy, dx : w - dx]).resize((w, h)), dtype=np.float32) / 255
-    changed = 0.15 + 0.7 * cropped**1.5 + rng.normal(0, 0.04, cropped.shape)
-    return (np.clip(changed, 0, 1) * 255).astype(np.uint8)
 
 
 def features(paths: list[Path], size: int, site_b: bool, seed: int = 0) -> np.ndarray:

@@ -54,20 +54,13 @@ from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from learning.simulate import other_machine  # noqa: E402
+
 DATA = ROOT / "data/kermany_cxr_train"
 SPLIT = ROOT / "models/kermany-split.csv"
 CLASSES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
 SITE_B = "site-b"
 GOLD_PER_CLASS = 15
-
-
-def other_machine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Site B: a crop, lower contrast, a gamma curve and sensor noise."""
-    h, w = image.shape
-    dy, dx = int(0.06 * h), int(0.06 * w)
-    cropped = np.asarray(PILImage.fromarray(image[dy : h - dy, dx : w - dx]).resize((w, h)), dtype=np.float32) / 255
-    changed = 0.15 + 0.7 * cropped**1.5 + rng.normal(0, 0.04, cropped.shape)
-    return (np.clip(changed, 0, 1) * 255).astype(np.uint8)
 
 
 def medal(home: Path, env: dict, *args: str) -> tuple[float, str]:
