@@ -224,10 +224,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     return RoundResult(
         net=net,
         history=progress.history,
-        best_epoch=keep_best.best_epoch,
-        best_val_auc=keep_best.best_auc,
-        best_val_loss=keep_best.best,
-        epochs_run=trainer.current_epoch,
+        **keep_best.recorded(trainer),
         duration_s=time.monotonic() - started,
         train_size=len(train_items),
         val_size=len(val_items),

@@ -251,6 +251,15 @@ class KeepBest(Callback):
             self.best_auc = float(trainer.callback_metrics.get("val_auc", float("nan")))
             self.state = copy.deepcopy(module.net.state_dict())
 
+    def recorded(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """What a result says of the run: its best epoch, that epoch's figures, epochs run."""
+        return {
+            "best_epoch": self.best_epoch,
+            "best_val_auc": self.best_auc,
+            "best_val_loss": self.best,
+            "epochs_run": trainer.current_epoch,
+        }
+
 
 def quiet_trainer(
     max_epochs: int,
@@ -400,10 +409,7 @@ def fit(spec: TrainSpec, world: int = 1) -> TrainResult | None:
     return TrainResult(
         net=net,
         history=progress.history,
-        best_epoch=keep_best.best_epoch,
-        best_val_auc=keep_best.best_auc,
-        best_val_loss=keep_best.best,
-        epochs_run=trainer.current_epoch,
+        **keep_best.recorded(trainer),
         train_size=len(train_items),
         val_size=len(val_items),
         accelerator=str(trainer.accelerator.__class__.__name__),

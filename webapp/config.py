@@ -179,9 +179,9 @@ class ThreadSettings(Section):
 class InferenceSettings(Section):
     # onnxruntime: a version's exported graph where it has one (torch for older versions); torch: always torch
     engine: Literal["onnxruntime", "torch"] = "onnxruntime"
-    # pool scoring: stored_activations runs only the upper blocks and the head on the trunk activations
-    # rounds keep (learning.trunk.pool_scores); engine runs the whole network each time
-    pool_scoring: Literal["stored_activations", "engine"] = "stored_activations"
+    # pool scoring: engine runs the whole network (ONNX Runtime); stored_activations only the upper
+    # blocks and the head on the trunk activations rounds keep (learning.trunk.pool_scores)
+    pool_scoring: Literal["engine", "stored_activations"] = "engine"
     web: ThreadSettings = ThreadSettings()  # each web process
     worker: ThreadSettings = ThreadSettings()  # the worker and every other medal command
 

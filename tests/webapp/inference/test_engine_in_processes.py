@@ -25,7 +25,6 @@ def torch_threads():
 
 
 def test_medal_score_stores_the_probabilities_torch_gives(app, tiny):
-    change_settings(app, {"inference": {"pool_scoring": "engine"}})
     ids = seed_pool(6)
     assert app.extensions["medal"].server.engine_for(1).kind == "onnxruntime"
     assert scoring.score(1)["images"] == 6
@@ -40,8 +39,8 @@ def test_medal_score_stores_the_probabilities_torch_gives(app, tiny):
 def test_scores_from_stored_activations_are_torch_s_and_a_rescore_computes_no_trunk(app, tiny):
     from webapp.training import recipe
 
+    change_settings(app, {"inference": {"pool_scoring": "stored_activations"}})
     ids = seed_pool(6)
-    assert app.extensions["medal"].settings.inference.pool_scoring == "stored_activations"
     assert scoring.score(1)["images"] == 6
     store = app.extensions["medal"].store
     paths = [str(store.path(db.session.get(Image, image_id).path)) for image_id in ids]
