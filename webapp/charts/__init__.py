@@ -169,13 +169,7 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
         for index, (colour, (name, (fpr, tpr))) in enumerate(zip(_colours(), curves.items())):
             dashes = "-" if index % 2 == 0 else (0, (4, 2))
             axes.step(fpr, tpr, where="post", color=colour, linewidth=1.8, linestyle=dashes, label=name)
-        axes.set_xlim(-0.01, 1.01)
-        axes.set_ylim(-0.01, 1.01)
-        axes.set_aspect("equal")
-        axes.set_xlabel("false positive rate (1 − specificity)")
-        axes.set_ylabel("true positive rate (sensitivity)")
-        if title:
-            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        _unit_square(axes, "false positive rate (1 − specificity)", "true positive rate (sensitivity)", title)
         axes.legend(loc="lower right", fontsize=7.5)
         return _svg(figure)
 
@@ -189,15 +183,20 @@ def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
         axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="perfectly calibrated")
         for colour, (name, (confidence, accuracy)) in zip(_colours(), curves.items()):
             axes.plot(confidence, accuracy, marker="o", markersize=4, color=colour, linewidth=1.6, label=name)
-        axes.set_xlim(0, 1.01)
-        axes.set_ylim(-0.01, 1.01)
-        axes.set_aspect("equal")
-        axes.set_xlabel("confidence of the top class")
-        axes.set_ylabel("share correct")
-        if title:
-            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        _unit_square(axes, "confidence of the top class", "share correct", title)
         axes.legend(loc="upper left", fontsize=7.5)
         return _svg(figure)
+
+
+def _unit_square(axes, xlabel: str, ylabel: str, title: str) -> None:
+    """Both axes from 0 to 1, square, titled: ROC curves and reliability diagrams."""
+    axes.set_xlim(-0.01, 1.01)
+    axes.set_ylim(-0.01, 1.01)
+    axes.set_aspect("equal")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
 
 
 @drawn_once
