@@ -72,3 +72,21 @@ def test_the_api_serves_the_gate_report_with_its_intervals_as_the_contract_says(
     assert client.get("/api/v1/models/3/gate", headers=headers).status_code == 404  # never gated
     doctor = client.get("/api/v1/models/2/gate", headers=api_token(app, "doctor"))
     assert doctor.status_code == 403
+
+
+def test_a_traded_sensitivity_is_listed_with_the_gate_s_notes_tagged(app, gated):
+    report = gate_run.latest_report(2)
+    message = (
+        "sensitivity_pneumonia fell to 0.500 [0.20, 0.80] from 1.000 [1.00, 1.00]: -0.500 [-0.80, -0.20], a change "
+        "the interval confirms, but specificity for pneumonia rose by +0.500 [+0.20, +0.80]: the champion called "
+        "pneumonia more often, not better (Youden's J 0.000 to 0.000): not blocking"
+    )
+    traded = {"rule": "max_drop", "metric": "sensitivity_pneumonia", "value": 0.5, "threshold": 0.97}
+    traded |= {"passed": True, "message": message, "status": "traded"}
+    report.result = {**report.result, "checks": [*report.result["checks"], traded]}
+    db.session.commit()
+    client = app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    assert '<span class="tag">traded</span> sensitivity_pneumonia fell to 0.500' in page
+    assert "the champion called pneumonia more often, not better" in page
