@@ -63,7 +63,7 @@ SITE_B = "site-b"
 GOLD_PER_CLASS = 15
 
 
-def medal(home: Path, env: dict, *args: str) -> tuple[float, str]:
+def medal(env: dict, *args: str) -> tuple[float, str]:
     """Run a `medal` command as a user would; returns (seconds, output)."""
     started = time.perf_counter()
     done = subprocess.run(
@@ -208,12 +208,12 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         }
     os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
     records: list[dict] = []
-    seconds, _ = medal(home, env, "db", "upgrade")
-    seconds, out = medal(home, env, "demo")
+    seconds, _ = medal(env, "db", "upgrade")
+    seconds, out = medal(env, "demo")
     print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
-    medal(home, env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
+    medal(env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
     if new_class:
-        medal(home, env, "classes", "add", "viral_pneumonia")
+        medal(env, "classes", "add", "viral_pneumonia")
 
     from webapp import create_app
     from webapp.extensions import db
@@ -227,7 +227,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     parts = new_films(home, used, seed, transform=not new_class)
     print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
     for part in ("gold", "pool"):
-        medal(home, env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
+        medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
     truth_of = {f["sha256"]: f["label"] for f in parts["pool"] + parts["gold"]}
 
     client = app.test_client()
@@ -258,7 +258,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
                 db.select(Image).where(Image.is_gold.is_(True), Image.id.not_in(gold_ids))
             ).scalars()
         ]
-    medal(home, env, "score")  # the new pool joins the queue, scored by the champion
+    medal(env, "score")  # the new pool joins the queue, scored by the champion
 
     held_out = parts["held_out"]
     truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
@@ -306,7 +306,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
             assert answer.status_code == 201, answer.get_json()
             labels += 1
         label_seconds = time.perf_counter() - label_started
-        train_seconds, out = medal(home, env, "train")
+        train_seconds, out = medal(env, "train")
         models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
         candidate = models["aliases"].get("candidate")
         if candidate is None:
@@ -344,7 +344,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         assert answer.status_code == 200, answer.get_json()
         if passed:
             champion, champion_b, champion_a = candidate, cand_b, cand_a
-            record["seconds"]["rescore"] = round(medal(home, env, "score")[0], 1)
+            record["seconds"]["rescore"] = round(medal(env, "score")[0], 1)
         record["champion_after"] = champion
         record["champion_new"] = summary(truth_b, champion_b, CLASSES)
         record["champion_site_a"] = summary(truth_a, champion_a, CLASSES)
