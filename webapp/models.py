@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Table, UniqueConstraint, event, text
+from sqlalchemy import JSON, Table, UniqueConstraint, event, false, text
 from sqlalchemy.orm import Mapped, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -47,6 +47,8 @@ class User(UserMixin, Model):
     session_generation = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     failed_logins = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # wrong passwords in a row
     locked_until = db.Column(db.DateTime)
+    full_name = db.Column(db.String(120))  # as it signs a report ("Dr Ana Rossi"); the username otherwise
+    job_title = db.Column(db.String(80))  # as it signs a report ("Consultant radiologist")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -161,6 +163,12 @@ class Label(Model):
     agreed = db.Column(db.Boolean)  # did it confirm the prediction it answered?
     time_spent_ms = db.Column(db.Integer)
     channel = db.Column(db.String(10), nullable=False, default="web")  # web | api
+    # "unsure": the doctor could not decide; `label` is the class leant to (the model's call when none
+    # was chosen). Training ignores it; the gold workflow can pick the image up.
+    unsure = db.Column(db.Boolean, nullable=False, default=False, server_default=false())
+    findings = db.Column(db.Text)  # the report's findings, as the doctor wrote them
+    impression = db.Column(db.Text)  # the report's impression (conclusion), as the doctor wrote it
+    comment = db.Column(db.Text)  # a free-text note for colleagues and engineers; not in the report
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
     image = db.relationship(Image, backref=db.backref("labels", lazy="dynamic"))
     user = db.relationship(User)
@@ -175,6 +183,16 @@ class Claim(Model):
     user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
     expires_at = db.Column(db.DateTime, nullable=False)
     state = db.Column(db.String(10), nullable=False, default="held", server_default="held")  # held|labeled|unshowable
+
+
+class Skip(Model):
+    """A doctor passed on a served image: it goes back to the queue for someone else (never to the
+    same doctor again) and the skip is counted."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    image_id = db.Column(db.Integer, db.ForeignKey("image.id"), nullable=False, index=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
 class QueryScore(Model):
