@@ -15,6 +15,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings are read and validated here, once."""
     from assistant.facts import DISCLAIMER
     from webapp.auth import access
+    from webapp.classes import catalog
     from webapp.config import flask_config, load_settings
     from webapp.extensions import csrf, db, limiter, login, migrate
     from webapp.services import init_services
@@ -44,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     app.jinja_env.globals["may"] = access.may
     app.jinja_env.globals["disclaimer"] = DISCLAIMER  # every page's footer
+    app.jinja_env.filters["classname"] = catalog.display  # {{ name|classname }}: what a person reads
     init_services(app, settings)
 
     from webapp import converters, errors

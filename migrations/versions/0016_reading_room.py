@@ -1,5 +1,5 @@
 """the reading room: findings, impression, comment and "unsure" on a label; skips; the signing
-doctor's full name and job title
+doctor's full name and job title; default class display names capitalised
 
 Revision ID: 0016
 Revises: 0015
@@ -37,6 +37,11 @@ def upgrade():
     )
     op.create_index("ix_skip_image_id", "skip", ["image_id"])
     op.create_index("ix_skip_user_id", "skip", ["user_id"])
+    # default display names read as names: "bacterial pneumonia" -> "Bacterial pneumonia"
+    op.execute(
+        "UPDATE label_class SET display = upper(substr(display, 1, 1)) || substr(display, 2) "
+        "WHERE display = replace(name, '_', ' ')"
+    )
 
 
 def downgrade():

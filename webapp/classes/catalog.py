@@ -55,6 +55,18 @@ def displays(configured: list[str]) -> dict[str, str]:
     return dict(db.session.execute(db.select(LabelClass.name, LabelClass.display)).all())
 
 
+def display(name: str) -> str:
+    """What a person reads for a class: its display name ("Bacterial pneumonia"), on pages, reports,
+    FHIR display text, chat and charts. The identifier stays in the API and the data. A renamed class
+    reads as its new name's display; a name the catalogue never had reads as its own words."""
+    if "medal_displays" not in g:
+        from webapp.services import services
+
+        g.medal_displays = displays(services().settings.class_names)
+    found: dict[str, str] = g.medal_displays
+    return found.get(name) or found.get(canonical(name)) or _display(name)
+
+
 def aliases() -> dict[str, str]:
     """old name -> current name, following chains of renames."""
     found = dict(db.session.execute(db.select(ClassAlias.old_name, ClassAlias.new_name)).all())
@@ -83,7 +95,8 @@ def resolve(label: str, known: list[str]) -> str | None:
 
 
 def _display(name: str) -> str:
-    return name.replace("_", " ")
+    """A configured identifier's default display name: bacterial_pneumonia -> Bacterial pneumonia."""
+    return name.replace("_", " ").capitalize()
 
 
 def _check_name(name: str) -> str:
@@ -102,6 +115,7 @@ def _audit(user: User | None, reason: str, details: dict) -> None:
 
 def _forget() -> None:
     g.pop("medal_classes", None)
+    g.pop("medal_displays", None)
 
 
 def add(name: str, configured: list[str], user: User | None = None, display: str | None = None) -> LabelClass:
