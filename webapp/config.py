@@ -368,6 +368,21 @@ class ClinicalSettings(Section):
     interval_minutes: float = Field(default=60, gt=0)  # how often the worker checks
 
 
+class DoubtSettings(Section):
+    """When a prediction reads "uncertain between X and Y" instead of naming one class."""
+
+    margin: float = Field(default=0.10, ge=0, le=1)  # the top two classes within this of each other
+    below: float = Field(default=0.50, ge=0, le=1)  # or the top probability under this
+
+
+class ReportSettings(Section):
+    """The radiology report's header."""
+
+    institution: str = Field(default="", max_length=200)  # e.g. "St Mary's Hospital"
+    department: str = Field(default="Department of Radiology", max_length=200)
+    address: str = Field(default="", max_length=300)
+
+
 class Settings(Section):
     home: str
     classes: tuple[str, ...] = Field(min_length=2)
@@ -389,6 +404,8 @@ class Settings(Section):
     drift: DriftSettings = DriftSettings()
     fhir: FhirSettings = FhirSettings()
     clinical: ClinicalSettings = ClinicalSettings()
+    doubt: DoubtSettings = DoubtSettings()
+    report: ReportSettings = ReportSettings()
     demo: DemoSettings
 
     @model_validator(mode="after")
