@@ -48,11 +48,15 @@ ACCESS: dict[str, Rule] = {
     "auth.login_page": PUBLIC,
     "auth.health": PUBLIC,
     "auth.logout": SIGNED_IN,
+    "auth.profile": SIGNED_IN,  # each user edits their own name and job title (no other user's)
     # review: the queue and labels are the labelers'; a prediction page anyone may read
     "review.home": SIGNED_IN,
     "review.next_image": LABELERS,
     "review.submit": LABELERS,
+    "review.skip": LABELERS,
     "review.prediction_page": SIGNED_IN,
+    # a study beside another of the same patient (404 for any other patient's film): read like a prediction page
+    "priors.compare": SIGNED_IN,
     # upload and the served model's images
     "upload.page": SIGNED_IN,
     "upload.receive": SIGNED_IN,
@@ -104,6 +108,7 @@ ACCESS: dict[str, Rule] = {
     "api.get_image": SIGNED_IN,
     "api.review_next": LABELERS,
     "api.add_label": LABELERS,
+    "api.skip_image": LABELERS,
     "api.put_clinical": LABELERS,
     # clinical data: doctors add it to a study; engineers decide on the image + clinical data models
     "clinical.update": LABELERS,

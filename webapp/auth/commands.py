@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from webapp import audit
+from webapp.auth import signatures
+from webapp.auth.signatures import Signer
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.models import ROLES, User, utcnow
@@ -27,13 +29,18 @@ def users() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--adjudicator", is_flag=True, help="may settle disagreements on gold images")
-def users_create(username: str, role: str, password: str, adjudicator: bool) -> None:
+@click.option("--full-name", help='as it signs reports, e.g. "Dr Ana Rossi" (default: the username)')
+@click.option("--title", "job_title", help='the job title under the signature, e.g. "Consultant radiologist"')
+def users_create(
+    username: str, role: str, password: str, adjudicator: bool, full_name: str | None, job_title: str | None
+) -> None:
     if db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none():
         raise click.ClickException(f"User {username!r} already exists.")
     if len(password) < 8:
         raise click.ClickException("The password needs at least 8 characters.")
     user = User(username=username, role=role, can_adjudicate=adjudicator)
     user.set_password(password)
+    _sign_as(user, full_name, job_title)  # checked before the user is added: a refusal stores nothing
     db.session.add(user)
     db.session.flush()
     audit.record(audit.Kind.USER_CREATED, None, details={"user": username, "role": role, "adjudicator": adjudicator})
@@ -55,6 +62,25 @@ def users_set_role(username: str, role: str) -> None:
     audit.record(audit.Kind.ROLE_CHANGED, None, details={"user": username, "from": before, "to": role})
     db.session.commit()
     click.echo(f"{username}: {before} -> {role}.")
+
+
+@users.command("set-name")
+@click.argument("username")
+@click.option("--full-name", required=True, help='as it signs reports, e.g. "Dr Ana Rossi"; "" clears it')
+@click.option("--title", "job_title", help='the job title under the signature, e.g. "Consultant radiologist"')
+def users_set_name(username: str, full_name: str, job_title: str | None) -> None:
+    """Set how a user signs study reports (issued PDFs keep the name they were signed with)."""
+    user = _user(username)
+    signer = _sign_as(user, full_name, job_title if job_title is not None else user.job_title)
+    db.session.commit()
+    click.echo(f"{username} signs reports as: {signer}.")
+
+
+def _sign_as(user: User, full_name: str | None, job_title: str | None) -> Signer:
+    try:
+        return signatures.set_signature(user, full_name, job_title)
+    except Problem as error:
+        raise click.ClickException(str(error)) from None
 
 
 @users.command("deactivate")

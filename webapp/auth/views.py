@@ -122,3 +122,6 @@ def logout():
 def health():
     db.session.execute(db.text("SELECT 1"))
     return {"status": "ok"}
+
+
+from webapp.auth import profile  # noqa: E402,F401  (the profile page's route, on this blueprint)
