@@ -339,6 +339,8 @@ class DriftSettings(Section):
 class DemoUser(Section):
     password: str = Field(min_length=8)
     role: Literal["doctor", "engineer", "admin"]
+    full_name: str = Field(default="", max_length=120)  # as the user signs study reports
+    job_title: str = Field(default="", max_length=80)
 
 
 class DemoSettings(Section):

@@ -159,11 +159,14 @@ def logins() -> Iterator[str]:
 
 def _users(users: dict[str, DemoUser]) -> Iterator[str]:
     for name, spec in users.items():
-        if db.session.execute(db.select(User).filter_by(username=name)).scalar_one_or_none() is None:
+        user = db.session.execute(db.select(User).filter_by(username=name)).scalar_one_or_none()
+        if user is None:
             user = User(username=name, role=spec.role, can_adjudicate=spec.role == "admin")
             user.set_password(spec.password)
             db.session.add(user)
             yield f"user {name} ({spec.role}) created"
+        if not user.full_name:  # a name set on the profile page since stays
+            user.full_name, user.job_title = spec.full_name or None, spec.job_title or None
     db.session.commit()
 
 
