@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from webapp.dashboard.views import bp as dashboard_bp
     from webapp.gold.views import bp as gold_bp
     from webapp.inference.views import bp as inference_bp
+    from webapp.priors.views import bp as priors_bp
     from webapp.reports import bp as reports_bp
     from webapp.review.views import bp as review_bp
     from webapp.training.views import bp as training_bp
@@ -69,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         upload_bp,
         inference_bp,
         review_bp,
+        priors_bp,
         gold_bp,
         training_bp,
         approvals_bp,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import g, jsonify, request, url_for
 
 from webapp.api import bp
 from webapp.api.schemas import Error
@@ -14,6 +14,7 @@ from webapp.extensions import db
 from webapp.gold import goldset
 from webapp.inference import explanations, predictions
 from webapp.models import Image, Label
+from webapp.priors import studies as prior_studies
 from webapp.review import queue
 from webapp.upload import deid
 from webapp.upload.ingest import ImageMeta, IngestError, upload
@@ -22,6 +23,7 @@ from webapp.upload.ingest import ImageMeta, IngestError, upload
 def image_to_dict(image: Image) -> dict:
     latest = predictions.latest(image.id)
     labels = db.session.execute(db.select(Label).filter_by(image_id=image.id).order_by(Label.id)).scalars()
+    priors = prior_studies.of(image)
     return {
         "id": image.id,
         "sha256": image.sha256,
@@ -39,13 +41,21 @@ def image_to_dict(image: Image) -> dict:
         # beside the image-only prediction, never in its place; None until an engineer approved a model
         "clinical_prediction": clinical_fusion.prediction_for(latest),
         "labels": [queue.label_to_dict(label) for label in labels],
+        "priors": [prior.to_dict() for prior in priors.shown],
+        "priors_more": priors.more,
     }
 
 
 @bp.post("/images", tags=["images"])
 @bp.arguments(schemas.Upload, location="form_and_files", as_kwargs=True)
 @bp.response(201, schemas.Uploaded, description="Stored and predicted.")
-@bp.alt_response(200, schema=schemas.Uploaded, description="These bytes were stored before: the same image.")
+@bp.alt_response(
+    200,
+    schema=schemas.Uploaded,
+    description="These bytes were stored before: `already` is true, `message` says so with the study's id, "
+    "`image_url` links it; the fields sent were added where the study had none (`added`), and where they "
+    "differ the study's values were kept (`kept`). Nothing else changed and nothing new was stored.",
+)
 @bp.alt_response(409, schema=Error, description="A gold image awaiting its blind reads.")
 @bp.alt_response(415, schema=Error, description="Not a PNG, JPEG or chest DICOM radiograph.")
 def upload_image(**_validated):
@@ -69,7 +79,10 @@ def upload_image(**_validated):
         "prediction": predictions.to_dict(done.prediction),
         # Grad-CAM runs after the answer: "pending" until the heat map (and `location`) is stored
         "heatmap_status": explanations.status(done.prediction),
+        "already": not done.created,
     }
+    if done.completion is not None:  # said, with the study's link: never a silent attach
+        body |= done.completion.to_dict() | {"image_url": url_for("api.get_image", image_id=done.image.id)}
     return jsonify(body), 201 if done.created else 200
 
 
@@ -94,13 +107,26 @@ def put_clinical(body: dict, image_id: int):
 def review_next():
     """The next image the model is least sure of, reserved for you (`active_learning.claim_seconds`)."""
     served = queue.serve(g.api_user)
+    your_skips = queue.skips_by(g.api_user)
     if served is None:
-        return jsonify(image=None, message="Nothing to review right now.")
+        return jsonify(image=None, message="Nothing to review right now.", your_skips=your_skips)
     return jsonify(
         image=image_to_dict(served.image),
         prediction=predictions.to_dict(served.prediction),
         strategy=queue.current_strategy(),
+        skips=queue.skips_of_image(served.image.id),
+        your_skips=your_skips,
     )
+
+
+@bp.post("/images/<int:image_id>/skip", tags=["review"])
+@bp.response(200, schemas.Skipped)
+@bp.alt_response(409, schema=Error, description="The image is not the one served to you.")
+def skip_image(image_id: int):
+    """Pass on the image the queue served you: it goes back to the queue for another doctor and is
+    never served to you again; `GET /review/next` then serves the next one. Skipping twice counts once."""
+    queue.skip(g.api_user, image_id)
+    return jsonify(image_id=image_id, skips=queue.skips_of_image(image_id), your_skips=queue.skips_by(g.api_user))
 
 
 @bp.post("/images/<int:image_id>/labels", tags=["review"])
@@ -108,14 +134,19 @@ def review_next():
 @bp.response(201, schemas.Label)
 @bp.alt_response(409, schema=Error, description="You already labeled this image; the first answer stands.")
 def add_label(body: dict, image_id: int):
-    """Confirm or correct the prediction: the doctor's label."""
+    """Confirm or correct the prediction: the doctor's label, with the report's findings and impression
+    and a comment; or "unsure" (the class leant to, the model's call without one), which never trains."""
     saved = queue.submit(
         g.api_user,
         image_id,
-        body["label"],
+        body.get("label") or "",
         prediction_id=body.get("prediction_id"),
         time_spent_ms=body.get("time_spent_ms"),
         channel="api",
+        unsure=body["unsure"],
+        findings=body.get("findings"),
+        impression=body.get("impression"),
+        comment=body.get("comment"),
     )
     if not saved.created:
         raise Problem(

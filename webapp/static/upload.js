@@ -7,11 +7,11 @@
 
   function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
 
-  function bars(probabilities) {
+  function bars(probabilities, shownAs) {
     const list = document.createElement("ul"); list.className = "bars";
     Object.entries(probabilities).forEach(([name, p], i) => {
       const li = document.createElement("li"); if (i === 0) li.className = "top";
-      const label = document.createElement("span"); label.textContent = name;
+      const label = document.createElement("span"); label.textContent = shownAs[name] || name;
       const bar = document.createElement("span"); bar.className = "bar";
       const fill = document.createElement("span"); fill.style.width = (p * 100).toFixed(1) + "%"; bar.appendChild(fill);
       const value = document.createElement("span"); value.textContent = (p * 100).toFixed(1) + "%";
@@ -33,11 +33,12 @@
       const result = await readResult(response);
       if (!result.ok) { status.textContent = result.error; status.className = "error-message"; return; }
       const p = result.prediction;
-      status.innerHTML = ""; const strong = document.createElement("strong"); strong.textContent = p.predicted_class; status.appendChild(strong);
-      cell(row, "").appendChild(bars(p.probabilities));
+      status.innerHTML = ""; const strong = document.createElement("strong"); strong.textContent = result.call; status.appendChild(strong);
+      cell(row, "").appendChild(bars(p.probabilities, result.shown_as));
       cell(row, "v" + p.model_version);
       const link = document.createElement("a"); link.href = "/predictions/" + p.id; link.textContent = "open";
       const last = cell(row, ""); last.appendChild(link);
+      if (result.already) row.after(alreadyNotice(result));
       // the prediction came back without waiting for Grad-CAM: the heat map's URL answers once it is made
       const heat = document.createElement("span"); heat.className = "muted";
       heat.textContent = result.heatmap.status === "ready" ? " · heat map ready" : " · heat map…";
@@ -49,6 +50,19 @@
         probe.src = result.heatmap.url;
       }
     } catch (error) { status.textContent = "Upload failed: " + error.message; status.className = "error-message"; }
+  }
+
+  // A re-upload: the film is the study stored before, with a link to it, and what the typed fields
+  // added to it or could not change.
+  function alreadyNotice(result) {
+    const row = document.createElement("tr"); row.className = "already";
+    const td = document.createElement("td"); td.colSpan = 5; row.appendChild(td);
+    const note = document.createElement("p"); note.className = "flash"; note.setAttribute("role", "status");
+    const link = document.createElement("a"); link.href = result.study_url; link.textContent = "study #" + result.image_id;
+    note.append("This film is already in medal as ", link, ".");
+    (result.details || []).forEach(sentence => note.append(" " + sentence));
+    td.appendChild(note);
+    return row;
   }
 
   // The app answers JSON, but a proxy in front of it (a 413 or 502 from nginx) or an expired

@@ -18,8 +18,9 @@ from webapp.inference import explanations, predictions
 from webapp.models import Deidentification, Image, Prediction, User
 from webapp.processes import pause_point
 from webapp.services import services
-from webapp.upload import deid
+from webapp.upload import deid, reupload
 from webapp.upload.pseudonyms import pseudonym
+from webapp.upload.reupload import Completion
 
 SEXES = {"M", "F", "O"}
 AGES = (0, 130)  # patient_age in whole years, inclusive
@@ -183,6 +184,7 @@ class Uploaded:
     image: Image
     prediction: Prediction
     created: bool
+    completion: Completion | None = None  # a re-upload: what its typed fields added to the study, what was kept
 
 
 def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: User | None = None) -> Uploaded:
@@ -198,9 +200,9 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
     served = services().server.current()  # 503 before anything is stored when no model serves
     existing = _find(sha)
     db.session.commit()  # end the read (and any pending write of the request) before the heavy work
-    if existing is not None:
-        return _known(existing)
     clinical = _clinical(meta)
+    if existing is not None:
+        return _known(existing, meta, clinical, user)
     prepared = prepare(data, sha)
     predicted = predictions.predict_pixels(served, prepared.decoded.pixels, started)
     store = services().store
@@ -213,7 +215,7 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
         db.session.commit()
     except IntegrityError:  # the same bytes arrived at the same moment: the other request's rows stand
         db.session.rollback()
-        return _known(db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one())
+        return _known(db.session.execute(db.select(Image).filter_by(sha256=sha)).scalar_one(), meta, clinical, user)
     except BaseException:
         db.session.rollback()
         if not had_file:
@@ -224,9 +226,11 @@ def upload(data: bytes, *, origin: str, meta: ImageMeta = ImageMeta(), user: Use
     return Uploaded(image, prediction, True)
 
 
-def _known(image: Image) -> Uploaded:
-    """A re-upload: the stored image with the serving version's prediction (made now if missing).
-    A gold image awaiting its blind reads keeps its prediction to itself, whoever sends it again."""
+def _known(image: Image, meta: ImageMeta, clinical: dict[str, Any], user: User | None) -> Uploaded:
+    """A re-upload: the stored image with the serving version's prediction (made now if missing), and
+    the fields typed with it added where the study has none (`reupload`); no second file or row.
+    A gold image awaiting its blind reads keeps its prediction to itself, whoever sends it again,
+    and is left as it was."""
     from webapp.gold.goldset import is_blind
 
     if is_blind(image):
@@ -234,7 +238,8 @@ def _known(image: Image) -> Uploaded:
             "This image is already stored and awaits independent reads; its prediction is withheld until then.", 409
         )
     prediction = predictions.predict(image)
+    completion = reupload.complete(image, meta, clinical, user)
     db.session.commit()
     if not explanations.ready(prediction):
         explanations.start(prediction.id)
-    return Uploaded(image, prediction, False)
+    return Uploaded(image, prediction, False, completion)

@@ -7,9 +7,10 @@ import logging
 from flask import Blueprint, jsonify, render_template, request, url_for
 from flask_login import current_user
 
+from webapp.classes import catalog
 from webapp.errors import Problem, json_errors
 from webapp.extensions import db
-from webapp.inference import explanations, predictions
+from webapp.inference import doubt, explanations, predictions
 from webapp.upload.ingest import ImageMeta, IngestError, upload
 
 bp = Blueprint("upload", __name__, template_folder="templates")
@@ -49,11 +50,22 @@ def _receive_one(index: int, data: bytes, meta: ImageMeta) -> dict:
             "error": "Something went wrong on our side; nothing was stored.",
             "status": 500,
         }
+    reupload: dict = {}
+    if done.completion is not None:  # the page says so, links the study and names what was kept
+        reupload = done.completion.to_dict() | {
+            "details": done.completion.details(),
+            "study_url": url_for("review.prediction_page", prediction_id=done.prediction.id),
+        }
     return {
         "index": index,
         "ok": True,
+        "already": not done.created,
+        **reupload,
         "image_id": done.image.id,
         "prediction": predictions.to_dict(done.prediction),
+        # what the page shows a person: the call ("Uncertain between ...") and the classes' display names
+        "call": doubt.words(done.prediction.probabilities),
+        "shown_as": {name: catalog.display(name) for name in done.prediction.probabilities},
         # the answer does not wait for Grad-CAM: the URL waits for the heat map and then sends it
         "heatmap": {
             "status": explanations.status(done.prediction),

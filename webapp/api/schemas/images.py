@@ -9,15 +9,42 @@ import marshmallow as ma
 from flask_smorest.fields import Upload as UploadField
 from marshmallow import fields, validate
 
-from webapp.api.schemas import Request, Response, timestamp, whole
+from webapp.api.schemas import Request, Response, flag, timestamp, whole
 from webapp.clinical.records import FIELDS as CLINICAL_FIELDS
+from webapp.priors.studies import SHOWN
+from webapp.review.queue import MAX_TEXT
 from webapp.upload.ingest import AGES, SEXES
 
 
+def _report_text(description: str) -> fields.String:
+    too_long = f"must be at most {MAX_TEXT} characters."
+    return fields.String(
+        allow_none=True, validate=validate.Length(max=MAX_TEXT, error=too_long), metadata={"description": description}
+    )
+
+
 class LabelRequest(Request):
-    label = fields.String(required=True, validate=validate.Length(1, 60), metadata={"example": "normal"})
+    label = fields.String(
+        validate=validate.Length(1, 60),
+        metadata={"example": "normal", "description": "The class; required unless `unsure` is true."},
+    )
     prediction_id = whole(allow_none=True, metadata={"description": "The prediction the doctor answered."})
     time_spent_ms = whole(allow_none=True, metadata={"description": "How long the review took."})
+    unsure = flag(
+        load_default=False,
+        metadata={
+            "description": "The doctor could not decide: `label` is the class leant to (the model's call when "
+            "absent). Nothing trains on it, the report stays preliminary, and the gold page offers the study."
+        },
+    )
+    findings = _report_text("The report's findings, as the doctor writes them.")
+    impression = _report_text("The report's impression (its conclusion).")
+    comment = _report_text("A note for colleagues and engineers; not in the report.")
+
+    @ma.validates_schema
+    def label_or_unsure(self, data, **kwargs):
+        if not data.get("label") and not data.get("unsure"):
+            raise ma.ValidationError("is required (or send unsure: true).", "label")
 
 
 class Prediction(Response):
@@ -27,6 +54,17 @@ class Prediction(Response):
     predicted_class = fields.String(required=True)
     confidence = fields.Float(required=True)
     probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    uncertain_between = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        validate=validate.Length(equal=2),
+        metadata={
+            "description": "The two classes the model hesitates between, its likeliest first, when their "
+            "probabilities are close or the top one is low (config.yaml `doubt`); null for a clear call.",
+            "example": ["viral_pneumonia", "bacterial_pneumonia"],
+        },
+    )
     location = fields.String(allow_none=True, metadata={"description": "Where the heat map is brightest."})
     created_at = timestamp(required=True)
 
@@ -37,7 +75,13 @@ class Label(Response):
     label = fields.String(required=True)
     user = fields.String(required=True, metadata={"description": "Who gave the label."})
     prediction_id = fields.Integer(allow_none=True)
-    agreed = fields.Boolean(allow_none=True, metadata={"description": "Whether it confirmed the prediction."})
+    agreed = fields.Boolean(
+        allow_none=True, metadata={"description": "Whether it confirmed the prediction; null when unsure."}
+    )
+    unsure = fields.Boolean(required=True, metadata={"description": "The doctor could not decide; never trains."})
+    findings = fields.String(allow_none=True)
+    impression = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True)
     time_spent_ms = fields.Integer(allow_none=True)
     created_at = timestamp(required=True)
 
@@ -59,6 +103,19 @@ class Deidentification(Response):
     created_at = timestamp(required=True)
 
 
+class PriorStudy(Response):
+    """Another study of the same patient (linked by the keyed pseudonym, never an identifier)."""
+
+    id = fields.Integer(required=True, metadata={"description": "The image id of the other study."})
+    date = timestamp(required=True, metadata={"description": "When it was uploaded (no study date is kept)."})
+    final_label = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The doctor's label, its amendment, the gold or the imported label; null if none."},
+    )
+    predicted_class = fields.String(required=True, allow_none=True, metadata={"description": "The model's call."})
+
+
 class ImageRecord(Response):
     id = fields.Integer(required=True)
     sha256 = fields.String(required=True)
@@ -73,12 +130,51 @@ class ImageRecord(Response):
     prediction = fields.Nested(Prediction, allow_none=True)
     deidentification = fields.Nested(Deidentification, allow_none=True, metadata={"description": "None for PNG/JPEG."})
     labels = fields.List(fields.Nested(Label), required=True)
+    priors = fields.List(
+        fields.Nested(PriorStudy),
+        required=True,
+        metadata={
+            "description": f"The same patient's other studies, earlier first: the {SHOWN} newest "
+            "(`priors_more` counts the older ones); empty when the image has no patient link."
+        },
+    )
+    priors_more = fields.Integer(required=True, metadata={"description": "Older studies beyond `priors`."})
+
+
+class KeptField(Response):
+    """A field sent with a re-upload whose value differs from the study's: the study's value stands."""
+
+    field = fields.String(required=True, metadata={"example": "site"})
+    kept = fields.Raw(
+        required=True, allow_none=True, metadata={"description": "The study's value (null for patient_id)."}
+    )
+    typed = fields.Raw(required=True, allow_none=True, metadata={"description": "What was sent (null for patient_id)."})
 
 
 class Uploaded(Response):
     image_id = fields.Integer(required=True)
     created = fields.Boolean(required=True, metadata={"description": "false: these bytes were stored before."})
+    already = fields.Boolean(required=True, metadata={"description": "true: these bytes were stored before."})
     prediction = fields.Nested(Prediction, allow_none=True)
+    message = fields.String(
+        metadata={
+            "description": "A re-upload only: what happened, for a person to read.",
+            "example": "This film is already in medal as study #12. Added patient age 7. "
+            "Kept site 'north' (you typed 'south').",
+        }
+    )
+    image_url = fields.String(
+        metadata={"description": "A re-upload only: the existing study.", "example": "/api/v1/images/12"}
+    )
+    added = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "A re-upload only: fields the study lacked, now set to the values sent (patient_id: null)."
+        },
+    )
+    kept = fields.List(
+        fields.Nested(KeptField), metadata={"description": "A re-upload only: values sent but not stored."}
+    )
 
 
 class Served(Response):
@@ -86,6 +182,14 @@ class Served(Response):
     prediction = fields.Nested(Prediction, allow_none=True)
     strategy = fields.String()
     message = fields.String()
+    skips = fields.Integer(metadata={"description": "How many doctors skipped the served image."})
+    your_skips = fields.Integer(required=True, metadata={"description": "How many images you skipped, all told."})
+
+
+class Skipped(Response):
+    image_id = fields.Integer(required=True)
+    skips = fields.Integer(required=True, metadata={"description": "How many doctors skipped it, you included."})
+    your_skips = fields.Integer(required=True, metadata={"description": "How many images you skipped, all told."})
 
 
 class _Form(Request):
