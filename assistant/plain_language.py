@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from assistant.facts import PLAIN_DISCLAIMER, Facts, confidence_phrase, topic_key
 from assistant.intents import REFUSALS
@@ -88,6 +89,69 @@ def summary(facts: Facts) -> str:
         sentences.append(f"It looked most at {where}.")
     sentences.append(PLAIN_DISCLAIMER)
     return " ".join(sentences)
+
+
+def report_summary(
+    final: str | None,
+    facts: Facts | None,
+    *,
+    displays: Mapping[str, str] | None = None,
+    between: tuple[str, str] | None = None,
+    amended: bool = False,
+) -> str:
+    """The study report's "In plain words", written from the doctor's final label (an amendment's
+    included) when there is one, else from the program's suggestion, said to be unchecked.
+
+    `displays` gives a class without plain words its display name; `between` is the two classes the
+    program hesitates between (the deployment's doubt rule). The program's confidence is quoted only
+    when its answer is the final label: a number for another class would contradict the doctor."""
+    displays = displays or {}
+
+    def words(name: str) -> str:
+        found = PLAIN_CLASSES.get(topic_key(name))
+        return found[0] if found else f"a finding called {displays.get(name) or topic_key(name)}"
+
+    if final is None:
+        if facts is None:
+            return "No doctor and no computer program has looked at this X-ray yet. " + PLAIN_DISCLAIMER
+        top, top_p = facts.ranking[0]
+        sentences = [
+            "A computer program looked at this chest X-ray. No doctor has checked it yet.",
+            f"It thinks the X-ray most likely shows {words(top)}.",
+            f"It is {sureness(top_p)}: {confidence_phrase(top_p)} sure.",
+        ]
+        other = between[1] if between else facts.ranking[1][0] if top_p < 0.7 and len(facts.ranking) > 1 else None
+        if other:
+            sentences.append(f"It could also be {words(other)}.")
+        where = plain_location(facts.location)
+        if where:
+            sentences.append(f"It looked most at {where}.")
+        return " ".join(sentences + [PLAIN_DISCLAIMER])
+
+    found = PLAIN_CLASSES.get(topic_key(final))
+    sentences = [
+        "A doctor checked this chest X-ray again and changed the answer."
+        if amended
+        else "A doctor has checked this chest X-ray.",
+        f"The doctor's answer is {words(final)}.",
+        found[1] if found else "Your doctor can tell you what it means.",
+    ]
+    if facts is not None:
+        top, top_p = facts.ranking[0]
+        if top == final and between is None:
+            sentences.append(
+                f"A computer program gave the same answer. It was {sureness(top_p)}: {confidence_phrase(top_p)} sure."
+            )
+            where = plain_location(facts.location)
+            if where:
+                sentences.append(f"It looked most at {where}.")
+        elif final in (between or ()):
+            sentences.append(
+                "A computer program was not sure about this X-ray. The doctor's answer is the one that counts."
+            )
+        else:
+            sentences.append("A computer program gave a different answer. The doctor's answer is the one that counts.")
+    return " ".join(sentences + [PLAIN_DISCLAIMER])
 
 
 # --- the chat's plain mode ----------------------------------------------------------------------
