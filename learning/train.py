@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -150,18 +151,30 @@ def class_weights(items: Sequence[LabeledImage], num_classes: int) -> list[float
 
 
 class ProgressReport(Callback):
-    """Reports epoch, step and loss to the caller (the worker stores it for the Training page)."""
+    """Reports epoch, step and loss to the caller (the worker stores it for the Training page). Every
+    report carries the finished epochs' metrics (`history`) and the seconds since fitting began
+    (`elapsed_s`): whoever keeps only the latest report still has the curves and the pace."""
 
     def __init__(self, report: ProgressFn, every_s: float = 1.0):
         self.report, self.every_s, self._last = report, every_s, 0.0
         self.history: list[dict] = []
+        self._started = time.monotonic()
+
+    def on_train_start(self, trainer, module):
+        self._started = time.monotonic()
+
+    def _send(self, update: dict) -> None:
+        elapsed = round(time.monotonic() - self._started, 1)
+        history = [{key: _finite(value) for key, value in row.items()} for row in self.history]
+        update = {key: _finite(value) for key, value in update.items()}
+        self.report({**update, "elapsed_s": elapsed, "history": history})
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
             loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
-            self.report(
+            self._send(
                 {
                     "epoch": trainer.current_epoch + 1,
                     "max_epochs": trainer.max_epochs,
@@ -177,7 +190,7 @@ class ProgressReport(Callback):
         metrics["train_loss"] = metrics.pop("train_loss_epoch", float("nan"))
         row = {"epoch": trainer.current_epoch + 1, **{k: round(v, 5) for k, v in metrics.items()}}
         self.history.append(row)
-        self.report(
+        self._send(
             {
                 "epoch": trainer.current_epoch + 1,
                 "max_epochs": trainer.max_epochs,
@@ -187,6 +200,12 @@ class ProgressReport(Callback):
                 "val_auc": round(metrics.get("val_auc", float("nan")), 4),
             }
         )
+
+
+def _finite(value: Any) -> Any:
+    """None for a metric that is not a number (a validation AUC with one class missing): reports
+    travel as JSON, which has no NaN."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class _FreezeBackbone(Callback):

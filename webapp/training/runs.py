@@ -250,7 +250,9 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
         progress=progress,
     )
     result = trained.result
-    _save(lambda: setattr(training, "progress", {"stage": "registering", "epoch": result.epochs_run}), "the progress")
+    # the last report stays: its per-epoch history draws the run's curves on the Training page
+    registering = dict(training.progress or {}, stage="registering", epoch=result.epochs_run)
+    _save(lambda: setattr(training, "progress", registering), "the progress")
 
     final = {
         "best_val_auc": result.best_val_auc,

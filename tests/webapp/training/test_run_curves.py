@@ -1,0 +1,155 @@
+"""A run's own curves and clock inside medal: the per-epoch history a fine-tune keeps in its
+progress, the run page, its curves as an image, two runs compared, and the time left."""
+
+import base64
+import re
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import login
+from webapp.extensions import db
+from webapp.models import TrainingRun, utcnow
+from webapp.training import timing
+
+HISTORY = [
+    {"epoch": 1, "train_loss": 0.91, "val_loss": 0.80, "val_auc": 0.62, "val_acc": 0.55},
+    {"epoch": 2, "train_loss": 0.64, "val_loss": 0.71, "val_auc": 0.74, "val_acc": 0.66},
+    {"epoch": 3, "train_loss": 0.48, "val_loss": 0.69, "val_auc": None, "val_acc": 0.70},
+]
+
+
+def svgs(page: str) -> list[str]:
+    """The SVG text of every chart a page shows as a data: image."""
+    return [
+        base64.b64decode(found).decode() for found in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", page)
+    ]
+
+
+def past_run(history=HISTORY, **fields) -> TrainingRun:
+    started = utcnow() - timedelta(minutes=30)
+    run = TrainingRun(
+        trigger="manual",
+        kind="round",
+        status="succeeded",
+        started_at=started,
+        finished_at=started + timedelta(minutes=6),
+        progress={"stage": "registering", "epoch": len(history), "history": history},
+        metrics={"best_val_auc": 0.74, "best_epoch": 2, "epochs": len(history)},
+        **fields,
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def test_a_fine_tune_keeps_its_per_epoch_metrics_in_its_progress(trained_app):
+    run = db.session.execute(db.select(TrainingRun).filter_by(status="succeeded")).scalars().one()
+    rows = run.progress["history"]
+    assert rows and [row["epoch"] for row in rows] == list(range(1, len(rows) + 1))
+    assert {"train_loss", "val_loss", "val_auc", "val_acc"} <= set(rows[-1])
+    assert run.progress["elapsed_s"] > 0 and run.metrics["epochs"] == len(rows)
+
+
+def test_the_run_page_draws_loss_and_validation_curves_with_axis_titles(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    run = past_run()
+    page = client.get(f"/training/runs/{run.id}").get_data(as_text=True)
+    assert "Training run #" in page and 'id="epochs"' in page and "kept" in page
+    loss, validation = svgs(page)
+    assert "Epoch" in loss and "Loss (lower is better)" in loss and "validation loss" in loss
+    assert "Validation metric (0 to 1)" in validation and "validation AUC" in validation
+    # the real run's page too: its curves come from what the fine-tune reported
+    assert len(svgs(client.get("/training/runs/1").get_data(as_text=True))) == 2
+
+
+def test_a_runs_curves_as_an_image_for_the_live_page(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    run = past_run()
+    response = client.get(f"/training/runs/{run.id}/loss.svg")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert "Loss (lower is better)" in response.get_data(as_text=True)
+    assert client.get(f"/training/runs/{run.id}/weather.svg").status_code == 404
+    assert client.get("/training/runs/9999/loss.svg").status_code == 404
+
+
+def test_two_runs_side_by_side_with_their_numbers_and_curves(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    other = past_run(history=[{**row, "train_loss": row["train_loss"] / 2} for row in HISTORY])
+    page = client.get(f"/training/compare?a=1&b={other.id}").get_data(as_text=True)
+    assert f"Training runs #1 and #{other.id} side by side" in page
+    assert "Best validation AUC" in page and "0.740" in page
+    charts = svgs(page)
+    assert len(charts) == 4  # training loss, validation loss, validation AUC, validation accuracy
+    assert all("Epoch" in svg for svg in charts) and "run #1" in charts[0] and f"run #{other.id}" in charts[0]
+    assert "Validation AUC (0 to 1)" in charts[2]
+
+
+@pytest.mark.parametrize(
+    "query, status, message",
+    [
+        ("a=1", 400, "Choose a training run for the second run"),
+        ("a=one&b=1", 400, "must be a training run number"),
+        ("a=1&b=1", 400, "Choose two different training runs"),
+        ("a=1&b=404", 404, "There is no training run 404"),
+    ],
+)
+def test_comparing_refuses_what_is_not_two_runs(trained_app, query, status, message):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    response = client.get(f"/training/compare?{query}")
+    assert response.status_code == status and message in response.get_data(as_text=True)
+
+
+def test_doctors_may_not_open_runs(trained_app):
+    client = trained_app.test_client()
+    login(client, "doctor")
+    assert client.get("/training/runs/1").status_code == 403
+    assert client.get("/training/runs/1/loss.svg").status_code == 403
+
+
+def test_a_running_run_says_how_long_it_ran_and_about_how_long_is_left(trained_app):
+    run = TrainingRun(
+        trigger="manual",
+        status="running",
+        started_at=utcnow() - timedelta(minutes=5),
+        # the fine-tune took 4 min for 1.5 of 4 epochs: 2.5 epochs left at that pace, about 7 min
+        progress={
+            "stage": "training",
+            "epoch": 2,
+            "max_epochs": 4,
+            "step": 5,
+            "steps": 10,
+            "elapsed_s": 240,
+            "loss": 0.5,
+            "history": HISTORY[:1],
+        },
+    )
+    db.session.add(run)
+    db.session.commit()
+    client = trained_app.test_client()
+    login(client, "engineer")
+    (active,) = client.get("/training/status").get_json()["active"]
+    assert active["timing"]["text"] == "Running for 5 min · about 7 min left"
+    assert active["epochs_reported"] == 1 and active["curves"]["loss"].endswith(f"/training/runs/{run.id}/loss.svg")
+    assert "about 7 min left" in client.get(f"/training/runs/{run.id}").get_data(as_text=True)
+
+
+def test_before_its_first_report_a_run_is_timed_by_past_runs_of_its_kind():
+    started = utcnow() - timedelta(minutes=2)
+    run = TrainingRun(status="running", kind="round", started_at=started, progress={"stage": "preparing"})
+    clock = timing.estimate(run, past=[300.0, 420.0, 360.0], now=started + timedelta(minutes=2))
+    assert clock.left_s == 240 and clock.text == "Running for 2 min · about 4 min left (from past runs)"
+    assert timing.estimate(run, past=[], now=started + timedelta(minutes=2)).text == "Running for 2 min"
+
+
+def test_time_left_follows_the_share_of_the_planned_epochs_done():
+    assert timing.done_share({"epoch": 1, "max_epochs": 4, "step": 0, "steps": 10}) == 0
+    assert timing.done_share({"epoch": 3, "max_epochs": 4, "step": 5, "steps": 10}) == 0.625
+    assert timing.done_share({"stage": "preparing"}) is None
+    assert [timing.duration(s) for s in (12, 250, 3900)] == ["12 s", "4 min 10 s", "1 h 5 min"]
+    queued = TrainingRun(status="queued")
+    assert timing.estimate(queued, past=[300.0]).text == ""
