@@ -49,7 +49,11 @@ def add():
     form = AddForm()
     if form.validate_on_submit():
         row = catalog.add(form.name.data, services().settings.class_names, current_user, form.display.data)
-        flash(f"Class {row.name} added: doctors can label with it now; the next fine-tune grows the model.", "success")
+        flash(
+            f"Class {row.display} ({row.name}) added: doctors can label with it now; "
+            "the next fine-tune grows the model.",
+            "success",
+        )
     else:
         flash("Give the new class a name.", "error")
     return redirect(url_for("classes.page"))
@@ -60,7 +64,10 @@ def rename():
     form = RenameForm()
     if form.validate_on_submit():
         row = catalog.rename(form.old.data, form.new.data, services().settings.class_names, current_user)
-        flash(f"Class {form.old.data} is now {row.name}; earlier labels keep their text and map to it.", "success")
+        flash(
+            f"Class {form.old.data} is now {row.display} ({row.name}); earlier labels keep their text and map to it.",
+            "success",
+        )
     else:
         flash("Give the class and its new name.", "error")
     return redirect(url_for("classes.page"))

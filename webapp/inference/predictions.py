@@ -10,6 +10,7 @@ import numpy as np
 from learning.data import to_tensor
 from learning.decoding import load_grayscale
 from webapp.extensions import db
+from webapp.inference import doubt
 from webapp.inference.serving import Served
 from webapp.models import Image, Prediction
 from webapp.services import services
@@ -87,6 +88,7 @@ def latest(image_id: int, version: int | None = None) -> Prediction | None:
 
 def to_dict(prediction: Prediction) -> dict:
     ranked = sorted(prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+    between = doubt.configured(prediction.probabilities).between
     return {
         "id": prediction.id,
         "image_id": prediction.image_id,
@@ -94,6 +96,8 @@ def to_dict(prediction: Prediction) -> dict:
         "predicted_class": prediction.predicted_class,
         "confidence": round(prediction.confidence, 4),
         "probabilities": dict(ranked),
+        # the two classes the model hesitates between (config.yaml `doubt`), identifiers; None for a clear call
+        "uncertain_between": list(between) if between else None,
         "location": prediction.location,  # from the heat map: None until it is ready
         "created_at": prediction.created_at.isoformat() + "Z",
     }

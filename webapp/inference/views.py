@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from webapp.extensions import db
 from webapp.files import write_atomic
 from webapp.gold.goldset import visible_prediction
-from webapp.inference import explanations
+from webapp.inference import doubt, explanations
 from webapp.models import Image, Label
 from webapp.services import services
 
@@ -66,6 +66,11 @@ def recent_labels(limit: int = RECENT_LABELS) -> list[Label]:
             db.select(Label).filter_by(user_id=current_user.id).order_by(Label.id.desc()).limit(limit)
         ).scalars()
     )
+
+
+# globals, not a context processor: macros imported from other templates (templates/_call.html) see them
+bp.add_app_template_global(doubt.configured, "doubt_call")
+bp.add_app_template_global(doubt.words, "call_words")
 
 
 @bp.app_context_processor

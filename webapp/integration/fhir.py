@@ -14,7 +14,9 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from webapp.classes import catalog
 from webapp.errors import Problem
+from webapp.inference import doubt
 from webapp.reports import study
 from webapp.services import services
 
@@ -56,6 +58,12 @@ def _ai_meta() -> dict:
     return {"security": [AIAST]}
 
 
+def _class_concept(name: str, text: str | None = None) -> dict:
+    """A medal class as a CodeableConcept: the identifier is the code, a person reads its display name."""
+    shown = catalog.display(name)
+    return {"coding": [{"system": CLASS_SYSTEM, "code": name, "display": shown}], "text": text or shown}
+
+
 def bundle(image_id: int) -> Bundle:
     """The study as a validated FHIR R4 collection Bundle (the PDF report included as presentedForm)."""
     content, report = study.issue(image_id)
@@ -93,14 +101,11 @@ def bundle(image_id: int) -> Bundle:
         "subject": {"reference": patient_url},
         "effectiveDateTime": _instant(image.created_at),
         "issued": _instant(prediction.created_at),
-        "valueCodeableConcept": {
-            "coding": [{"system": CLASS_SYSTEM, "code": prediction.predicted_class}],
-            "text": prediction.predicted_class,
-        },
+        "valueCodeableConcept": _class_concept(prediction.predicted_class),
         "device": {"reference": device_url},
         "component": [
             {
-                "code": {"coding": [{"system": CLASS_SYSTEM, "code": name}], "text": f"probability of {name}"},
+                "code": _class_concept(name, text=f"probability of {catalog.display(name)}"),
                 "valueQuantity": {
                     "value": round(p * 100, 2),
                     "unit": "%",
@@ -111,8 +116,13 @@ def bundle(image_id: int) -> Bundle:
             for name, p in ranking
         ],
     }
+    call, notes = doubt.configured(prediction.probabilities), []
+    if call.between:  # the coded value is the likeliest class: a reader must also see that the model hesitated
+        notes.append(f"{call.words(catalog.display)}.")
     if prediction.location:
-        observation["note"] = [{"text": f"Heat map: {prediction.location}"}]
+        notes.append(f"Heat map: {prediction.location}")
+    if notes:
+        observation["note"] = [{"text": note} for note in notes]
 
     practitioners: list[tuple[str, dict[str, Any]]] = []
     if c.labeled_by:
@@ -155,7 +165,8 @@ def bundle(image_id: int) -> Bundle:
         diagnostic["meta"] = _ai_meta()  # no doctor has confirmed it: the conclusion is the model's
     else:
         diagnostic["resultsInterpreter"] = [{"reference": url} for url, _ in practitioners]
-        diagnostic["conclusionCode"] = [{"coding": [{"system": CLASS_SYSTEM, "code": c.label}], "text": c.label}]
+        if c.label:  # always there once a doctor confirmed
+            diagnostic["conclusionCode"] = [_class_concept(c.label)]
 
     provenance_url = _uuid(image.id, "provenance", prediction.id)
     provenance: dict[str, Any] = {
