@@ -47,7 +47,8 @@ def patient_group(image: Image) -> str:
 
 def doctor_examples(store, class_names: list[str]) -> list[Example]:
     """The review label of every non-gold image (gold never trains), renamed classes mapped. Labels
-    from before one-label-per-image (channel "double") stay stored but do not train: the first stands."""
+    from before one-label-per-image (channel "double") stay stored but do not train: the first stands.
+    An "unsure" answer does not train either: the doctor could not decide."""
     renamed = catalog.aliases()
     newest = (
         db.select(Label.image_id, func.max(Label.id).label("label_id"))
@@ -59,7 +60,7 @@ def doctor_examples(store, class_names: list[str]) -> list[Example]:
         db.select(Label, Image)
         .join(newest, Label.id == newest.c.label_id)
         .join(Image, Image.id == Label.image_id)
-        .where(Image.is_gold.is_(False))
+        .where(Image.is_gold.is_(False), Label.unsure.is_(False))
         .order_by(Label.id)
     ).all()
     amended = amended_labels()  # a doctor's amendment of a confirmed report replaces the review label
@@ -130,8 +131,9 @@ def gold_examples(store) -> list[Example]:
 
 
 def labels_since(moment: datetime | None) -> tuple[int, datetime | None]:
-    """How many labels arrived after `moment` (all of them when None), and when the first of them did."""
-    query = db.select(func.count(Label.id), func.min(Label.created_at))
+    """How many labels arrived after `moment` (all of them when None), and when the first of them did.
+    "Unsure" answers are not counted: nothing trains on them, so they never call for a round."""
+    query = db.select(func.count(Label.id), func.min(Label.created_at)).where(Label.unsure.is_(False))
     if moment is not None:
         query = query.where(Label.created_at > moment)
     count, first = db.session.execute(query).one()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from assistant.facts import Facts
 from learning.metrics import PER_CLASS_METRICS, metric_key
+from webapp.assistant import model_facts
+from webapp.classes import catalog
 from webapp.clinical import records
 from webapp.extensions import db
+from webapp.inference import doubt
 from webapp.models import GoldItem, Label, Prediction, User
 from webapp.services import services
 
@@ -36,16 +40,27 @@ def facts_for(
         doctor_labels=labels,
         gold_by_class=dict(gold.by_class),
         clinical=list(clinical or []),
+        display_names={name: catalog.display(name) for name in prediction.probabilities},
+        uncertain_between=doubt.read(prediction.probabilities, services().settings.doubt).between,
     )
 
 
 def chat_facts(prediction: Prediction, user: User) -> Facts:
-    """What this user may know about the prediction, gathered as the pages gather it."""
-    return facts_for(
+    """What this user may know about the prediction, gathered as the pages gather it, with what the
+    chat alone states about the model: its gold-set errors, its training data and other classes' evidence."""
+    facts = facts_for(
         prediction,
         labels=labels_visible_to(prediction, user),
         gold=registry_gold(prediction),
         clinical=clinical_lines(prediction.image_id),
+    )
+    errors, measured_on = model_facts.gold_errors(prediction.model_version)
+    return dataclasses.replace(
+        facts,
+        gold_errors=errors,
+        gold_errors_size=measured_on,
+        training_use=model_facts.training_use(prediction.image, prediction.model_version),
+        evidence_for=model_facts.evidence_for(prediction),
     )
 
 
@@ -81,10 +96,12 @@ def labels_visible_to(prediction: Prediction, user: User) -> list[str]:
     lines = []
     for label in labels:
         if label.user_id == user.id:
-            lines.append(f"Your label: {label.label}.")
+            # an unsure answer is a lean, not a diagnosis: the assistant must not present it as one
+            named = catalog.display(label.label)
+            lines.append(f"Your label: unsure, leaning {named}." if label.unsure else f"Your label: {named}.")
         elif gold is None or gold.status == "final":
             # gold reads stay independent until the item is settled
-            lines.append(f"A {label.user.role} labeled it {label.label}.")
-    if gold is not None and gold.status == "final":
-        lines.append(f"Adjudicated gold label: {gold.final_label}.")
+            lines.append(f"A {label.user.role} labeled it {catalog.display(label.label)}.")
+    if gold is not None and gold.status == "final" and gold.final_label:
+        lines.append(f"Adjudicated gold label: {catalog.display(gold.final_label)}.")
     return lines

@@ -9,6 +9,7 @@ class Kind(StrEnum):
     """The one list of audited kinds: the writer takes only these, and the history filters by them."""
 
     LABEL = "label"
+    SKIP = "skip"
     CLASS = "class"
     USER_CREATED = "user_created"
     ROLE_CHANGED = "role_changed"
@@ -38,6 +39,7 @@ class Kind(StrEnum):
 
 WHAT: dict[Kind, str] = {
     Kind.LABEL: "label",
+    Kind.SKIP: "image skipped in review",
     Kind.CLASS: "class change",
     Kind.USER_CREATED: "user created",
     Kind.ROLE_CHANGED: "role change",

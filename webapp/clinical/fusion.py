@@ -72,6 +72,7 @@ def training_studies(champion: int) -> list[Study]:
         .join(newest, newest.c.image_id == Label.image_id)
         .join(Prediction, Prediction.id == newest.c.id)
         .where(Label.channel.notin_(("gold", "double")), Image.is_gold.is_(False))  # the review answer
+        .where(Label.unsure.is_(False))  # a doctor who could not decide teaches nothing
         .order_by(Label.image_id)
     ).all()
     return [

@@ -38,12 +38,17 @@ class Marked:
 
 def mark(image_ids: list[int], engineer: User) -> Marked:
     """Put images in the gold set: out of the review queue and training from now on. Images a
-    model trained on, or that doctors labeled beside a prediction, cannot give a blind read."""
+    model trained on, or that doctors labeled beside a prediction, cannot give a blind read. A doctor's
+    "unsure" answer does not count as labeled: the gold reads of other doctors are its second opinion."""
     result = Marked()
     images = {
         image.id: image for image in db.session.execute(db.select(Image).where(Image.id.in_(image_ids))).scalars()
     }
-    labeled = set(db.session.execute(db.select(Label.image_id).where(Label.image_id.in_(image_ids))).scalars())
+    labeled = set(
+        db.session.execute(
+            db.select(Label.image_id).where(Label.image_id.in_(image_ids), Label.unsure.is_(False))
+        ).scalars()
+    )
     for image_id in dict.fromkeys(image_ids):
         image = images.get(image_id)
         if image is None:

@@ -43,6 +43,7 @@ def page():
         classes=services().class_names,
         candidates=found,
         total=total,
+        unsure_count=pool.unsure_count(),
         chosen=chosen,
         page_size=pool.PAGE_SIZE,
         sites=[s for s in sites if s],

@@ -1,5 +1,6 @@
-"""Labelling activity: labels per day and per doctor, review times, the queue, claims held, agreement
-between doctors on double-read gold images (Cohen's kappa) and disagreement with the final label."""
+"""Labelling activity: labels per day and per doctor, review times, "unsure" answers and skips, the queue,
+claims held, agreement between doctors on double-read gold images (Cohen's kappa) and disagreement with
+the final label."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import Row
 
 from webapp import charts
 from webapp.extensions import db
-from webapp.models import REVIEW_LABEL, Claim, GoldItem, Image, Label, User, utcnow
+from webapp.models import REVIEW_LABEL, Claim, GoldItem, Image, Label, Skip, User, utcnow
 
 GOLD_READ = "gold"  # Label.channel of a blind gold read (webapp/gold/goldset.py READ_CHANNEL)
 
@@ -27,6 +28,8 @@ class DoctorActivity:
     labels: int  # every label in the span: review labels and gold reads
     reviews: int  # review labels only
     median_review_ms: float | None
+    unsure: int = 0  # review labels answered "unsure" (they never train)
+    skips: int = 0  # served images passed on to another doctor
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Activity:
     claims_held: int
     kappas: list[PairKappa]
     adjudication: list[AdjudicationDisagreement]
+    skips: int = 0  # in the span, all doctors
     chart_svg: str = field(default="", repr=False)  # base64 SVG of labels per day and doctor
 
     @property
@@ -92,13 +96,24 @@ def _median(values: list[int]) -> float | None:
 
 
 def _labels_in_span(since) -> Sequence[Row]:
-    """(username, created_at, channel) of every label since `since`."""
+    """(username, created_at, channel, unsure) of every label since `since`."""
     return db.session.execute(
-        db.select(User.username, Label.created_at, Label.channel)
+        db.select(User.username, Label.created_at, Label.channel, Label.unsure)
         .join(User, User.id == Label.user_id)
         .where(Label.created_at >= since)
         .order_by(Label.created_at)
     ).all()
+
+
+def _skips_in_span(since) -> Counter:
+    """username -> images skipped since `since`."""
+    rows = db.session.execute(
+        db.select(User.username, db.func.count(Skip.id))
+        .join(User, User.id == Skip.user_id)
+        .where(Skip.created_at >= since)
+        .group_by(User.username)
+    ).all()
+    return Counter({username: count for username, count in rows})
 
 
 def _review_times(since) -> dict[str, list[int]]:
@@ -173,14 +188,18 @@ def activity(days: int) -> Activity:
     per_day: dict[str, Counter] = defaultdict(Counter)
     labels: Counter = Counter()
     reviews: Counter = Counter()
-    for username, created_at, channel in _labels_in_span(since):
+    unsure: Counter = Counter()
+    for username, created_at, channel, was_unsure in _labels_in_span(since):
         per_day[created_at.date().isoformat()][username] += 1
         labels[username] += 1
         if channel not in ("gold", "double"):
             reviews[username] += 1
+            unsure[username] += int(bool(was_unsure))
     times = _review_times(since)
+    skips = _skips_in_span(since)
     doctors = [
-        DoctorActivity(name, labels[name], reviews[name], _median(times.get(name, []))) for name in sorted(labels)
+        DoctorActivity(name, labels[name], reviews[name], _median(times.get(name, [])), unsure[name], skips[name])
+        for name in sorted(set(labels) | set(skips))  # a doctor who only skipped is active too
     ]
     day_names = [(since_day + timedelta(days=i)).isoformat() for i in range(days)]
     reads = _gold_reads()
@@ -195,5 +214,6 @@ def activity(days: int) -> Activity:
         claims_held=claims_held(),
         kappas=kappas(reads),
         adjudication=adjudication(reads),
+        skips=sum(skips.values()),
         chart_svg=base64.b64encode(charts.stacked_bars(per_day_plain, day_names).encode()).decode(),
     )

@@ -52,6 +52,7 @@ def reference_population(version: int) -> list[int]:
                 db.select(Label.image_id)
                 .join(Image, Image.id == Label.image_id)
                 .where(db.text(REVIEW_LABEL), Label.created_at <= run.started_at, Image.is_gold.is_(False))
+                .where(Label.unsure.is_(False))  # unsure answers never train (labelstore.doctor_examples)
             ).scalars()
         )
     return sorted(ids)

@@ -17,17 +17,19 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from assistant.facts import DISCLAIMER, Facts, pct
-from assistant.plain_language import summary
+from assistant.plain_language import report_summary
 from webapp import audit
 from webapp.assistant.facts import GoldMeasures, facts_for
-from webapp.auth import access
+from webapp.auth import access, signatures
+from webapp.auth.signatures import Signer
 from webapp.classes import catalog
 from webapp.clinical.records import describe, for_image
+from webapp.config import ReportSettings
 from webapp.errors import Problem
 from webapp.extensions import db
 from webapp.files import write_atomic
 from webapp.gold import goldset
-from webapp.inference import explanations, predictions
+from webapp.inference import doubt, explanations, predictions
 from webapp.models import (
     REVIEW_LABEL,
     GateReport,
@@ -54,14 +56,23 @@ class ReportError(Problem):
 
 @dataclass(frozen=True)
 class Confirmation:
-    """Where the study's label stands: who confirmed (or corrected) it, and when."""
+    """Where the study's label stands: who confirmed (or corrected) it, and when; who signs it, and
+    the findings and impression the reporting doctor wrote."""
 
     status: str
     label: str | None = None
-    labeled_by: str | None = None
+    labeled_by: str | None = None  # usernames, as the revisions and FHIR record them
     labeled_at: datetime | None = None
     reason: str | None = None  # the amendment's reason
     original_label: str | None = None  # what the doctor first answered, when amended
+    signers: tuple[Signer, ...] = ()  # full names and job titles, as the report is signed
+    findings: str | None = None
+    impression: str | None = None
+    original: Confirmation | None = None  # the report as first confirmed, when amended
+
+    @property
+    def signed_by(self) -> str:
+        return " and ".join(str(signer) for signer in self.signers) or (self.labeled_by or "")
 
 
 @dataclass(frozen=True)
@@ -97,19 +108,44 @@ class StudyContent:
         return sorted(self.prediction.probabilities.items(), key=lambda kv: kv[1], reverse=True)
 
     @property
+    def call(self) -> doubt.Call | None:
+        """The model's call as pages read it: one class, or uncertain between two (config `doubt`)."""
+        if self.prediction is None:
+            return None
+        return doubt.read(self.prediction.probabilities, services().settings.doubt)
+
+    @property
+    def suggestion(self) -> str:
+        """The model's call in words: "Normal (53.4%)", or "uncertain between Normal and Pneumonia"."""
+        call, prediction = self.call, self.prediction
+        if call is None or prediction is None:
+            return "no prediction yet"
+        if call.between:
+            first, second = call.between
+            return f"uncertain between {catalog.display(first)} and {catalog.display(second)}"
+        return f"{catalog.display(call.top)} ({pct(prediction.confidence)})"
+
+    @property
+    def impression(self) -> str:
+        """The reporting doctor's impression; where they wrote none, the final label says it. An
+        amended report's impression is its new label: the first impression argued for the old one."""
+        c = self.confirmation
+        if c.status == PRELIMINARY:
+            return self.conclusion
+        return c.impression or f"{catalog.display(c.label or '')}."
+
+    @property
     def conclusion(self) -> str:
         """One line for the report's conclusion (and FHIR's DiagnosticReport.conclusion)."""
         c = self.confirmation
         if c.status == PRELIMINARY:
             if self.prediction is None:
                 return "Awaiting a prediction and a doctor's review."
-            return (
-                f"Preliminary: the model suggests {self.prediction.predicted_class} "
-                f"({pct(self.prediction.confidence)}); not yet confirmed by a doctor."
-            )
-        text_ = f"Doctor's final label: {c.label} (by {c.labeled_by})."
+            verb = "is" if self.call and self.call.uncertain else "suggests"
+            return f"Preliminary: the model {verb} {self.suggestion}; not yet confirmed by a doctor."
+        text_ = f"Doctor's final label: {catalog.display(c.label or '')} (by {c.signed_by})."
         if c.status == AMENDED:
-            text_ += f" Amended from {c.original_label}: {c.reason}"
+            text_ += f" Amended from {catalog.display(c.original_label or '')}: {c.reason}"
         return text_
 
 
@@ -135,14 +171,24 @@ def _confirmed(image: Image) -> Confirmation:
         if gold is None or gold.status != "final":
             return Confirmation(PRELIMINARY)
         if gold.adjudicated_by_id:
-            by = db.session.get_one(User, gold.adjudicated_by_id).username
+            readers = [db.session.get_one(User, gold.adjudicated_by_id)]
         else:
-            by = " and ".join(read.user.username for read in goldset.reads(image.id)) or "the gold set"
-        return Confirmation(FINAL, gold.final_label, by, gold.finalized_at)
+            readers = [read.user for read in goldset.reads(image.id)]
+        by = " and ".join(reader.username for reader in readers) or "the gold set"
+        signers = tuple(signatures.of(reader) for reader in readers)
+        return Confirmation(FINAL, gold.final_label, by, gold.finalized_at, signers=signers)
     label = _review_label(image.id)
-    if label is None:
+    if label is None or label.unsure:  # a doctor who could not decide signs nothing off
         return Confirmation(PRELIMINARY)
-    return Confirmation(FINAL, label.label, label.user.username, label.created_at)
+    return Confirmation(
+        FINAL,
+        label.label,
+        label.user.username,
+        label.created_at,
+        signers=(signatures.of(label.user),),
+        findings=label.findings,
+        impression=label.impression,
+    )
 
 
 def confirmation(image: Image) -> Confirmation:
@@ -157,6 +203,9 @@ def confirmation(image: Image) -> Confirmation:
         amendment.created_at,
         amendment.reason,
         confirmed.label,
+        signers=(signatures.of(amendment.amended_by),),
+        findings=confirmed.findings,  # what was seen stands; the amendment changes the conclusion
+        original=confirmed,
     )
 
 
@@ -208,10 +257,18 @@ def facts(content: StudyContent) -> Facts | None:
 
 
 def plain_summary(content: StudyContent) -> str:
-    found = facts(content)
-    if found is None:
-        return "The model has not looked at this image yet."
-    return summary(found)
+    """ "In plain words", from the final label (an amendment's included), never the model's call
+    where a doctor has answered: after an amendment it must not speak of the class amended away."""
+    c, call = content.confirmation, content.call
+    final = None if c.status == PRELIMINARY else c.label
+    names = set(content.prediction.probabilities if content.prediction else ()) | ({final} if final else set())
+    return report_summary(
+        final,
+        facts(content),
+        displays={name: catalog.display(name) for name in names},
+        between=call.between if call else None,
+        amended=c.status == AMENDED,
+    )
 
 
 def gather(image: Image) -> StudyContent:
@@ -247,6 +304,11 @@ def pictures(content: StudyContent) -> tuple[str, str | None]:
     return image_uri, _png_data_uri(overlay) if overlay else None
 
 
+def header() -> ReportSettings:
+    """The institution, department and address the report is headed with (config.yaml `report`)."""
+    return services().settings.report
+
+
 def render_html(content: StudyContent, report: StudyReport | None, pdf: bool, **page) -> str:
     """The one template for the page and the PDF; `pdf` picks the print layout and data: images."""
     image_src, overlay_src = pictures(content) if pdf else (None, None)
@@ -258,6 +320,7 @@ def render_html(content: StudyContent, report: StudyReport | None, pdf: bool, **
         image_src=image_src,
         overlay_src=overlay_src,
         notice=DISCLAIMER,
+        header=header(),
         **page,
     )
 

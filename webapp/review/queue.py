@@ -1,8 +1,12 @@
-"""The review queue: which image a doctor sees next, claims, and storing their answer.
+"""The review queue: which image a doctor sees next, claims, skips, and storing their answer.
 
 One image gets one review label. The database holds that rule twice over: a claim row per image
 (its primary key) that is kept once the image is labeled, and a partial unique index on review
 labels. A label is stored together with its claim turning "labeled", in one transaction.
+
+A doctor may skip a served image: its claim is released for the next doctor and a Skip row keeps it
+from being served to this doctor again. A doctor may also answer "unsure": the label is stored (the
+image leaves the queue) but nothing learns from it, and the gold page offers it for blind reads.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from webapp.models import (
     Prediction,
     QueryScore,
     Setting,
+    Skip,
     User,
     utcnow,
 )
@@ -36,6 +41,8 @@ from webapp.services import services
 log = logging.getLogger(__name__)
 STRATEGY_KEY = "active_learning.strategy"
 HELD, LABELED, UNSHOWABLE = "held", "labeled", "unshowable"  # Claim.state
+MAX_TEXT = 4000  # characters of findings, impression or comment: a long report, never a pasted file
+TEXT_FIELDS = {"findings": "Findings", "impression": "Impression", "comment": "The comment"}
 
 
 class LabelError(Problem):
@@ -94,9 +101,14 @@ def _held_by(user: User, now) -> Image | None:
     ).scalar_one_or_none()
 
 
-def _best_unclaimed(now) -> tuple[Image, bool] | None:
-    """The most informative open image nobody holds: (image, whether an expired claim is on it).
-    Read fresh each time: a list read earlier goes stale as soon as other doctors claim."""
+def _skipped_by(user: User):
+    return db.select(Skip.image_id).where(Skip.user_id == user.id)
+
+
+def _best_unclaimed(now, user: User) -> tuple[Image, bool] | None:
+    """The most informative open image nobody holds and this doctor has not skipped: (image, whether
+    an expired claim is on it). Read fresh each time: a list read earlier goes stale as soon as other
+    doctors claim."""
     version = services().registry.version_for("champion")
     score = (
         db.select(QueryScore.rank)
@@ -121,6 +133,7 @@ def _best_unclaimed(now) -> tuple[Image, bool] | None:
         .add_columns(Claim.image_id.is_not(None))
         .outerjoin(Claim, Claim.image_id == Image.id)
         .where(or_(Claim.image_id.is_(None), (Claim.state == HELD) & (Claim.expires_at < now)))
+        .where(Image.id.not_in(_skipped_by(user)))
         # unscored and unpredicted images last on every database (NULLs sort differently)
         .order_by(case((score.is_(None), 1), else_=0), score, case((confidence.is_(None), 1), else_=0), confidence)
         .order_by(Image.id)
@@ -167,7 +180,7 @@ def serve(user: User) -> Served | None:
         now = utcnow()
         image = _held_by(user, now)  # a reload shows the same image rather than skipping it
         if image is None:
-            found = _best_unclaimed(now)
+            found = _best_unclaimed(now, user)
             if found is None:
                 return None
             if not _claim(found[0].id, user, now, expired_claim=found[1]):
@@ -186,6 +199,46 @@ def serve(user: User) -> Served | None:
 def next_for(user: User) -> Image | None:
     served = serve(user)
     return served.image if served is not None else None
+
+
+def skip(user: User, image_id: int) -> None:
+    """Pass on a served image: its claim is released, so the next doctor can be served it at once,
+    and this doctor is never served it again. Skipping it twice (a double click) records one skip."""
+    require_labeler(user)
+    if db.session.execute(db.select(Skip.id).filter_by(image_id=image_id, user_id=user.id)).first() is not None:
+        return
+    released = rows_changed(
+        db.delete(Claim).where(Claim.image_id == image_id, Claim.user_id == user.id, Claim.state == HELD)
+    )
+    if released != 1:
+        db.session.rollback()
+        raise LabelError(f"Image {image_id} is not served to you: only the image in front of you can be skipped.", 409)
+    db.session.add(Skip(image_id=image_id, user_id=user.id))
+    audit.record(audit.Kind.SKIP, user, details={"image_id": image_id})
+    db.session.commit()
+
+
+def skips_of_image(image_id: int) -> int:
+    """How many doctors passed on an image."""
+    return db.session.execute(db.select(db.func.count(Skip.id)).filter_by(image_id=image_id)).scalar_one()
+
+
+def skips_by(user: User) -> int:
+    """How many images this doctor passed on, all told."""
+    return db.session.execute(db.select(db.func.count(Skip.id)).filter_by(user_id=user.id)).scalar_one()
+
+
+def report_texts(**given: str | None) -> dict[str, str | None]:
+    """Findings, impression and comment as stored: trimmed, blank as none; too long is refused whole."""
+    texts = {}
+    for name, value in given.items():
+        value = (value or "").strip()
+        if len(value) > MAX_TEXT:
+            raise LabelError(
+                f"{TEXT_FIELDS[name]} has {len(value):,} characters; keep it to {MAX_TEXT:,}. Nothing was saved."
+            )
+        texts[name] = value or None
+    return texts
 
 
 def _label_taken(image_id: int, user: User) -> SavedLabel:
@@ -227,13 +280,19 @@ def submit(
     prediction_id: int | None = None,
     time_spent_ms: int | None = None,
     channel: str = "web",
+    unsure: bool = False,
+    findings: str | None = None,
+    impression: str | None = None,
+    comment: str | None = None,
 ) -> SavedLabel:
+    """Store a doctor's answer. `unsure`: they could not decide; `label` is the class they leant to,
+    or empty for the model's call."""
     require_labeler(user)
+    texts = report_texts(findings=findings, impression=impression, comment=comment)
     class_names = services().class_names
-    resolved = catalog.resolve(label, class_names)
-    if resolved is None:
+    resolved = catalog.resolve(label, class_names) if label or not unsure else None
+    if resolved is None and label:
         raise LabelError(f"Unknown class {label!r}; known classes: {', '.join(class_names)}.")
-    label = resolved
     image = db.session.get(Image, image_id)
     if image is None or goldset.is_blind(image):  # a gold image awaiting reads looks missing
         raise LabelError(f"No image with id {image_id}.", 404)
@@ -247,6 +306,11 @@ def submit(
             raise LabelError("That prediction belongs to another image.")
     else:
         prediction = predictions.latest(image_id)
+    if resolved is None:  # unsure without a class: the model's call stands as the lean
+        if prediction is None:
+            raise LabelError("Unsure with no prediction to lean on: choose the class you lean to.")
+        resolved = catalog.canonical(prediction.predicted_class)
+    label = resolved
     if time_spent_ms is not None and not 0 <= time_spent_ms <= 24 * 3600 * 1000:
         time_spent_ms = None  # a clock skew in the browser should not store nonsense
     mine = db.session.execute(db.select(Label).filter_by(image_id=image_id, user_id=user.id)).scalar_one_or_none()
@@ -259,10 +323,13 @@ def submit(
         user_id=user.id,
         label=label,
         prediction=prediction,
-        # a model trained before a rename answers with the class's old name
-        agreed=(catalog.canonical(prediction.predicted_class) == label) if prediction else None,
+        # a model trained before a rename answers with the class's old name; an unsure answer neither
+        # confirms nor corrects, so it stays out of every agreement figure (trust meter, drift, gate)
+        agreed=(catalog.canonical(prediction.predicted_class) == label) if prediction and not unsure else None,
         time_spent_ms=time_spent_ms,
         channel=channel,
+        unsure=unsure,
+        **texts,
     )
     db.session.add(row)
     try:
@@ -284,6 +351,7 @@ def label_details(label: Label) -> dict:
         "channel": label.channel,
         "prediction_id": label.prediction_id,
         "agreed": label.agreed,
+        "unsure": label.unsure,
     }
 
 
@@ -295,6 +363,10 @@ def label_to_dict(label: Label) -> dict:
         "user": label.user.username,
         "prediction_id": label.prediction_id,
         "agreed": label.agreed,
+        "unsure": label.unsure,
+        "findings": label.findings,
+        "impression": label.impression,
+        "comment": label.comment,
         "time_spent_ms": label.time_spent_ms,
         "created_at": label.created_at.isoformat() + "Z",
     }

@@ -31,6 +31,18 @@ def whole(minimum: int = 0, maximum: int = MAX_INT, **kwargs) -> fields.Integer:
     return fields.Integer(strict=True, validate=in_range, **kwargs)
 
 
+class _StrictBoolean(fields.Boolean):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):  # "yes", 1 and "true" are a client's mistake, not a choice
+            raise self.make_error("invalid")
+        return value
+
+
+def flag(**kwargs) -> fields.Boolean:
+    """A yes/no that must be JSON true or false: a string or a number is a 400, never a guess."""
+    return _StrictBoolean(**kwargs)
+
+
 def timestamp(metadata: dict | None = None, **kwargs) -> fields.String:
     shown = {"format": "date-time", "example": "2026-12-02T08:00:00Z", **(metadata or {})}
     return fields.String(metadata=shown, **kwargs)
