@@ -6,7 +6,8 @@ import dataclasses
 import re
 from collections.abc import Sequence
 
-from assistant.facts import DISCLAIMER, Answer, Facts, pct, topic_key
+from assistant import model_questions
+from assistant.facts import DISCLAIMER, PLAIN_DISCLAIMER, Answer, Facts, pct, topic_key
 from assistant.intents import REFUSALS, IntentClassifier, Understanding, default_intents, named_topic
 from assistant.knowledge import KnowledgeBase
 from assistant.language_model import Rephraser
@@ -83,7 +84,9 @@ def compose(
     if intent == "plain":  # "say that in plain words": the previous question again, in plain words
         mode = "plain"
         intent, named = _previous(earlier, kb, classifier) if earlier else ("why", named)
-    if mode == "plain":
+    if intent in model_questions.INTENTS:
+        answer = _model_question(intent, named, question, facts, mode)
+    elif mode == "plain":
         answer = _compose_plain(intent, named, facts)
     else:
         answer = _compose(intent, named, question, facts, kb)
@@ -121,6 +124,28 @@ def _previous(earlier: Sequence[str], kb: KnowledgeBase, intents: IntentClassifi
     return "why", None
 
 
+def _model_question(intent: str, named: str | None, question: str, facts: Facts, mode: str) -> Answer:
+    """Findings it does not assess, why not another class, its errors, its training data, what a result means."""
+    classes = list(facts.probabilities)
+    named = _as_class(named, classes) if named is not None else _class_in(question, facts)
+    text, used = model_questions.answer(intent, named, question, facts, plain=mode == "plain")
+    disclaimer = PLAIN_DISCLAIMER if mode == "plain" else DISCLAIMER
+    return Answer(f"{text}{' ' if mode == 'plain' else chr(10)}{disclaimer}", used, intent, "template", mode=mode)
+
+
+def _class_in(question: str, facts: Facts) -> str | None:
+    """A class of this model the question names by identifier or display name (one added at run time
+    has no knowledge-base entry, so named_topic does not know it)."""
+    asked = f" {topic_key(question)} "
+    found = [
+        (len(spelled), name)
+        for name in facts.probabilities
+        for spelled in {topic_key(name), topic_key(facts.name(name))}
+        if re.search(rf"\b{re.escape(spelled)}\b", asked)
+    ]
+    return max(found)[1] if found else None
+
+
 def _compose_plain(intent: str, named: str | None, facts: Facts) -> Answer:
     text = plain_answer(intent, named, facts)
     used = [line for line in facts.lines() if line.startswith("In plain words:")]
@@ -141,9 +166,15 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
         return Answer(
             f'{CAN_ANSWER} Ask, for example, "why?" or "how sure is it?"\n{DISCLAIMER}', [], intent, "template"
         )
-    top, top_p = facts.ranking[0]
-    probabilities = ", ".join(f"{name} {pct(p)}" for name, p in facts.ranking)
+    top_class, top_p = facts.ranking[0]
+    top = facts.name(top_class)
+    probabilities = ", ".join(f"{facts.name(name)} {pct(p)}" for name, p in facts.ranking)
     used = facts.lines()[:3]
+    doubt = ""
+    if facts.uncertain_between:
+        first, second = (facts.name(name) for name in facts.uncertain_between)
+        doubt = f"The call is uncertain between {first} and {second}."
+        used = used + [next(line for line in facts.lines() if line.startswith("The call is uncertain"))]
     if intent == "confidence":
         text = (
             f"The model gives {top} {pct(top_p)} ({probabilities}), so it is {facts.certainty_words()}. "
@@ -151,6 +182,8 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
             f"is close to the boundary between classes. These are model scores, not the chance that "
             f"the diagnosis is right for this patient."
         )
+        if doubt:
+            text = f"{doubt} {text}"
     elif intent == "location":
         if facts.location:
             text = f"The heat map shows where the evidence for {top} came from. {facts.location}"
@@ -162,32 +195,38 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
             text += " " + caveat[0].text
             used = used + [caveat[0].cited()]
     elif intent == "performance":
-        about = named if named in facts.gold_by_class else top
-        metrics = facts.gold_by_class.get(about) or (facts.gold_metrics if about == top else {})
+        about = named if named in facts.gold_by_class else top_class
+        metrics = facts.gold_by_class.get(about) or (facts.gold_metrics if about == top_class else {})
         if metrics:
             parts = ", ".join(f"{name} {pct(value)}" for name, value in metrics.items())
             size = f" of {facts.gold_size} adjudicated images" if facts.gold_size else ""
-            text = f"On the frozen gold set{size}, model version {facts.model_version} scored for {about}: {parts}."
-            used = used + [line for line in facts.lines() if "gold set" in line and f"for {about}:" in line]
+            text = (
+                f"On the frozen gold set{size}, model version {facts.model_version} scored for "
+                f"{facts.name(about)}: {parts}."
+            )
+            used = used + [line for line in facts.lines() if "gold set" in line and f"for {facts.name(about)}:" in line]
         else:
             text = (
                 f"Model version {facts.model_version} has no gold-set measurements yet, so I cannot "
-                f"say how often it is right for {about}."
+                f"say how often it is right for {facts.name(about)}."
             )
         if named in facts.probabilities and named != about:
-            text += f" It has no gold-set measurements for {named}; the figures above are for the predicted class."
+            text += (
+                f" It has no gold-set measurements for {facts.name(named)}; "
+                "the figures above are for the predicted class."
+            )
         elif named and named not in facts.probabilities:
             caveat = kb.search(question, named)
             if caveat:
                 text += " " + caveat[0].text
                 used = used + [caveat[0].cited()]
     elif intent == "next_steps":
-        topic = named or top
+        topic = named or top_class
         passage = kb.next_steps.get(topic_key(topic)) or kb.next_steps.get("pneumonia")
         if passage is None:
             text = "The knowledge base holds no next-step guidance for this class yet."
         else:
-            text = f"For {topic}: {passage.text} (Source: {passage.source})"
+            text = f"For {facts.name(topic)}: {passage.text} (Source: {passage.source})"
             used = used + [passage.cited()]
         text += " medal gives no treatment, dosing or admission advice; the clinician decides."
     elif intent == "clinical":
@@ -204,12 +243,12 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
         text = " ".join(facts.doctor_labels) if facts.doctor_labels else "No doctor has labeled this image yet."
         used = used + facts.doctor_labels
     elif intent == "definition":
-        topic = named or top
+        topic = named or top_class
         passages = kb.search(question, topic, k=1)
         if not passages and topic in facts.probabilities:
             # a class added at run time may have no cited entry yet: say so rather than invent one
             text = (
-                f"The knowledge base has no entry for {topic} yet, so I cannot describe it; "
+                f"The knowledge base has no entry for {facts.name(topic)} yet, so I cannot describe it; "
                 f"the model gives it {pct(facts.probabilities[topic])} for this image."
             )
             return Answer(f"{text}\n{DISCLAIMER}", used, intent, "template")
@@ -219,14 +258,17 @@ def _compose(intent: str, named: str | None, question: str, facts: Facts, kb: Kn
         text = f"{passage.text} (Source: {passage.source})"
         used = [passage.cited()]
         if topic not in facts.probabilities:
-            text += f" This model does not predict {topic}; its classes are {', '.join(facts.probabilities)}."
+            classes = ", ".join(facts.name(name) for name in facts.probabilities)
+            text += f" This model does not predict {topic}; its classes are {classes}."
     else:  # why
         sentences = [f"The model predicts {top} with {pct(top_p)} ({probabilities})."]
+        if doubt:
+            sentences = [f"The model leans to {top} with {pct(top_p)} ({probabilities}). {doubt}"]
         if facts.location:
             sentences.append(facts.location)
             used = used + [f"Heat map: {facts.location}"]
         sentences.append("It learned this pattern from labeled radiographs and sees only this image.")
-        background = kb.search(f"what {top} looks like on a radiograph", top)
+        background = kb.search(f"what {topic_key(top_class)} looks like on a radiograph", top_class)
         if background:
             sentences.append(f"{background[0].text} (Source: {background[0].source})")
             used = used + [background[0].cited()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # The one disclaimer: the end of every chat answer and the study report's notice.
@@ -33,6 +34,26 @@ def topic_key(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name.lower()).strip()
 
 
+@dataclass(frozen=True)
+class GoldError:
+    """One kind of mistake on the gold set: studies of class `truth` the model called `called`."""
+
+    truth: str
+    called: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TrainingUse:
+    """Whether this image was in what the model was trained on, from the training manifests of the
+    model version and the versions it was fine-tuned from (newest first)."""
+
+    model_version: int
+    used_by: tuple[int, ...] = ()  # versions whose training manifest lists this image
+    checked: tuple[int, ...] = ()  # versions whose manifest could say (it lists images by content)
+    unknown: tuple[int, ...] = ()  # versions without such a manifest: whether they used it is not known
+
+
 @dataclass
 class Facts:
     """What the system knows about one prediction; every number an answer may use is here."""
@@ -47,6 +68,18 @@ class Facts:
     # the gold-set metrics of every class the registry measured, {"viral pneumonia": {"sensitivity": 0.9}}
     gold_by_class: dict[str, dict[str, float]] = field(default_factory=dict)
     clinical: list[str] = field(default_factory=list)  # "CRP 85 mg/L", from webapp.clinical.records.describe
+    # what a person reads for each class ("Bacterial pneumonia"); an identifier without one reads as itself
+    display_names: dict[str, str] = field(default_factory=dict)
+    uncertain_between: tuple[str, str] | None = None  # the deployment's doubt rule (config.yaml `doubt`)
+    gold_errors: list[GoldError] = field(default_factory=list)  # the gold set's confusions, most frequent first
+    gold_errors_size: int | None = None  # the gold studies the confusions were counted on
+    training_use: TrainingUse | None = None
+    # the heat map's location for another class, computed when asked (a second Grad-CAM target)
+    evidence_for: Callable[[str], str | None] | None = field(default=None, repr=False, compare=False)
+
+    def name(self, class_name: str) -> str:
+        """The class as a person reads it."""
+        return self.display_names.get(class_name) or class_name
 
     @property
     def ranking(self) -> list[tuple[str, float]]:
@@ -70,28 +103,49 @@ class Facts:
         return "unsure"
 
     def lines(self) -> list[str]:
+        top = self.name(self.predicted_class)
         lines = [
             f"Prediction {self.prediction_id} was made by model version {self.model_version}.",
-            "Class probabilities: " + ", ".join(f"{name} {pct(p)}" for name, p in self.ranking) + ".",
-            f"Top class: {self.predicted_class}; the margin over the next class is {pct(self.margin)}.",
+            "Class probabilities: " + ", ".join(f"{self.name(name)} {pct(p)}" for name, p in self.ranking) + ".",
+            f"Top class: {top}; the margin over the next class is {pct(self.margin)}.",
             # the one number plain answers use, listed so that it is grounded like the others
-            f"In plain words: {confidence_phrase(self.ranking[0][1])} sure of {self.predicted_class}.",
+            f"In plain words: {confidence_phrase(self.ranking[0][1])} sure of {top}.",
         ]
+        if self.uncertain_between:
+            first, second = self.uncertain_between
+            lines.append(f"The call is uncertain between {self.name(first)} and {self.name(second)}.")
         if self.location:
             lines.append(f"Heat map: {self.location}")
         if self.gold_metrics:
             parts = ", ".join(f"{name} {pct(value)}" for name, value in self.gold_metrics.items())
             size = f" ({self.gold_size} adjudicated images)" if self.gold_size else ""
-            lines.append(
-                f"Model version {self.model_version} on the gold set{size}, for {self.predicted_class}: {parts}."
-            )
+            lines.append(f"Model version {self.model_version} on the gold set{size}, for {top}: {parts}.")
         for name, metrics in self.gold_by_class.items():
             if name != self.predicted_class or not self.gold_metrics:
                 parts = ", ".join(f"{key} {pct(value)}" for key, value in metrics.items())
-                lines.append(f"Model version {self.model_version} on the gold set, for {name}: {parts}.")
+                lines.append(f"Model version {self.model_version} on the gold set, for {self.name(name)}: {parts}.")
+        if self.gold_errors_size:
+            errors = "; ".join(
+                f"{self.name(e.truth)} called {self.name(e.called)} {e.count} times" for e in self.gold_errors
+            )
+            size = self.gold_errors_size
+            lines.append(f"Model version {self.model_version}'s errors on {size} gold studies: {errors or 'none'}.")
+        if self.training_use is not None:
+            lines.append(self.training_use_line())
         lines.extend(self.doctor_labels)
         lines.extend(f"Clinical record: {line}" for line in self.clinical)
         return lines
+
+    def training_use_line(self) -> str:
+        use = self.training_use
+        assert use is not None
+        checked = ", ".join(str(v) for v in use.checked) or "none"
+        used = ", ".join(str(v) for v in use.used_by) or "none"
+        unknown = ", ".join(str(v) for v in use.unknown) or "none"
+        return (
+            f"Training manifests of model version {use.model_version} and its ancestors: read for versions {checked}; "
+            f"listing this image: {used}; not known for: {unknown}."
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from assistant import embeddings
+from assistant import embeddings, findings
 
 PHRASINGS = Path(__file__).resolve().parent / "phrasings" / "intents.yaml"
 
@@ -95,8 +95,56 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
+_FILM = r"(image|film|x-?ray|study|radiograph|picture|scan|case)"
 # Answerable questions with a word that settles them, tried after the refusal rules.
 _ANSWER_RULES: list[tuple[str, re.Pattern[str]]] = [
+    ("finding", findings.ANY),  # "is there an effusion?": the model may not assess it, whatever else is asked
+    (
+        "training_data",
+        re.compile(
+            rf"\b(train(ed|ing)?|learn(ed|t|ing)?|taught|teach(ing)?)\b.{{0,40}}\b(this|the same) {_FILM}|"
+            rf"\b(this|the) {_FILM}\b.{{0,40}}\b(train\w*|learn\w*|taught|teach\w*)|"
+            rf"\bseen (this|the same) {_FILM}|\btraining (set|data|images?|examples?|manifest)\b",
+            _I,
+        ),
+    ),
+    (
+        "meaning",
+        re.compile(
+            r"\bwhat (does|do|did|will|would|could|might|can) (this|that|it|these|those|the (\w+ )?(results?|x-?rays?|"
+            r"findings?|scan|film|report|answer|picture|image))( (result|x-?ray|finding|answer))? (mean|tell)\b|"
+            r"\bmeans? for (my|our|him|her|me|us|them|the (child|patient|family))\b|"
+            r"\bwhat should (i|we) make of\b|\bwho (should|can|do|could) (i|we) (ask|talk to|speak to)\b",
+            _I,
+        ),
+    ),
+    (
+        "definition",
+        re.compile(r"\bwhat (does|do) (this|that|the) (class|term|word|diagnosis|label|category) mean\b", _I),
+    ),
+    (
+        "errors",
+        re.compile(
+            r"^(?!.*\bhow (often|many times|frequently)\b).*(\b(gets?|got|getting) (\w+ ){0,2}wrong\b|\bwrong most\b|"
+            r"\b(what|which|kinds? of|types? of|sorts? of|common|typical|usual|main|biggest) (\w+ )?mistakes?\b|"
+            r"\bmisclassif\w*|"
+            r"\b(common|frequent|typical|usual|main|biggest) (errors?|confusions?)\b|\bconfusion matrix\b|"
+            r"\b(it|model|classifier) (\w+ )?(confus|mix)(e|es|ed|ing)\b|"
+            r"\bconfus(e|es|ed|ing) (\w+ ){0,3}(with|and|for)\b|"
+            r"\bmix(es|ed)? (\w+ ){0,3}up\b|\bmiss(es)? most\b)",
+            _I,
+        ),
+    ),
+    (
+        "why_not",
+        re.compile(
+            r"\bwhy (not|no)\b|\bwhy (isn'?t|is not|wasn'?t|was not|didn'?t|did not|doesn'?t|does not|couldn'?t|"
+            r"could not|won'?t|hasn'?t)\b|\brather than\b|\binstead of\b|\b(evidence|speaks?|argues?) against\b|"
+            r"\bwhy (is|was) (it|this) (\w+ ){1,2}(and|but) not\b|"
+            r"\b(choose|chose|pick|picked|prefer|preferred) \w+ over\b",
+            _I,
+        ),
+    ),
     (
         "plain",
         re.compile(
