@@ -7,13 +7,20 @@
 
   function cell(row, text) { const td = document.createElement("td"); td.textContent = text; row.appendChild(td); return td; }
 
-  function bars(probabilities, shownAs) {
+  // the same bars as the prediction page (_prediction.html): an SVG rect per class, the two classes
+  // the model hesitates between marked as such, else its top class
+  const SVG = "http://www.w3.org/2000/svg";
+  function bars(prediction, shownAs) {
     const list = document.createElement("ul"); list.className = "bars";
-    Object.entries(probabilities).forEach(([name, p], i) => {
-      const li = document.createElement("li"); if (i === 0) li.className = "top";
+    const between = prediction.uncertain_between || [];
+    Object.entries(prediction.probabilities).forEach(([name, p], i) => {
+      const li = document.createElement("li");
+      li.className = between.includes(name) ? "between" : (i === 0 && !between.length ? "top" : "");
       const label = document.createElement("span"); label.textContent = shownAs[name] || name;
-      const bar = document.createElement("span"); bar.className = "bar";
-      const fill = document.createElement("span"); fill.style.width = (p * 100).toFixed(1) + "%"; bar.appendChild(fill);
+      const bar = document.createElementNS(SVG, "svg"); bar.setAttribute("class", "bar");
+      bar.setAttribute("viewBox", "0 0 100 1"); bar.setAttribute("preserveAspectRatio", "none"); bar.setAttribute("aria-hidden", "true");
+      const fill = document.createElementNS(SVG, "rect"); fill.setAttribute("width", (p * 100).toFixed(1)); fill.setAttribute("height", "1");
+      bar.appendChild(fill);
       const value = document.createElement("span"); value.textContent = (p * 100).toFixed(1) + "%";
       li.append(label, bar, value); list.appendChild(li);
     });
@@ -34,11 +41,12 @@
       if (!result.ok) { status.textContent = result.error; status.className = "error-message"; return; }
       const p = result.prediction;
       status.innerHTML = ""; const strong = document.createElement("strong"); strong.textContent = result.call; status.appendChild(strong);
-      cell(row, "").appendChild(bars(p.probabilities, result.shown_as));
+      strong.className = p.uncertain_between ? "model-call uncertain" : "model-call";
+      cell(row, "").appendChild(bars(p, result.shown_as));
       cell(row, "v" + p.model_version);
       const link = document.createElement("a"); link.href = "/predictions/" + p.id; link.textContent = "open";
       const last = cell(row, ""); last.appendChild(link);
-      if (result.already) row.after(alreadyNotice(result));
+      if (result.already) { row.classList.add("reupload"); row.after(alreadyNotice(result)); }
       // the prediction came back without waiting for Grad-CAM: the heat map's URL answers once it is made
       const heat = document.createElement("span"); heat.className = "muted";
       heat.textContent = result.heatmap.status === "ready" ? " · heat map ready" : " · heat map…";
