@@ -2,6 +2,8 @@
 clinical data; with studies whose label follows CRP (not the image) it beats image-only, waits for an
 engineer, and is then shown beside the image-only prediction."""
 
+import re
+
 import numpy as np
 
 from tests import synthetic
@@ -80,6 +82,7 @@ def test_fusion_beats_image_only_and_is_shown_only_once_approved(trained_app, cs
     login(client, "engineer")
     page = client.get("/clinical/models")
     assert page.status_code == 200 and b"image + clinical data" in page.data
+    assert b"sensitivity Pneumonia" in page.data and b"sensitivity pneumonia" not in page.data  # display names
     assert client.post(f"/clinical/models/{model.id}/decision", data={"decision": "approve"}).status_code == 400
     response = client.post(f"/clinical/models/{model.id}/decision", data={"decision": "approve", "reason": "CRP helps"})
     assert response.status_code == 302
@@ -96,6 +99,15 @@ def test_fusion_beats_image_only_and_is_shown_only_once_approved(trained_app, cs
     login(client, "doctor")
     page = client.get(f"/predictions/{body['prediction']['id']}")
     assert b"Image + clinical data" in page.data and b"CRP" in page.data
+    fused_call = re.search(
+        r'Image \+ clinical data: <span class="model-call[^"]*">([^<]+)</span>', page.get_data(as_text=True)
+    )
+    assert fused_call and fused_call.group(1) in {
+        "Normal",
+        "Pneumonia",
+        "Uncertain between Normal and Pneumonia",
+        "Uncertain between Pneumonia and Normal",
+    }
 
 
 def test_an_engineer_rejects_with_a_reason_and_doctors_may_not_decide(trained_app, csrf_off):
