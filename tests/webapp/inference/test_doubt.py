@@ -27,3 +27,12 @@ def test_a_clear_call_names_one_class(top, second):
 def test_no_probabilities_is_an_error():
     with pytest.raises(ValueError):
         read({}, RULE)
+
+
+def test_the_call_reads_in_display_names():
+    def shown(name: str) -> str:
+        return {"viral_pneumonia": "Viral pneumonia", "bacterial_pneumonia": "Bacterial pneumonia"}.get(name, name)
+
+    doubtful = read({"normal": 0.31, "bacterial_pneumonia": 0.33, "viral_pneumonia": 0.36}, RULE)
+    assert doubtful.words(shown) == "Uncertain between Viral pneumonia and Bacterial pneumonia"
+    assert read({"viral_pneumonia": 0.9, "normal": 0.1}, RULE).words(shown) == "Viral pneumonia"
