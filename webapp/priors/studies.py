@@ -27,6 +27,7 @@ class Study:
     final_label: str | None  # the doctor's label, its amendment, the gold label or the import's label
     label_source: str | None  # "doctor", "amended", "gold", "import"; None while unlabeled
     predicted_class: str | None  # the model's latest call; None where no model has predicted it
+    probabilities: dict[str, float] | None  # for the call in words (doubt shown as doubt)
     confidence: float | None
     model_version: int | None
     prediction_id: int | None
@@ -97,6 +98,7 @@ def _study(image: Image, call: Prediction | None) -> Study:
         label,
         source,
         call.predicted_class if call else None,
+        dict(call.probabilities) if call else None,
         call.confidence if call else None,
         call.model_version if call else None,
         call.id if call else None,
