@@ -2,6 +2,7 @@
 events, ROC curves, reliability diagrams and confusion matrices. Pages show them as
 `<img src="{{ svg|svg_data_uri }}">`, which the CSP (`img-src 'self' data:`) allows; matplotlib
 escapes every label it writes, so class names and version text cannot break out of the SVG.
+Every chart titles both its axes: a reader should never have to guess what a number measures.
 A chart is drawn once per content and kept (`drawn_once`): the dashboard's six charts cost seconds
 to draw and change only when a gate runs or a champion changes."""
 
@@ -100,8 +101,8 @@ def line_chart(
     markers: Sequence[Marker] = (),
     *,
     title: str = "",
-    xlabel: str = "",
-    ylabel: str = "",
+    xlabel: str,
+    ylabel: str,
     ylim: tuple[float, float] | None = None,
     version_ticks: bool = False,
     labels: Sequence[tuple[float, float, str]] = (),
@@ -169,7 +170,7 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
         for index, (colour, (name, (fpr, tpr))) in enumerate(zip(_colours(), curves.items())):
             dashes = "-" if index % 2 == 0 else (0, (4, 2))
             axes.step(fpr, tpr, where="post", color=colour, linewidth=1.8, linestyle=dashes, label=name)
-        _unit_square(axes, "false positive rate (1 − specificity)", "true positive rate (sensitivity)", title)
+        _unit_square(axes, "False positive rate (1 − specificity)", "True positive rate (sensitivity)", title)
         axes.legend(loc="lower right", fontsize=7.5)
         return _svg(figure)
 
@@ -183,7 +184,7 @@ def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float
         axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="perfectly calibrated")
         for colour, (name, (confidence, accuracy)) in zip(_colours(), curves.items()):
             axes.plot(confidence, accuracy, marker="o", markersize=4, color=colour, linewidth=1.6, label=name)
-        _unit_square(axes, "confidence of the top class", "share correct", title)
+        _unit_square(axes, "Predicted probability (top class)", "Observed frequency (share correct)", title)
         axes.legend(loc="upper left", fontsize=7.5)
         return _svg(figure)
 
@@ -211,14 +212,59 @@ def confusion_chart(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
         axes.imshow(values, cmap="Blues", vmin=0, vmax=max(top, 1))
         axes.set_xticks(range(k), list(class_names), rotation=30, ha="right")
         axes.set_yticks(range(k), list(class_names))
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("true (gold)")
+        axes.set_xlabel("Predicted class")
+        axes.set_ylabel("True class (gold)")
         for row, counts in enumerate(values):
             for column, value in enumerate(counts):
                 colour = "white" if top and value > top / 2 else "black"
                 axes.text(column, row, str(value), ha="center", va="center", color=colour, fontsize=10)
         if title:
             axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        return _svg(figure)
+
+
+@drawn_once
+def grouped_bars(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    intervals: Mapping[str, Sequence[tuple[float, float] | None]] | None = None,
+    *,
+    title: str = "",
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] = (0.0, 1.0),
+) -> str:
+    """Side-by-side bars: one group per x label (e.g. a class), one bar per series (e.g. the candidate
+    and the champion), each with its interval as a whisker where one is known. A missing value
+    leaves its place empty rather than drawing a zero that reads as a measurement."""
+    with rc_context(STYLE | {"axes.grid.axis": "y"}):
+        figure = Figure(figsize=(max(3.6, 1.2 + 1.25 * len(groups)), 3.3), layout="constrained")
+        axes = figure.subplots()
+        width = 0.8 / max(len(series), 1)
+        for index, (colour, (name, values)) in enumerate(zip(_colours(), series.items())):
+            spans = (intervals or {}).get(name) or [None] * len(values)
+            along = [g - 0.4 + width * (index + 0.5) for g in range(len(groups))]
+            known = [(x, v, span) for x, v, span in zip(along, values, spans) if v is not None]
+            axes.bar([x for x, _, _ in known], [v for _, v, _ in known], width * 0.92, color=colour, label=name)
+            whiskers = [(x, v, span) for x, v, span in known if span is not None]
+            if whiskers:
+                axes.errorbar(
+                    [x for x, _, _ in whiskers],
+                    [v for _, v, _ in whiskers],
+                    yerr=[[max(v - s[0], 0) for _, v, s in whiskers], [max(s[1] - v, 0) for _, v, s in whiskers]],
+                    fmt="none",
+                    ecolor="#222",
+                    elinewidth=1,
+                    capsize=3,
+                )
+        axes.set_xticks(range(len(groups)), list(groups))
+        axes.set_ylim(*ylim)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        if title:
+            axes.set_title(title, loc="left", fontsize=10, fontweight="bold")
+        if series:
+            axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=min(len(series), 3), fontsize=8)
         return _svg(figure)
 
 
@@ -234,7 +280,8 @@ def stacked_bars(per_day: Mapping[str, Mapping[str, int]], days: Sequence[str]) 
         bottom = [b + h for b, h in zip(bottom, heights)]
     step = max(1, len(days) // 10)
     axes.set_xticks(range(0, len(days), step), [days[i][5:] for i in range(0, len(days), step)])
-    axes.set_ylabel("labels")
+    axes.set_xlabel("Day (month-day)")
+    axes.set_ylabel("Labels")
     axes.spines[["top", "right"]].set_visible(False)
     if doctors:
         axes.legend(loc="upper left", fontsize="small", frameon=False, ncols=min(len(doctors), 4))

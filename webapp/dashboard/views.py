@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 
 from registry.uris import CHAMPION
 from webapp import charts as draw
+from webapp.classes.catalog import display
 from webapp.dashboard import versions
 from webapp.monitoring import drift
 
@@ -61,13 +62,19 @@ def compare():
         comparison=comparison,
         versions=[row.version for row in versions.version_metrics()],
         roc_charts=[
-            (name, draw.roc_chart(curves, title=f"ROC: {name} against the rest")) for name, curves in roc.items()
+            (display(name), draw.roc_chart(curves, title=f"ROC: {display(name)} against the rest"))
+            for name, curves in roc.items()
         ],
         reliability_chart=draw.reliability_chart(reliability, title="Reliability on the gold set")
         if reliability
         else None,
         confusion_charts=[
-            (side, draw.confusion_chart(side.confusion, side.confusion_classes, title=f"v{side.version}"))
+            (
+                side,
+                draw.confusion_chart(
+                    side.confusion, [display(name) for name in side.confusion_classes], title=f"v{side.version}"
+                ),
+            )
             for side in sides
             if side.confusion
         ],
@@ -96,14 +103,15 @@ def _trend_charts(rows: list[versions.VersionMetrics], events, class_names: list
                 },
                 markers,
                 title="Accuracy, macro AUC and ECE",
-                xlabel="model version",
+                xlabel="Model version",
+                ylabel="Metric value (0 to 1)",
                 ylim=(-0.02, 1.02),
                 version_ticks=True,
             ),
         )
     ]
     for metric in ("sensitivity", "specificity", "precision", "f1"):
-        series = {name: [(row.version, row.value(metric, name)) for row in rows] for name in class_names}
+        series = {display(name): [(row.version, row.value(metric, name)) for row in rows] for name in class_names}
         title = versions.LABELS[metric] + (" (= recall)" if metric == "sensitivity" else "")
         charts.append(
             (
@@ -112,7 +120,8 @@ def _trend_charts(rows: list[versions.VersionMetrics], events, class_names: list
                     series,
                     markers,
                     title=f"{title[0].upper()}{title[1:]} per class",
-                    xlabel="model version",
+                    xlabel="Model version",
+                    ylabel=versions.LABELS[metric].capitalize(),
                     ylim=(-0.02, 1.02),
                     version_ticks=True,
                 ),
@@ -130,7 +139,8 @@ def _learning_chart(points: list[dict]) -> str | None:
             "accuracy": [(p["num_labels"], p["accuracy"]) for p in points],
         },
         title="Learning curve: gold-set metric against doctor labels",
-        xlabel="doctor labels the version was trained with",
+        xlabel="Doctor labels the version was trained with",
+        ylabel="Gold-set metric (0 to 1)",
         ylim=(-0.02, 1.02),
         labels=[(p["num_labels"], p["macro_auc"], f"v{p['version']}") for p in points if p["macro_auc"] is not None],
         width=6.4,

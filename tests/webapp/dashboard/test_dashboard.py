@@ -87,7 +87,8 @@ def test_two_versions_compared_with_roc_reliability_and_confusion(app, gated):
     rocs = [svg for svg in charts if "ROC:" in svg]
     assert rocs and all("v1 (AUC" in svg and "v2 (AUC" in svg for svg in rocs)
     assert any("Reliability on the gold set" in svg and "v1 (ECE" in svg for svg in charts)
-    assert sum("true (gold)" in svg for svg in charts) == 2  # one confusion matrix per version
+    assert sum("True class (gold)" in svg for svg in charts) == 2  # one confusion matrix per version
+    assert all("True positive rate (sensitivity)" in svg for svg in rocs)
     assert "before per-image gold scores were stored" not in page
 
 
@@ -99,7 +100,8 @@ def test_a_version_gated_before_scores_were_stored_is_said_so(app, gated):
     login(client, "engineer")
     page = client.get("/dashboard/compare?a=1&b=2").get_data(as_text=True)
     assert "v1 was measured before per-image gold scores were stored" in page
-    assert sum("true (gold)" in svg for svg in _svgs(page)) == 2  # its confusion matrix comes from the gate report
+    # its confusion matrix comes from the gate report
+    assert sum("True class (gold)" in svg for svg in _svgs(page)) == 2
     assert "v1 was measured before per-image scores were stored" in client.get("/dashboard").get_data(as_text=True)
 
 
