@@ -171,7 +171,7 @@ class Label(Model):
     comment = db.Column(db.Text)  # a free-text note for colleagues and engineers; not in the report
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
     image = db.relationship(Image, backref=db.backref("labels", lazy="dynamic"))
-    user = db.relationship(User)
+    user: Mapped[User] = relationship(User)
     prediction = db.relationship(Prediction)
 
 
@@ -445,7 +445,7 @@ class LabelAmendment(Model):
     reason = db.Column(db.Text, nullable=False)
     amended_by_id = db.Column(db.Integer, db.ForeignKey("user.id"), nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    amended_by = db.relationship(User)
+    amended_by: Mapped[User] = relationship(User)
 
 
 # --- model dashboard (issue 13) ---

@@ -30,6 +30,7 @@ def study_page(image_id: int):
         image_src=None,
         overlay_src=None,
         notice=DISCLAIMER,
+        header=study.header(),
         revisions=study.revisions(image_id),
         may_amend=access.may_label(current_user)
         and content.confirmation.status != study.PRELIMINARY

@@ -49,7 +49,9 @@ def test_preliminary_final_amended_with_revisions_kept(trained_app, trained_clie
     )
     assert labeled.status_code == 201
     text = _pdf(trained_client, study)
-    assert "FINAL" in text and f"{predicted} · by doctor" in text
+    text = " ".join(text.split())
+    assert "FINAL" in text and f"Final label: {predicted.capitalize()}" in text  # its display name
+    assert "Reported and signed by doctor" in text  # no full name set: the username signs
     assert reports.status(image_id) == "final"
 
     # another doctor amends from the report page (cookie, CSRF): a third revision, the first two kept
@@ -67,8 +69,8 @@ def test_preliminary_final_amended_with_revisions_kept(trained_app, trained_clie
     assert first.status_code == 200 and "PRELIMINARY" in pdf_text(first.data)
     second = pdf_text(trained_client.get(f"/images/{image_id}/report/2.pdf").data)
     assert "FINAL" in second and "AMENDED" not in second
-    latest = pdf_text(trained_client.get(f"/images/{image_id}/report.pdf").data)
-    assert "AMENDED" in latest and other in latest and "by doctor2" in latest
+    latest = " ".join(pdf_text(trained_client.get(f"/images/{image_id}/report.pdf").data).split())
+    assert "AMENDED" in latest and f"Final label: {other.capitalize()}" in latest and "signed by doctor2" in latest
 
     event = db.session.execute(db.select(AuditEvent).filter_by(kind="report_amended")).scalar_one()
     assert event.actor_name == "doctor2" and event.details["to"] == other
