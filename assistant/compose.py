@@ -304,6 +304,16 @@ class Assistant:
         self.rephraser = rephraser
         self.intents = intents or default_intents()
 
+    def warm(self, timeout: float = 120.0) -> bool:
+        """Load the sentence encoder and embed the example phrasings and the passages now, off the request
+        path (a web process calls it in a thread when it starts), so that the first question does not
+        wait for them. False when the encoder did not load within `timeout` (or cannot load)."""
+        if not self.kb.wait(timeout):
+            return False
+        self.intents.scores("hello", self.kb.aliases)  # the example phrasings, masked as questions are
+        self.kb.search("what pneumonia looks like on a radiograph")  # the passages
+        return True
+
     def answer(self, question: str, facts: Facts, mode: str = "standard", earlier: Sequence[str] = ()) -> Answer:
         answer = compose(question[:2000], facts, self.kb, self.intents, mode, earlier)
         if self.rephraser is not None and answer.mode != "plain":  # plain answers are already short

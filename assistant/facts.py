@@ -128,8 +128,8 @@ class Facts:
             errors = "; ".join(
                 f"{self.name(e.truth)} called {self.name(e.called)} {e.count} times" for e in self.gold_errors
             )
-            size = self.gold_errors_size
-            lines.append(f"Model version {self.model_version}'s errors on {size} gold studies: {errors or 'none'}.")
+            measured = self.gold_errors_size
+            lines.append(f"Model version {self.model_version}'s errors on {measured} gold studies: {errors or 'none'}.")
         if self.training_use is not None:
             lines.append(self.training_use_line())
         lines.extend(self.doctor_labels)

@@ -23,7 +23,8 @@ FINDINGS: dict[str, str] = {
     r"ng tube|et tube|endotracheal|nasogastric|drains?|"
     r"pacemakers?|pacing (wires?|leads?)|sternal wires?|implanted devices?|hardware",
     "cardiomegaly": r"cardiomegaly|(enlarged|big|large|enlargement of the) heart|"
-    r"heart (size|is (too )?(big|large|enlarged))|cardiothoracic ratio|cardiac (size|silhouette|enlargement)",
+    r"heart (size|(is |looks? )?(too )?(big|large|enlarged))|cardiothoracic ratio|"
+    r"cardiac (size|silhouette|enlargement)",
     "atelectasis": r"atelectasis|atelectatic",
     "hyperinflation": r"hyperinfla\w*|over-?inflat\w*",
     "foreign bodies": r"foreign (body|bodies|objects?)|swallowed (a |an )?\w+|"

@@ -35,17 +35,23 @@ class Explanation:
     location: LungLocation
 
 
-def explain(net: XrayNet, image: np.ndarray, size: int, shape: tuple[int, int] | None = None) -> Explanation:
-    """One forward and backward pass: probabilities and the heat map for the predicted class.
+def explain(
+    net: XrayNet, image: np.ndarray, size: int, shape: tuple[int, int] | None = None, target: int | None = None
+) -> Explanation:
+    """One forward and backward pass: probabilities and the heat map for the predicted class, or for
+    the class at index `target` ("why not viral?": where the evidence for viral lies).
 
     `shape` is the heat map's (height, width), the image's by default: an overlay is drawn at the
     size a viewer shows it, with the image's aspect ratio, not at the film's full size."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     net = net.eval()
     x = to_tensor(image, size).unsqueeze(0).to(next(net.parameters()).device)
     with GradCAM(model=net, target_layers=[net.cam_layer]) as cam:
         # no targets: Grad-CAM explains the top class of its own forward pass, which also gives
         # the probabilities, so the model runs once per explained prediction
-        grayscale = cam(input_tensor=x, targets=None)[0]
+        targets = None if target is None else [ClassifierOutputTarget(target)]
+        grayscale = cam(input_tensor=x, targets=targets)[0]
         probabilities = cam.outputs.detach().float().softmax(dim=1)[0].cpu().numpy()
     # the model saw the image letterboxed: cut the padding off the map before scaling it back,
     # so the heat stays registered to the radiograph

@@ -19,6 +19,7 @@ from learning.model import WEIGHTS_FILE, XrayNet, load_model, save_model
 from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT
 
 log = logging.getLogger(__name__)
+MANIFEST_FILE = "training_manifest.json"  # each run's training images, an artefact beside the model
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Registry:
             with tempfile.TemporaryDirectory() as tmp:
                 model_dir = save_model(net, Path(tmp) / MODEL_ARTIFACT)
                 self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
-                manifest = Path(tmp) / "training_manifest.json"
+                manifest = Path(tmp) / MANIFEST_FILE
                 manifest.write_text(json.dumps(record.manifest, indent=1))
                 self.client.log_artifact(run_id, str(manifest))
                 for name, figure in record.figures.items():
@@ -195,6 +196,16 @@ class Registry:
             return {}
         metrics = self.client.get_run(run_id).data.metrics
         return {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
+
+    def training_manifest(self, version: int) -> list[dict] | None:
+        """What the version's run trained on (RunRecord.manifest), or None when the run logged none."""
+        try:
+            run_id = self.run_id_of(version)
+            with tempfile.TemporaryDirectory() as tmp:
+                local = self.client.download_artifacts(run_id, MANIFEST_FILE, tmp)
+                return json.loads(Path(local).read_text())
+        except (MlflowException, OSError, ValueError):
+            return None
 
     # --- loading ------------------------------------------------------------------------------
     def model_dir(self, version: int) -> Path:

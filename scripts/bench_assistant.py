@@ -7,7 +7,9 @@ Usage: .venv/bin/python scripts/bench_assistant.py [--lm-questions 50]
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,10 +76,72 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1]
 
 
+# One run of --first-answer, in a fresh interpreter: prints one JSON row.
+FIRST_ANSWER = """
+import json, sys, threading, time
+started = time.perf_counter()
+from assistant.compose import Assistant
+from assistant.facts import Facts
+from assistant.intents import IntentClassifier
+from assistant.knowledge import KnowledgeBase
+imported = time.perf_counter()
+scenario = sys.argv[1]
+assistant = Assistant(KnowledgeBase(), intents=IntentClassifier())
+facts = Facts(prediction_id=1, model_version=1, probabilities={"normal": 0.2, "bacterial_pneumonia": 0.8})
+warm_s = None
+if scenario != "cold":
+    warmer = threading.Thread(target=assistant.warm)  # as webapp.assistant.chat.warm_up starts it
+    warmer.start()
+    if scenario == "warmed":
+        warmer.join()
+        warm_s = time.perf_counter() - imported
+start = time.perf_counter()
+answer = assistant.answer("Why does the model think so?", facts)
+first = time.perf_counter() - start
+start = time.perf_counter()
+assistant.answer("Is there a pleural effusion on this film?", facts)
+second = time.perf_counter() - start
+print(json.dumps({"scenario": scenario, "first_answer_s": round(first, 3), "second_answer_s": round(second, 3),
+                  "warm_up_s": None if warm_s is None else round(warm_s, 2), "imports_s": round(imported - started, 2),
+                  "understood_by": answer.understood_by}))
+"""
+
+
+def first_answer(runs: int, out: Path | None) -> int:
+    rows = []
+    for run in range(runs):
+        for scenario in ("cold", "immediate", "warmed"):
+            done = subprocess.run(
+                [sys.executable, "-c", FIRST_ANSWER, scenario],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]) | {"run": run})
+            print(rows[-1], flush=True)
+    for scenario in ("cold", "immediate", "warmed"):
+        times = sorted(r["first_answer_s"] for r in rows if r["scenario"] == scenario)
+        print(
+            f"first answer, {scenario}: median {statistics.median(times):.2f} s "
+            f"(min {times[0]:.2f}, max {times[-1]:.2f}, {len(times)} fresh processes)"
+        )
+    warm = sorted(r["warm_up_s"] for r in rows if r["warm_up_s"] is not None)
+    print(f"warm-up in the background: median {statistics.median(warm):.1f} s (min {warm[0]:.1f}, max {warm[-1]:.1f})")
+    if out is not None:
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lm-questions", type=int, default=50)
+    parser.add_argument("--first-answer", action="store_true", help="only the first answer of fresh processes")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="--first-answer: write the raw rows here")
     args = parser.parse_args()
+    if args.first_answer:
+        return first_answer(args.runs, args.json)
     rng = np.random.default_rng(0)
     kb = KnowledgeBase()
     start = time.perf_counter()

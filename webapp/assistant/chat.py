@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Literal, overload
 
-from flask import current_app
+from flask import Flask, current_app
 
 from assistant.compose import MODES, Assistant
 from assistant.facts import DISCLAIMER, PLAIN_DISCLAIMER, Answer
@@ -18,6 +19,7 @@ from webapp.extensions import db, limiter, signed_in_user
 from webapp.models import ChatMessage, ChatThread, Prediction, User
 from webapp.services import services
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
@@ -54,6 +56,21 @@ def assistant() -> Assistant:
                 rephraser.start_loading()
             current_app.extensions["medal_assistant"] = found
         return found
+
+
+def warm_up(app: Flask) -> threading.Thread:
+    """Make the process's assistant ready in a background thread: the sentence encoder (about 6 s on a
+    CPU) and the embedded phrasings, so that the first question is answered in well under 2 s. `medal
+    web` calls it in each web process as it starts; tests do not, so create_app stays fast."""
+
+    def run() -> None:
+        with app.app_context():
+            if not assistant().warm():
+                log.warning("the assistant's sentence encoder did not load: first answers use keywords")
+
+    thread = threading.Thread(target=run, name="assistant-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @overload

@@ -83,13 +83,18 @@ def register_commands(app: Flask) -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 def web(host: str, port: int, workers: int, dev: bool) -> None:
     """Serve the web app (gunicorn; the web process never trains)."""
+    from webapp.assistant import chat
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     if dev:
-        current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+        chat.warm_up(app)  # the first chat answer must not wait for the sentence encoder
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
         return
     from gunicorn.app.base import BaseApplication
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]))
+    # in each worker once it is forked (a thread started in the master would not survive the fork)
+    options["post_worker_init"] = lambda worker: chat.warm_up(app)
 
     class Server(BaseApplication):
         def load_config(self):

@@ -5,6 +5,7 @@ the first model never saw."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 from collections import defaultdict
@@ -127,7 +128,11 @@ def _first_model(directory: Path, data: Path, trained_on: set[str]) -> str:
             "train_size": len(trained_on),
         },
         final_metrics=flat,
-        manifest=[{"filename": name} for name in sorted(trained_on)],
+        # by content too, as the image store names images: the chat answers "was this image used for training?"
+        manifest=[
+            {"filename": name, "sha256": hashlib.sha256((data / name).read_bytes()).hexdigest()}
+            for name in sorted(trained_on)
+        ],
         tags={"source": "shipped", "training_log": "models/medal-cxr-v1/train.log"},
     )
     registry = services().registry

@@ -106,6 +106,22 @@ def _compute(net: XrayNet, stored: Path, target: Path) -> None:
     write_atomic(target, png)
 
 
+def location_for(prediction: Prediction, class_name: str) -> str | None:
+    """Where the evidence for another class of the prediction lies, in words: a second Grad-CAM pass
+    targeted at that class (about 130 ms at 224 px on a CPU), not cached. None when the version
+    cannot be loaded or does not have the class."""
+    from learning.explain import explain
+
+    net = services().server.net_for(prediction.model_version)
+    if net is None or class_name not in net.spec.class_names:
+        return None
+    pixels = load_grayscale(services().store.path(prediction.image.path))
+    with _own_copy(net) as mine:
+        index = mine.spec.class_names.index(class_name)
+        explanation = explain(mine, pixels, mine.spec.image_size, overlay_shape(*pixels.shape), target=index)
+    return explanation.location.description
+
+
 def _location(target: Path) -> str | None:
     with PILImage.open(target) as overlay:  # a PNG we wrote, the location in a text chunk
         return overlay.text.get(LOCATION_KEY) if isinstance(overlay, PngImageFile) else None

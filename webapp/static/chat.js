@@ -24,15 +24,38 @@
     log.appendChild(div); log.scrollTop = log.scrollHeight;
   }
 
+  // "Thinking…" while an answer is pending, so a slow first answer never looks like a dead panel
+  function thinking() {
+    const div = document.createElement("div");
+    div.className = "msg thinking"; div.id = "chat-thinking";
+    div.setAttribute("role", "status");
+    const label = document.createElement("span"); label.textContent = "Thinking";
+    const dots = document.createElement("span"); dots.className = "dots";
+    for (let i = 0; i < 3; i++) dots.appendChild(document.createElement("span"));
+    div.append(label, dots);
+    log.appendChild(div); log.scrollTop = log.scrollHeight;
+    return div;
+  }
+
   fetch(url).then(r => r.json()).then(data => (data.messages || []).forEach(show));
+  const button = form.querySelector("button[type=submit]");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const message = input.value.trim();
-    if (!message) return;
+    if (!message || button.disabled) return;
     input.value = ""; show({ role: "user", text: message });
-    const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-                                        body: JSON.stringify({ message, mode: plain && plain.checked ? "plain" : "standard" }) });
-    const data = await response.json();
+    const pending = thinking();
+    button.disabled = true;
+    let response, data;
+    try {
+      response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+                                    body: JSON.stringify({ message, mode: plain && plain.checked ? "plain" : "standard" }) });
+      data = await response.json();
+    } catch (error) {
+      response = { ok: false }; data = { error: "The assistant could not be reached; try again in a moment." };
+    } finally {
+      pending.remove(); button.disabled = false;
+    }
     show(response.ok ? { role: "assistant", text: data.answer, facts: data.facts } : { role: "assistant", text: data.error });
     if (response.ok && data.understood_by === "keywords") {
       // the sentence encoder is not available: questions are matched by keywords only

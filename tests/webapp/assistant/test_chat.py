@@ -153,13 +153,14 @@ def test_follow_ups_use_the_thread_and_plain_mode_answers_plainly(candidate_app)
     # accuracy on a class that is not the predicted one answers for that class, with its gold metrics
     body = _chat(client, headers, prediction["id"], f"How accurate are you on {other}?")
     assert body["intent"] == "performance" and body["topic"] == other
-    assert f"for {other}: sensitivity {metrics[f'sensitivity_{other}'] * 100:.1f}%" in body["answer"]
+    # in the words a person reads (the class's display name), the identifier stays in the JSON
+    assert f"for {other.capitalize()}: sensitivity {metrics[f'sensitivity_{other}'] * 100:.1f}%" in body["answer"]
 
     # the thread: a definition, then a follow-up that names no class
     _chat(client, headers, prediction["id"], f"what is {top}?")
     follow_up = _chat(client, headers, prediction["id"], "and how good is the model at it?")
     assert (follow_up["intent"], follow_up["topic"]) == ("performance", top)
-    assert f"for {top}: sensitivity {metrics[f'sensitivity_{top}'] * 100:.1f}%" in follow_up["answer"]
+    assert f"for {top.capitalize()}: sensitivity {metrics[f'sensitivity_{top}'] * 100:.1f}%" in follow_up["answer"]
     thread = follow_up["thread_id"]
     stored = db.session.execute(db.select(ChatMessage).filter_by(thread_id=thread, role="user")).scalars().all()
     assert [m.text for m in stored][-1] == "and how good is the model at it?"
