@@ -75,3 +75,20 @@ def test_the_model_section_says_uncertain_between_two_close_classes(trained_app,
     assert "uncertain between Normal and Lobar pneumonia" in page
     assert "Preliminary: the model is uncertain between Normal and Lobar pneumonia" in page
     assert "It could also be a lung infection" in page  # the plain words say the doubt too
+
+
+def test_a_gold_study_is_signed_by_its_adjudicator_or_says_where_its_label_came_from(trained_client):
+    from tests.conftest import seed_gold, user
+    from tests.webapp.reports.study_helpers import sign_as
+    from webapp.extensions import db
+    from webapp.models import GoldItem
+
+    imported, adjudicated = seed_gold(2, seed=5)
+    sign_as("admin", "Dr Lena Weber", "Clinical lead, radiology")
+    db.session.get_one(GoldItem, adjudicated).adjudicated_by_id = user("admin").id
+    db.session.commit()
+    login(trained_client, "doctor")
+    page = trained_client.get(f"/images/{imported}/report").get_data(as_text=True)
+    assert "Label adjudicated in the gold set" in page and "signed by" not in page
+    page = trained_client.get(f"/images/{adjudicated}/report").get_data(as_text=True)
+    assert "Reported and signed by\n" in page and "<strong>Dr Lena Weber</strong>, Clinical lead, radiology" in page
