@@ -9,7 +9,7 @@ from webapp import labelstore
 from webapp.extensions import db
 from webapp.gold import goldset, pool
 from webapp.models import AuditEvent, Claim, Label, Skip
-from webapp.monitoring import activity
+from webapp.monitoring import activity, trust
 from webapp.reports import study
 from webapp.review import queue
 from webapp.services import services
@@ -58,10 +58,12 @@ def test_unsure_is_stored_but_never_trains_nor_counts_toward_a_round(trained_app
     store, classes = services().store, services().class_names
     assert image.id not in {e.image_id for e in labelstore.doctor_examples(store, classes)}
     assert labelstore.labels_since(None)[0] == before  # the training trigger does not count it
+    assert trust.report(services().settings.trust, classes).overall.reviews == 0  # no agreement either way
     decided = queue.next_for(doctor)
     queue.submit(doctor, decided.id, "pneumonia")
     assert decided.id in {e.image_id for e in labelstore.doctor_examples(store, classes)}
     assert labelstore.labels_since(None)[0] == before + 1
+    assert trust.report(services().settings.trust, classes).overall.reviews == 1
 
 
 def test_unsure_leans_to_the_class_chosen_and_keeps_the_report_preliminary(trained_app):
