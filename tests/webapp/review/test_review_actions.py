@@ -151,3 +151,14 @@ def test_activity_counts_skips_and_unsure_answers(trained_app):
     assert (by_name["doctor"].reviews, by_name["doctor"].unsure, by_name["doctor"].skips) == (2, 1, 0)
     assert (by_name["doctor2"].labels, by_name["doctor2"].skips) == (0, 1)  # only skipped: still listed
     assert found.skips == 1
+
+
+def test_the_prediction_page_takes_findings_impression_and_comment_but_has_no_skip(trained_client):
+    from webapp.inference import predictions
+
+    login(trained_client, "doctor")
+    image = queue.next_for(user("doctor2"))  # another doctor's image: opened from a link, not served
+    page = trained_client.get(f"/predictions/{predictions.latest(image.id).id}").get_data(as_text=True)
+    for name in ("findings", "impression", "comment", "unsure"):
+        assert f'name="{name}"' in page, name
+    assert 'maxlength="4000"' in page and 'id="skip"' not in page  # skip is the review queue's
