@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import click
 from flask import Flask, current_app
@@ -93,8 +93,6 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
     from gunicorn.app.base import BaseApplication
 
     options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]))
-    # in each worker once it is forked (a thread started in the master would not survive the fork)
-    options["post_worker_init"] = lambda worker: chat.warm_up(app)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -118,4 +116,14 @@ def gunicorn_options(host: str, port: int, workers: int, home: Path) -> dict[str
         "timeout": 120,
         "accesslog": "-",
         "control_socket": str(home / "run" / f"gunicorn-{port}.ctl"),
+        "post_worker_init": warm_worker,
     }
+
+
+def warm_worker(worker: Any) -> None:
+    """gunicorn's post_worker_init: each web process, once forked, loads the assistant's sentence encoder
+    in the background, so that the first chat answer does not wait for it (a thread started in the
+    master would not survive the fork)."""
+    from webapp.assistant import chat
+
+    chat.warm_up(worker.wsgi)

@@ -2,6 +2,7 @@
 (the gate's report), the training manifests in MLflow, a second Grad-CAM target, display names and doubt."""
 
 import threading
+from pathlib import Path
 
 from tests.conftest import api_token, change_settings, registry_of, upload_synthetic
 from webapp.extensions import db
@@ -113,13 +114,21 @@ def test_chat_answers_in_display_names_and_says_uncertain_between(trained_app):
     assert "uncertain" not in body["answer"] and "The model gives Pneumonia 52.0%" in body["answer"]
 
 
-def test_the_assistant_warms_up_in_the_background_only_when_asked(app):
-    from assistant import embeddings
-    from webapp.assistant import chat
+def test_each_web_process_warms_the_assistant_in_the_background_and_create_app_does_not(app):
+    from types import SimpleNamespace
 
-    assert "medal_assistant" not in app.extensions  # create_app does not build or load it
+    from gunicorn.config import Config
+
+    from assistant import embeddings
+    from webapp.cli import gunicorn_options
+
+    assert "medal_assistant" not in app.extensions  # create_app neither builds nor loads it
     assert not any(t.name == "assistant-warm-up" for t in threading.enumerate())
-    chat.warm_up(app).join(180)
+    hook = gunicorn_options("127.0.0.1", 8001, 2, Path(app.config["MEDAL_HOME"]))["post_worker_init"]
+    Config().set("post_worker_init", hook)  # gunicorn accepts it as its hook
+    hook(SimpleNamespace(wsgi=app))  # gunicorn calls it with the forked worker, its app loaded in .wsgi
+    for warming in [t for t in threading.enumerate() if t.name == "assistant-warm-up"]:
+        warming.join(180)  # (already done when an earlier test in this process loaded the encoder)
     ready = app.extensions["medal_assistant"]
     assert embeddings.encoder(ready.intents.package) is not None
     assert ready.intents._vectors is not None and ready.kb._vectors is not None  # nothing left for the first question
