@@ -162,3 +162,17 @@ def test_the_prediction_page_takes_findings_impression_and_comment_but_has_no_sk
     for name in ("findings", "impression", "comment", "unsure"):
         assert f'name="{name}"' in page, name
     assert 'maxlength="4000"' in page and 'id="skip"' not in page  # skip is the review queue's
+
+
+def test_the_clinical_model_does_not_learn_from_unsure_answers(trained_app):
+    from webapp.clinical import fusion, records
+
+    doctor = user("doctor")
+    unsure = queue.next_for(doctor)
+    queue.submit(doctor, unsure.id, "pneumonia", unsure=True)
+    decided = queue.next_for(doctor)
+    queue.submit(doctor, decided.id, "pneumonia")
+    for image in (unsure, decided):
+        records.update(image.id, {"temperature_c": 39.2, "spo2_pct": 91}, doctor)
+    champion = services().registry.version_for("champion")
+    assert [study.image_id for study in fusion.training_studies(champion)] == [decided.id]
