@@ -168,7 +168,8 @@ _DESCRIBE: dict[str, Callable[[dict], str]] = {
     audit.Kind.GATE: lambda d: f"Gold snapshot {str(d['snapshot'])[:10]}, {d['gold_size']} images",
     audit.Kind.APPROVAL: _decision,
     audit.Kind.REJECTION: _decision,
-    audit.Kind.PROMOTION: lambda d: "The first model: nothing to compare with" if d.get("bootstrap") else _fields(d),
+    # the first model's promotion: its reason says all ("First model: no champion to compare with.")
+    audit.Kind.PROMOTION: lambda d: "" if d.get("bootstrap") else _fields(d),
     audit.Kind.RECOVERY: lambda d: f"Training run #{d['training_run']}: {d['why']}",
     audit.Kind.RESTORE: _restore,
     audit.Kind.REPORT_AMENDED: lambda d: f"Study #{d['image_id']}: {display(d['from'])} → {display(d['to'])}",

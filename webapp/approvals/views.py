@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from learning.metrics import PER_CLASS_METRICS, metric_key
 from registry.uris import CANDIDATE, CHAMPION
-from webapp.approvals import DecisionError, decisions, gate_run, history, recovery
+from webapp.approvals import DecisionError, decisions, figures, gate_run, history, recovery
 from webapp.approvals.forms import DecisionForm, RollbackForm
+from webapp.classes.catalog import display
 from webapp.services import services
 
 bp = Blueprint("approvals", __name__, template_folder="templates")
@@ -43,7 +44,7 @@ def metric_rows(candidate: dict, champion: dict | None, comparison: dict | None 
     for name, values in candidate.get("per_class", {}).items():
         theirs = champion.get("per_class", {}).get(name, {})
         for key in PER_CLASS_METRICS:
-            rows.append(row(f"{name}: {key}", metric_key(key, name), values.get(key), theirs.get(key)))
+            rows.append(row(f"{display(name)}: {key}", metric_key(key, name), values.get(key), theirs.get(key)))
     return rows
 
 
@@ -75,7 +76,24 @@ def page():
         if baseline
         else [],
         floors_missed=gate_run.floors_missed,
+        charts=_charts(report, baseline, champion),
+        comparison_link=url_for("dashboard.compare", a=report.champion_version, b=candidate)
+        if report is not None and report.champion_version is not None
+        else None,
     )
+
+
+def _charts(report, baseline, champion: int | None) -> list[tuple[str, str]]:
+    """The candidate and the champion side by side (or the champion alone, when no candidate waits)."""
+    if report is not None:
+        sides = [figures.Side(f"candidate v{report.model_version}", report.candidate_metrics, "candidate")]
+        if report.champion_metrics:
+            sides.append(figures.Side(f"champion v{report.champion_version}", report.champion_metrics, "champion"))
+        return figures.side_by_side(sides, report.result.get("comparison"))
+    if baseline is not None:
+        side = figures.Side(f"champion v{champion}", baseline.candidate_metrics, "candidate")
+        return figures.side_by_side([side], baseline.result.get("comparison"))
+    return []
 
 
 @bp.post("/approvals/<int:version>/decide")
@@ -135,6 +153,7 @@ def history_page():
         kinds=history.KINDS,
         model_kinds=history.MODEL_KINDS,
         selected=history.requested_kinds(),
+        details_text=history.details_text,
     )
 
 
