@@ -151,7 +151,14 @@ def curves_svg(run_id: int, chart: str) -> ResponseReturnValue:
 
 @bp.get("/training/compare")
 def compare():
-    """Two runs side by side: their numbers in one table and their curves on shared axes."""
+    """Two runs side by side: their numbers in one table and their curves on shared axes. Opened
+    without a choice, it compares the two latest runs (or says there are not two yet)."""
+    if not request.args.get("a") and not request.args.get("b"):
+        latest = db.session.execute(db.select(TrainingRun.id).order_by(TrainingRun.id.desc()).limit(2)).scalars().all()
+        if len(latest) < 2:
+            flash("Two training runs are needed for a comparison; there is not a second one yet.", "info")
+            return redirect(url_for("training.page"))
+        return redirect(url_for("training.compare", a=latest[1], b=latest[0]))
     a, b = (
         _run(_run_id(request.args.get(key), which)) for key, which in (("a", "the first run"), ("b", "the second run"))
     )

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import pytest
 from flask import Blueprint, url_for
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import AnyConverter, IntegerConverter
 
 from tests.conftest import api_token, change_settings, login, user
 from webapp.auth import access
 
 ROLES = ("anonymous", "doctor", "engineer", "admin")
-DUMMY = {"filename": "medal.css"}  # static needs a real file; other converters take a dummy id
+DUMMY = {"filename": "medal.css"}  # static needs a real file; other converters take a dummy value
 
 
 def _url(app, rule) -> str:
     values = {}
     for name in rule.arguments:
         converter = rule._converters[name]
-        values[name] = DUMMY.get(name, 999999 if isinstance(converter, IntegerConverter) else "x")
+        if isinstance(converter, AnyConverter):  # one of its own words, e.g. a chart's name
+            values[name] = min(converter.items)
+        else:
+            values[name] = DUMMY.get(name, 999999 if isinstance(converter, IntegerConverter) else "x")
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
 

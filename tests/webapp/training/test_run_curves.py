@@ -104,6 +104,22 @@ def test_comparing_refuses_what_is_not_two_runs(trained_app, query, status, mess
     assert response.status_code == status and message in response.get_data(as_text=True)
 
 
+def test_compare_opened_without_a_choice_shows_the_two_latest_runs(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    other = past_run()
+    response = client.get("/training/compare")
+    assert response.status_code == 302 and response.location.endswith(f"/training/compare?a=1&b={other.id}")
+    assert f"Training runs #1 and #{other.id} side by side" in client.get(response.location).get_data(as_text=True)
+
+
+def test_compare_with_one_run_says_a_second_is_needed(app):
+    client = app.test_client()
+    login(client, "engineer")
+    response = client.get("/training/compare", follow_redirects=True)
+    assert response.status_code == 200 and "there is not a second one yet" in response.get_data(as_text=True)
+
+
 def test_doctors_may_not_open_runs(trained_app):
     client = trained_app.test_client()
     login(client, "doctor")
