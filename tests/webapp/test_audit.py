@@ -87,9 +87,15 @@ def test_every_auditable_change_is_in_the_history_with_who_and_when(app, client,
     login(client, "engineer")
     page = client.get("/history").get_data(as_text=True)
     for name in ("label", "role change", "token created", "token revoked", "class change", "rollback"):
-        assert f"<td>{name}</td>" in page, name
+        assert any(cell.startswith(name.capitalize()) for cell in what_cells(page)), name
     filtered = client.get("/history?kind=class").get_data(as_text=True)
-    assert "covid_19" in filtered and "<td>rollback</td>" not in filtered
+    assert "covid_19" in filtered and not any(cell.startswith("Rollback") for cell in what_cells(filtered))
+
+
+def what_cells(page: str) -> list[str]:
+    """The history table's What column, as text (its tags included)."""
+    cells = re.findall(r'<td class="what">(.*?)</td>', page, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in cells]
 
 
 def test_audit_events_cannot_be_changed_or_deleted(app):
@@ -128,7 +134,9 @@ def test_every_kind_the_writer_takes_can_be_filtered_by(app, client):
             (kind.what, "system")
         ]
         page = client.get(f"/history?kind={kind.value}")
-        assert page.status_code == 200 and f"<td>{kind.what}</td>" in page.get_data(as_text=True), kind
+        what = kind.what[:1].upper() + kind.what[1:]
+        cells = what_cells(page.get_data(as_text=True))
+        assert page.status_code == 200 and any(cell.startswith(what) for cell in cells), kind
 
 
 def test_the_writer_takes_only_the_kinds_and_names_its_actor(app):

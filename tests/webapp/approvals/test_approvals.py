@@ -23,7 +23,7 @@ def test_approvals_page_compares_candidate_and_champion(candidate_app):
     login(client, "engineer")
     page = client.get("/approvals").get_data(as_text=True)
     assert "Candidate v2 against champion v1" in page
-    assert "macro AUC" in page and "normal: sensitivity" in page and "confusion matrix" in page
+    assert "macro AUC" in page and "Normal: sensitivity" in page and "confusion matrix" in page
     verdict = "gate passed" if gate_run.latest_report(2).passed else "gate failed"
     assert verdict in page
 
@@ -142,7 +142,7 @@ def test_page_reject_and_history_flags(app, gated):
     assert "Candidate v2 against champion v1" in page and "Reject v2" in page
     flipped = gate_run.latest_report(2).flipped
     for flip in flipped:
-        assert f'alt="gold image {flip["image_id"]}"' in page
+        assert f'alt="gold image {flip["image_id"]}, gold label ' in page
     assert ("No gold prediction changed" in page) == (not flipped)
     token = csrf_token(client, "/approvals")
     client.post("/approvals/2/decide", data={"csrf_token": token, "decision": "reject", "reason": "misses normals"})

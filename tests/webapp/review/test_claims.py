@@ -204,6 +204,7 @@ def test_every_label_is_in_the_history_with_no_patient_details(app, tiny, client
         "channel": "web",
         "prediction_id": served.prediction.id,
         "agreed": saved.label.agreed,
+        "unsure": False,
     }
 
 
