@@ -21,7 +21,10 @@ def test_dashboard_in_chromium(candidate_app, live_url, browser, screenshots):
     assert len(images) == 6  # overall, four per-class metrics, the learning curve
     # every chart decoded and drew: a refused or broken data: image has no natural width
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 100 for img in images)
-    assert "Dashboard" in browser.find_element(By.CSS_SELECTOR, "header nav").text
+    # the dashboard sits in the nav's Models menu, marked as the current area
+    menu = browser.find_element(By.CSS_SELECTOR, "header nav details.nav-menu.current")
+    assert menu.find_element(By.TAG_NAME, "summary").text == "Models"
+    assert menu.find_element(By.CSS_SELECTOR, 'a[aria-current="page"]').get_attribute("textContent") == "Dashboard"
     browser.set_window_size(1300, browser.execute_script("return document.body.scrollHeight") + 40)
     browser.save_screenshot(str(screenshots / "dashboard.png"))
     follow(browser, browser.find_element(By.CSS_SELECTOR, "form.compare button"))
