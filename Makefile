@@ -75,8 +75,10 @@ stop:
 # the measurements in docs/benchmarks.md (hours on a 2-core CPU; bench_latency needs `make demo` running)
 bench: venv
 	$(BIN)/python scripts/bench_inference.py
-	$(BIN)/python scripts/bench_loop.py --scenario new-class
-	$(BIN)/python scripts/bench_loop.py --scenario new-site
+	$(BIN)/python scripts/bench_loop.py --scenario new-class --seeds 0,1,2
+	$(BIN)/python scripts/bench_loop.py --scenario new-site --seeds 0,1,2
+	$(BIN)/python scripts/summarize_loop.py docs/benchmarks/loop-new-class.json
+	$(BIN)/python scripts/summarize_loop.py docs/benchmarks/loop-new-site.json
 	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_adaptation.py
 	$(BIN)/python scripts/bench_pages.py
