@@ -51,9 +51,9 @@ def side_by_side(sides: list[Side], comparison: dict | None) -> list[tuple[str, 
             ),
         )
     ]
-    classes = list(dict.fromkeys(name for side in sides for name in side.metrics.get("per_class", {})))
+    per_class = {side.name: side.metrics.get("per_class", {}) for side in sides}
+    classes = list(dict.fromkeys(name for of in per_class.values() for name in of))
     for metric in ("sensitivity", "specificity"):
-        per_class = {side.name: side.metrics.get("per_class", {}) for side in sides}
         found.append(
             (
                 f"{metric.capitalize()} per class of each model",
