@@ -19,11 +19,13 @@ from learning.decoding import load_grayscale
 @dataclass(frozen=True)
 class LabeledImage:
     """One training or evaluation example: where its pixels are, its class index and, when
-    known, the patient it belongs to (a pseudonym, never a name) so that splits never leak."""
+    known, the patient it belongs to (a pseudonym, never a name) so that splits never leak, and
+    the site that took it, so that a round weighs a new site's few films against the replay."""
 
     path: str
     class_index: int
     group: str | None = None
+    site: str | None = None
 
 
 Decoder = Callable[[str], np.ndarray]  # a film's path to its 2-D uint8 grayscale pixels
@@ -199,10 +201,28 @@ class TensorImages(Dataset):
         return to_tensor(load_grayscale(self.paths[index]), self.size)
 
 
-def balanced_sampler(labels: Sequence[int], draws: int, generator: torch.Generator) -> WeightedRandomSampler:
-    """Draws with replacement, each class as often as the others however many images it has."""
-    classes = np.asarray(labels)
-    weights = (1.0 / np.bincount(classes)[classes]).tolist()
+def stratum_weights(labels: Sequence[int], sites: Sequence[str | None] | None = None) -> np.ndarray:
+    """Each item's share (they sum to 1) when every site weighs the same and, within a site, every
+    class does: 40 films of a new site count as much as 500 replayed films of the old one, and a
+    class with five films as much as one with five hundred. Without sites: classes alone."""
+    keys = list(zip(sites if sites is not None else [None] * len(labels), labels, strict=True))
+    per_stratum: dict[tuple, int] = {}
+    for key in keys:
+        per_stratum[key] = per_stratum.get(key, 0) + 1
+    classes_per_site: dict[str | None, int] = {}
+    for site, _ in per_stratum:
+        classes_per_site[site] = classes_per_site.get(site, 0) + 1
+    site_count = len(classes_per_site)
+    weights = np.array([1.0 / (site_count * classes_per_site[key[0]] * per_stratum[key]) for key in keys])
+    return weights / weights.sum() if len(weights) else weights
+
+
+def balanced_sampler(
+    labels: Sequence[int], draws: int, generator: torch.Generator, sites: Sequence[str | None] | None = None
+) -> WeightedRandomSampler:
+    """Draws with replacement, each class as often as the others however many images it has (and
+    with `sites`, each site as often as the others; see `stratum_weights`)."""
+    weights = stratum_weights(labels, sites).tolist()
     return WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
 
 

@@ -6,6 +6,9 @@ and the head take gradient steps. BatchNorm statistics stay as the champion had 
 dozen labels of one class must not move what the network learnt of every class. On replayed
 images the champion's own calls anchor the new model (learning without forgetting): a
 distillation term keeps the old classes' share of the output where the champion had it.
+Draws and the validation loss weigh every site alike (and every class within a site), and the
+weights kept are by default the mean of the later epochs': a round's candidate then depends on
+its labels more than on which batch came last.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+import torchmetrics
 from pytorch_lightning.callbacks import EarlyStopping
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
-from learning.data import LabeledImage, balanced_sampler
+from learning.data import LabeledImage, balanced_sampler, stratum_weights
 from learning.model import XrayClassifier, XrayNet
 from learning.train import (
     KeepBest,
@@ -58,6 +62,8 @@ class RoundSpec:
     learning_rate: float = 3e-4
     weight_decay: float = 1e-4
     balance: str = "sampler"
+    balance_sites: bool = True  # each site drawn, and its validation loss counted, as much as the others
+    keep: str = "average"  # average: the mean of the second half's epochs; last; best: lowest validation loss
     val_fraction: float = 0.15
     patience: int = 3
     seed: int = 0
@@ -97,7 +103,7 @@ class _UpperModule(XrayClassifier):
                 module.eval()  # the champion's statistics; Lightning sets train mode each epoch
 
     def training_step(self, batch, batch_idx):
-        features, targets, teacher, anchored = batch
+        features, targets, teacher, anchored, _ = batch
         logits = self(features)
         loss = self.loss(logits, targets)
         if self.distill_weight > 0 and self.columns and bool(anchored.any()):
@@ -109,8 +115,17 @@ class _UpperModule(XrayClassifier):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        features, targets, _, _ = batch
-        return super().validation_step((features, targets), batch_idx)
+        features, targets, _, _, weight = batch
+        logits = self(features)
+        probabilities = logits.float().softmax(dim=1)
+        self.val_auc.update(probabilities, targets)
+        self.val_acc.update(probabilities, targets)
+        # each film's share of the epoch's loss (the shares sum to 1): every site, and every class
+        # within it, counts alike, so a new site's few films choose the kept epoch as much as the replay
+        loss = (weight * F.cross_entropy(logits.float(), targets, reduction="none")).sum()
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(targets), reduce_fx="sum")
+        self.log("val_auc", self.val_auc, prog_bar=True, batch_size=len(targets))
+        self.log("val_acc", self.val_acc, batch_size=len(targets))
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
@@ -118,6 +133,27 @@ class _UpperModule(XrayClassifier):
         )
         epochs = max(1, self.trainer.max_epochs or 1)
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
+
+
+class AverageWeights(pl.Callback):
+    """The mean of the weights at the end of each epoch from `first_epoch` (1-based) on: one
+    round's swing from batch to batch averages out, as in stochastic weight averaging. BatchNorm
+    statistics do not move in a round, so the mean needs no new ones."""
+
+    def __init__(self, first_epoch: int):
+        self.first_epoch, self.count, self.state = max(1, first_epoch), 0, None
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch + 1 < self.first_epoch:
+            return
+        current = {name: tensor.detach().clone() for name, tensor in module.net.state_dict().items()}
+        self.count += 1
+        if self.state is None:
+            self.state = current
+            return
+        for name, tensor in current.items():
+            if tensor.is_floating_point():
+                self.state[name] += (tensor - self.state[name]) / self.count
 
 
 def _teacher_logits(
@@ -144,13 +180,15 @@ def _teacher_logits(
     return logits[:, [i for i, _ in kept]].clone(), [column for _, column in kept]
 
 
-def _loader(dataset: TensorDataset, labels: list[int], spec: RoundSpec, shuffle: bool) -> DataLoader:
+def _loader(dataset: TensorDataset, items: list[LabeledImage], spec: RoundSpec, shuffle: bool) -> DataLoader:
     if not shuffle:
         return DataLoader(dataset, batch_size=spec.batch_size * 4)
     generator = torch.Generator().manual_seed(spec.seed)
     sampler: Sampler
     if spec.balance == "sampler":
-        sampler = balanced_sampler(labels, len(labels), generator)
+        labels = [item.class_index for item in items]
+        sites = [item.site for item in items] if spec.balance_sites else None
+        sampler = balanced_sampler(labels, len(labels), generator, sites)
     else:
         sampler = RandomSampler(dataset, generator=generator)
     return DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler)
@@ -161,6 +199,8 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     epoch's weights are returned as a whole network (trunk included), ready to register."""
     if spec.balance not in ("loss", "sampler", "none"):
         raise ValueError(f"Unknown class balance {spec.balance!r}; use loss, sampler or none.")
+    if spec.keep not in ("best", "last", "average"):
+        raise ValueError(f"Unknown choice of kept weights {spec.keep!r}; use best, last or average.")
     started = time.monotonic()
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     net = copy.deepcopy(spec.net).cpu().train()  # BatchNorm goes back to eval mode per batch
@@ -182,9 +222,16 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     anchored = torch.tensor([item in replayed for item in everything]) & bool(columns)
     labels = torch.tensor([item.class_index for item in everything])
     cut = len(train_items)
+    val_labels = [item.class_index for item in val_items]
+    share = torch.from_numpy(
+        stratum_weights(val_labels, [item.site for item in val_items] if spec.balance_sites else None)
+        if spec.balance != "none"
+        else np.full(len(val_items), 1.0 / len(val_items))
+    ).float()
+    weight = torch.cat([torch.zeros(cut), share])
 
     def part(rows: slice) -> TensorDataset:
-        return TensorDataset(values[rows], labels[rows], teacher[rows], anchored[rows])
+        return TensorDataset(values[rows], labels[rows], teacher[rows], anchored[rows], weight[rows])
 
     weights = class_weights(train_items, net.spec.num_classes) if spec.balance == "loss" else None
     module = _UpperModule(
@@ -200,31 +247,47 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         parameter.requires_grad_(True)
     progress = ProgressReport(spec.progress or (lambda _: None))
     keep_best = KeepBest()
+    averaged = AverageWeights(first_epoch=spec.max_epochs // 2)
     precision: Any = "32-true"  # activations are small: a CPU round gains nothing from mixed precision
     trainer = quiet_trainer(
         spec.max_epochs,
         "cpu",
         precision,
         spec.max_time_s,
-        [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress],
+        [EarlyStopping("val_loss", mode="min", patience=spec.patience), keep_best, progress]
+        if spec.keep == "best"
+        else [keep_best, averaged, progress],
     )
     trainer.fit(
         module,
-        train_dataloaders=_loader(part(slice(0, cut)), labels[:cut].tolist(), spec, shuffle=True),
-        val_dataloaders=_loader(part(slice(cut, None)), [], spec, shuffle=False),
+        train_dataloaders=_loader(part(slice(0, cut)), train_items, spec, shuffle=True),
+        val_dataloaders=_loader(part(slice(cut, None)), val_items, spec, shuffle=False),
     )
     for parameter in net.parameters():
         parameter.requires_grad_(True)
     net.to(memory_format=torch.contiguous_format)
-    if keep_best.state is not None:
+    if spec.keep == "best" and keep_best.state is not None:
         net.load_state_dict(keep_best.state)
+    elif spec.keep == "average" and averaged.state is not None:
+        net.load_state_dict(averaged.state)
     net.eval()
     with torch.inference_mode():
-        val_probabilities = torch.cat([trunk.logits(chunk.float()).softmax(1) for chunk in values[cut:].split(256)])
+        val_logits = torch.cat([trunk.logits(chunk.float()) for chunk in values[cut:].split(256)])
+    val_probabilities = val_logits.softmax(1)
+    recorded = keep_best.recorded(trainer)
+    if spec.keep != "best" or keep_best.state is None:  # the figures of the weights kept, not of an epoch
+        targets = labels[cut:]
+        recorded |= {
+            "best_epoch": recorded["epochs_run"],
+            "best_val_loss": float((share * F.cross_entropy(val_logits, targets, reduction="none")).sum()),
+            "best_val_auc": float(
+                torchmetrics.AUROC(task="multiclass", num_classes=net.spec.num_classes)(val_probabilities, targets)
+            ),
+        }
     return RoundResult(
         net=net,
         history=progress.history,
-        **keep_best.recorded(trainer),
+        **recorded,
         duration_s=time.monotonic() - started,
         train_size=len(train_items),
         val_size=len(val_items),

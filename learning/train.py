@@ -118,22 +118,22 @@ def resolve_devices(devices: int | str, accelerator: str) -> int:
 def split_validation(
     items: Sequence[LabeledImage], fraction: float, seed: int
 ) -> tuple[list[LabeledImage], list[LabeledImage]]:
-    """The validation split of a fine-tune, stratified by class so a rare class is present in
-    both parts. When the images carry patient ids the split is by patient (an image without
-    one is its own patient), so validation never sees a patient that training saw."""
+    """The validation split of a fine-tune, stratified by site and class so a rare class, and a new
+    site's few films, are present in both parts. When the images carry patient ids the split is by
+    patient (an image without one is its own patient), so validation never sees a patient that
+    training saw."""
     items = list(items)
+    strata = [f"{item.site or ''}\x00{item.class_index}" for item in items]
     if any(item.group is not None for item in items):
         groups = [item.group if item.group is not None else f"\x00image:{index}" for index, item in enumerate(items)]
-        parts = patient_split(
-            groups, {"train": 1.0 - fraction, "val": fraction}, seed, stratify=[item.class_index for item in items]
-        )
+        parts = patient_split(groups, {"train": 1.0 - fraction, "val": fraction}, seed, stratify=strata)
         return [items[i] for i in parts["train"]], [items[i] for i in parts["val"]]
     rng = random.Random(seed)
     train, val = [], []
-    by_class: dict[int, list[LabeledImage]] = {}
-    for item in items:
-        by_class.setdefault(item.class_index, []).append(item)
-    for members in by_class.values():
+    by_stratum: dict[str, list[LabeledImage]] = {}
+    for item, stratum in zip(items, strata, strict=True):
+        by_stratum.setdefault(stratum, []).append(item)
+    for members in by_stratum.values():
         members = members[:]
         rng.shuffle(members)
         cut = int(round(len(members) * fraction)) if len(members) > 1 else 0

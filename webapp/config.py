@@ -68,6 +68,8 @@ class RoundSettings(Section):
     patience: int = Field(default=3, ge=0)
     distill_weight: float = Field(default=1.0, ge=0)  # the champion's calls on replayed images anchor the old classes
     temperature: float = Field(default=2.0, gt=0)
+    balance_sites: bool = True  # each site drawn, and its validation loss counted, as much as the others
+    keep: Literal["best", "last", "average"] = "average"  # the candidate: later epochs' mean, the last, the best
 
 
 class TrainingSettings(Section):

@@ -27,7 +27,7 @@ class Example:
     site: str | None = None
 
     def labeled(self, class_names: list[str]) -> LabeledImage:
-        return LabeledImage(self.path, class_names.index(self.label), group=self.group)
+        return LabeledImage(self.path, class_names.index(self.label), group=self.group, site=self.site)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def doctor_examples(store, class_names: list[str]) -> list[Example]:
     ).all()
     amended = amended_labels()  # a doctor's amendment of a confirmed report replaces the review label
     return [
-        Example(image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image))
+        Example(
+            image.id, _abs(store, image.path), name, image.sha256, label.id, "doctor", patient_group(image), image.site
+        )
         for label, image in rows
         if (name := catalog.canonical(amended.get(image.id, label.label), renamed)) in class_names
     ]
@@ -89,7 +91,7 @@ def imported_examples(store, class_names: list[str]) -> list[Example]:
         .order_by(Image.id)
     ).scalars()
     return [
-        Example(image.id, _abs(store, image.path), name, image.sha256, None, "import", patient_group(image))
+        Example(image.id, _abs(store, image.path), name, image.sha256, None, "import", patient_group(image), image.site)
         for image in rows
         if (name := catalog.canonical(image.reference_label, renamed)) in class_names
     ]

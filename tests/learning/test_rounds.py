@@ -2,13 +2,15 @@
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
 
 from learning.data import LabeledImage
 from learning.model import ModelSpec, XrayNet, adapt_head
 from learning.predict import score_pool
-from learning.rounds import RoundSpec, fine_tune_round
+from learning.rounds import AverageWeights, RoundSpec, fine_tune_round
 from learning.train import TrainSpec, fine_tune
 from learning.trunk import ActivationStore, activations, split
 
@@ -145,3 +147,56 @@ def test_round_refuses_a_backbone_it_cannot_split(tmp_path):
     net = XrayNet(ModelSpec("resnet18", ["a", "b"], SIZE), pretrained=False)
     with pytest.raises(ValueError, match="cannot be split"):
         split(net, 2)
+
+
+class _Recorder(pl.Callback):
+    """Every epoch's weights, as they were at its end."""
+
+    def __init__(self):
+        self.states = []
+
+    def on_train_epoch_end(self, trainer, module):
+        self.states.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+
+class _Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(3, 2)
+
+    def training_step(self, batch, batch_idx):
+        features, targets = batch
+        return torch.nn.functional.cross_entropy(self.net(features), targets)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+def test_averaged_weights_are_the_mean_of_the_later_epochs():
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(24, 3, generator=generator), torch.randint(0, 2, (24,), generator=generator))
+    averaged, recorder = AverageWeights(first_epoch=3), _Recorder()
+    trainer = pl.Trainer(
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder, averaged],
+    )
+    trainer.fit(_Tiny(), DataLoader(data, batch_size=8))
+    assert len(recorder.states) == 6 and averaged.count == 4  # epochs 3 to 6
+    for name in ("weight", "bias"):
+        expected = torch.stack([state[name] for state in recorder.states[2:]]).mean(0)
+        assert torch.allclose(averaged.state[name], expected, atol=1e-6)
+        assert not torch.allclose(averaged.state[name], recorder.states[-1][name])  # not merely the last
+
+
+def test_a_round_keeps_the_weights_it_is_told_to(tmp_path):
+    items = _items(tmp_path, {0: 12, 1: 12})
+    common = dict(net=_net(), train=items, store=ActivationStore(tmp_path / "store"), frozen_blocks=4, max_epochs=4)
+    kept = {keep: fine_tune_round(RoundSpec(**common, keep=keep)).net for keep in ("last", "average")}
+    assert not torch.equal(kept["last"].head.weight, kept["average"].head.weight)
+    with pytest.raises(ValueError, match="kept weights"):
+        fine_tune_round(RoundSpec(**common, keep="median"))

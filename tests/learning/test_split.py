@@ -81,3 +81,15 @@ def test_without_patient_ids_the_split_stays_stratified_by_image():
     items = [LabeledImage(f"{i}.png", i % 2) for i in range(40)]
     train, val = split_validation(items, 0.25, seed=0)
     assert len(val) == 10 and Counter(i.class_index for i in val) == {0: 5, 1: 5}
+
+
+def test_the_validation_split_holds_each_sites_classes():
+    # 200 replayed films of site A and a new site's first 12: validation must hold both of the
+    # new site's classes, or a round would choose its epoch on the old site alone
+    items = [LabeledImage(f"a{i}.png", i % 2, f"a-patient{i}", site="a") for i in range(200)]
+    items += [LabeledImage(f"b{i}.png", i % 2, f"b-patient{i}", site="b") for i in range(12)]
+    train, val = split_validation(items, 0.15, seed=3)
+    assert len(train) + len(val) == len(items)
+    new_site = Counter(item.class_index for item in val if item.site == "b")
+    assert new_site[0] >= 1 and new_site[1] >= 1
+    assert Counter(item.class_index for item in train if item.site == "b") == {0: 6 - new_site[0], 1: 6 - new_site[1]}

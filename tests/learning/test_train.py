@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from learning.data import LabeledImage, XrayDataModule
+from learning.data import LabeledImage, XrayDataModule, stratum_weights
 from learning.decoding import load_grayscale
 from learning.model import ModelSpec, XrayNet
 from learning.predict import score_pool
@@ -172,3 +172,21 @@ def test_a_fine_tune_decodes_each_film_once_and_returns_the_ordinary_layout(tmp_
     assert result.epochs_run == 2
     assert decoded == Counter({item.path: 1 for item in items})  # every film, once, over both epochs
     assert all(p.is_contiguous() for p in result.net.parameters())  # saved and exported as usual
+
+
+def test_stratum_weights_give_each_site_and_each_class_within_it_the_same_share():
+    labels = [0] * 300 + [1] * 200 + [0] * 30 + [1] * 8 + [2] * 2
+    sites = ["old"] * 500 + ["new"] * 40
+    weights = stratum_weights(labels, sites)
+    assert weights.sum() == pytest.approx(1.0)
+
+    def share(site, label=None):
+        return sum(w for w, s, y in zip(weights, sites, labels) if s == site and label in (None, y))
+
+    assert share("old") == pytest.approx(0.5) and share("new") == pytest.approx(0.5)
+    assert share("old", 0) == pytest.approx(0.25) and share("old", 1) == pytest.approx(0.25)
+    assert share("new", 2) == pytest.approx(0.5 / 3)  # two films of a class the old site never had
+    # without sites: classes alone, as the sampler always balanced them
+    plain = stratum_weights(labels)
+    for label, count in ((0, 330), (1, 208), (2, 2)):
+        assert plain[labels.index(label)] * count == pytest.approx(1 / 3)

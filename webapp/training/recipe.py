@@ -101,6 +101,8 @@ def train(
                 renamed=renamed,
                 distill_weight=rounds.distill_weight,
                 temperature=rounds.temperature,
+                balance_sites=rounds.balance_sites,
+                keep=rounds.keep,
                 max_epochs=rounds.max_epochs,
                 batch_size=rounds.batch_size,
                 learning_rate=rounds.learning_rate,
