@@ -122,10 +122,18 @@ def select(
 
 
 def rank(
-    strategy: str, scores: PoolScores, *, batch: int = 20, random_share: float = 0.0, seed: int | None = 0
+    strategy: str,
+    scores: PoolScores,
+    *,
+    batch: int = 20,
+    random_share: float = 0.0,
+    seed: int | None = 0,
+    new: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The whole pool in asking order. Every consecutive batch keeps its random share, so a queue
-    read one image at a time still holds an unbiased sample in each batch of labels."""
+    read one image at a time still holds an unbiased sample in each batch of labels. `new` marks
+    the films of sites the model has barely seen: cold start picks its typical films among those
+    (among all when none is marked), since the old site's typical films are already well read."""
     n = len(scores.probabilities)
     if n == 0:  # nothing to ask about (an empty pool has no MC-dropout passes either)
         return np.zeros(0, dtype=int), np.zeros(0)
@@ -133,7 +141,8 @@ def rank(
         order, values = select(strategy, scores, n, seed=seed)
     elif strategy == "cold_start":
         values_all = score(strategy, scores, seed)
-        first = typical(scores, min(batch, n), seed=seed or 0)
+        among = np.flatnonzero(new) if new is not None and np.any(new) else np.arange(n)
+        first = among[typical(_subset(scores, among), min(batch, len(among)), seed=seed or 0)]
         others = np.setdiff1d(np.argsort(-values_all, kind="stable"), first, assume_unique=True)
         others = others[np.argsort(-values_all[others], kind="stable")]
         order = np.concatenate([first, others]).astype(int)
@@ -155,6 +164,11 @@ def rank(
         remaining = [item for i, item in enumerate(rest) if i not in set(drawn)]
     ordered = np.asarray(out, dtype=int)
     return ordered, np.asarray([position[i] for i in ordered])
+
+
+def _subset(scores: PoolScores, rows: np.ndarray) -> PoolScores:
+    embeddings = scores.embeddings[rows] if scores.embeddings is not None else None
+    return PoolScores(scores.probabilities[rows], embeddings)
 
 
 def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:

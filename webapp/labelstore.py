@@ -34,6 +34,7 @@ class Example:
 class PoolImage:
     image_id: int
     path: str
+    site: str | None = None
 
 
 def _abs(store, relative: str) -> str:
@@ -101,11 +102,26 @@ def pool_images(store) -> list[PoolImage]:
     """Unlabeled, non-gold images awaiting review."""
     labeled = db.select(Label.image_id)
     rows = db.session.execute(
-        db.select(Image.id, Image.path)
+        db.select(Image.id, Image.path, Image.site)
         .where(Image.split == "pool", Image.is_gold.is_(False), Image.id.not_in(labeled))
         .order_by(Image.id)
     ).all()
-    return [PoolImage(image_id, _abs(store, path)) for image_id, path in rows]
+    return [PoolImage(image_id, _abs(store, path), site) for image_id, path, site in rows]
+
+
+def training_films_per_site() -> dict[str | None, int]:
+    """How many films of each site can train: imported with a label, or labeled in review (gold
+    excluded, as it never trains)."""
+    labeled = db.select(Label.image_id).where(text(REVIEW_LABEL), Label.unsure.is_(False))
+    rows = db.session.execute(
+        db.select(Image.site, func.count(Image.id))
+        .where(
+            Image.is_gold.is_(False),
+            ((Image.split == "train") & Image.reference_label.is_not(None)) | Image.id.in_(labeled),
+        )
+        .group_by(Image.site)
+    ).all()
+    return {site: count for site, count in rows}
 
 
 def gold_examples(store) -> list[Example]:

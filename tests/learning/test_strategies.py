@@ -132,3 +132,14 @@ def test_an_empty_pool_ranks_to_nothing_with_every_strategy(strategy):
     empty = PoolScores(np.zeros((0, 3)), np.zeros((0, 0)), None)  # what scoring an empty pool gives
     order, values = rank(strategy, empty, batch=20, random_share=0.1, seed=1)
     assert order.shape == (0,) and values.shape == (0,)
+
+
+def test_cold_start_looks_for_typical_films_among_a_new_sites_own():
+    scores, kind = _clustered_pool()
+    new = np.isin(kind, [1, 2])  # the old site's films are kind 0, already well read
+    order, _ = rank("cold_start", scores, batch=2, seed=0, new=new)
+    assert sorted(kind[order[:2]].tolist()) == [1, 2]
+    assert len(set(order.tolist())) == len(kind)  # every film still in the queue, once
+    # no site marked new: the whole pool's typical films, the largest kind first
+    everything, _ = rank("cold_start", scores, batch=2, seed=0, new=np.zeros(len(kind), dtype=bool))
+    assert kind[everything[0]] == 0

@@ -49,9 +49,14 @@ def score(version: int | None = None) -> dict:
         for name in goldset.learning_classes(services().class_names, settings.gate.min_class_gold)
         if name in model_names
     ]
+    # sites with fewer films to train on than one batch: cold start looks for their typical films
+    known = labelstore.training_films_per_site()
+    new = np.array([known.get(item.site, 0) < al.batch_size for item in pool], dtype=bool)
     rows: list[dict] = []
     for name in strategies.available():
-        order, values = strategies.rank(name, scores, batch=al.batch_size, random_share=al.random_share, seed=version)
+        order, values = strategies.rank(
+            name, scores, batch=al.batch_size, random_share=al.random_share, seed=version, new=new
+        )
         if learning and al.learning_class_share > 0:
             by_index = dict(zip(order.tolist(), values.tolist()))
             order = strategies.prioritise_classes(

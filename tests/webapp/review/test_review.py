@@ -111,3 +111,22 @@ def test_pool_without_scores_falls_back_to_confidence(trained_app):
     served = queue.next_for(_user("doctor"))
     assert served is not None
     assert confidence[served.id] == min(confidence.values())
+
+
+def test_cold_start_serves_a_new_sites_typical_films_first(trained_app):
+    from webapp import labelstore
+    from webapp.inference import scoring
+
+    new_site = seed_pool(6, seed=11)
+    for image_id in new_site:
+        db.session.get(Image, image_id).site = "hospital-b"
+    db.session.commit()
+    assert labelstore.training_films_per_site() == {"local": 40}  # the imported training films; none of hospital-b
+    version = scoring.score()["version"]
+    first = db.session.execute(
+        db.select(QueryScore.image_id)
+        .filter_by(model_version=version, strategy="cold_start")
+        .order_by(QueryScore.rank)
+        .limit(len(new_site))
+    ).scalars()
+    assert set(first) == set(new_site)
