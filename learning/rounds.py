@@ -141,13 +141,18 @@ class AverageWeights(pl.Callback):
     statistics do not move in a round, so the mean needs no new ones."""
 
     def __init__(self, first_epoch: int):
-        self.first_epoch, self.count, self.state = max(1, first_epoch), 0, None
+        self.first_epoch, self.state = max(1, first_epoch), None
+        self.epochs: list[int] = []  # 1-based, those in the mean
+
+    @property
+    def count(self) -> int:
+        return len(self.epochs)
 
     def on_train_epoch_end(self, trainer, module):
         if trainer.current_epoch + 1 < self.first_epoch:
             return
         current = {name: tensor.detach().clone() for name, tensor in module.net.state_dict().items()}
-        self.count += 1
+        self.epochs.append(trainer.current_epoch + 1)
         if self.state is None:
             self.state = current
             return
@@ -266,10 +271,13 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
     for parameter in net.parameters():
         parameter.requires_grad_(True)
     net.to(memory_format=torch.contiguous_format)
+    kept = [trainer.current_epoch]  # the last epoch's weights, unless told otherwise
     if spec.keep == "best" and keep_best.state is not None:
         net.load_state_dict(keep_best.state)
+        kept = [keep_best.best_epoch]
     elif spec.keep == "average" and averaged.state is not None:
         net.load_state_dict(averaged.state)
+        kept = averaged.epochs
     net.eval()
     with torch.inference_mode():
         val_logits = torch.cat([trunk.logits(chunk.float()) for chunk in values[cut:].split(256)])
@@ -298,4 +306,5 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         activations_computed=stored.computed,
         distilled=int(anchored[:cut].sum()),
         val_probabilities=val_probabilities.numpy(),
+        kept_epochs=kept,
     )

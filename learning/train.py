@@ -80,6 +80,7 @@ class TrainResult:
     accelerator: str = "cpu"
     precision: str = "32-true"
     val_items: list[LabeledImage] = field(default_factory=list)  # what chose the epoch (and fits operating points)
+    kept_epochs: list[int] = field(default_factory=list)  # the epochs the model is (their mean if several)
     world_size: int = 1  # processes that trained it (DDP above 1)
     backend: str | None = None  # their process group's backend: gloo on CPUs, nccl on GPUs
     samples_per_rank: list[int] = field(default_factory=list)  # training images each process drew, all epochs

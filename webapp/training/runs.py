@@ -257,6 +257,7 @@ def _execute(training: TrainingRun, settings: Settings) -> None:
     final = {
         "best_val_auc": result.best_val_auc,
         "best_epoch": result.best_epoch,
+        "kept_epochs": result.kept_epochs or [result.best_epoch],
         "epochs": result.epochs_run,
         "duration_s": round(result.duration_s, 1),
         "kind": trained.kind,

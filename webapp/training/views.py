@@ -77,6 +77,22 @@ def _mlflow() -> dict:
     return {"tracking_uri": tracking_uri, "mlflow_ui": mlflow_ui, "local_store": mlflow_ui == MLFLOW_UI_LOCAL}
 
 
+def kept_epochs(metrics: dict) -> list[int]:
+    """The epochs whose weights the model is: several when it is their mean (rounds since they
+    average), the best epoch for runs from before."""
+    kept = metrics.get("kept_epochs") or ([metrics["best_epoch"]] if metrics.get("best_epoch") else [])
+    return [int(epoch) for epoch in kept]
+
+
+def kept_weights(metrics: dict) -> str:
+    kept = kept_epochs(metrics)
+    if not kept:
+        return "—"
+    if len(kept) > 1:
+        return f"the mean of epochs {kept[0]}–{kept[-1]}"
+    return f"epoch {kept[0]}"
+
+
 def facts(run: TrainingRun) -> list[tuple[str, str]]:
     """A run's numbers as its page and the comparison list them: (what, value), "—" where unknown."""
     metrics = run.metrics or {}
@@ -97,8 +113,8 @@ def facts(run: TrainingRun) -> list[tuple[str, str]]:
         ("Training images", number(run.num_train, "{}")),
         ("Model", model + (f" (from v{run.parent_version})" if run.parent_version else "")),
         ("Epochs run", number(metrics.get("epochs"), "{}")),
-        ("Best epoch", number(metrics.get("best_epoch"), "{}")),
-        ("Best validation AUC", number(metrics.get("best_val_auc"))),
+        ("Kept weights", kept_weights(metrics)),
+        ("Validation AUC of the kept weights", number(metrics.get("best_val_auc"))),
         ("Gold-set macro AUC, change against the champion", number(metrics.get("gold_macro_auc_delta"), "{:+.3f}")),
     ]
 
@@ -132,6 +148,7 @@ def run_page(run_id: int):
         charts=[(chart, curves.run_chart(rows, chart)) for chart in curves.CHARTS] if rows else [],
         clock=timing.estimate(run, timing.past_durations(run.kind)),
         facts=facts(run),
+        kept=kept_epochs(run.metrics or {}),
         others=db.session.execute(
             db.select(TrainingRun.id).where(TrainingRun.id != run.id).order_by(TrainingRun.id.desc()).limit(50)
         )

@@ -121,7 +121,7 @@ def test_engineer_pages_at_1024_and_wide(candidate_app, live_url, browser, scree
     at_widths(browser, f"{live_url}/training/runs/{running.id}", "training-run", screenshots, run_page)
 
     def compare(driver):
-        assert "Best validation AUC" in driver.find_element(By.ID, "side-by-side").text
+        assert "Validation AUC of the kept weights" in driver.find_element(By.ID, "side-by-side").text
         assert len(drawn(driver, ".run-curves img")) == 4
 
     browser.get(f"{live_url}/training")

@@ -26,7 +26,7 @@ def svgs(page: str) -> list[str]:
     ]
 
 
-def past_run(history=HISTORY, **fields) -> TrainingRun:
+def past_run(history=HISTORY, metrics=None, **fields) -> TrainingRun:
     started = utcnow() - timedelta(minutes=30)
     run = TrainingRun(
         trigger="manual",
@@ -35,7 +35,7 @@ def past_run(history=HISTORY, **fields) -> TrainingRun:
         started_at=started,
         finished_at=started + timedelta(minutes=6),
         progress={"stage": "registering", "epoch": len(history), "history": history},
-        metrics={"best_val_auc": 0.74, "best_epoch": 2, "epochs": len(history)},
+        metrics=metrics or {"best_val_auc": 0.74, "best_epoch": 2, "epochs": len(history)},
         **fields,
     )
     db.session.add(run)
@@ -81,7 +81,7 @@ def test_two_runs_side_by_side_with_their_numbers_and_curves(trained_app):
     other = past_run(history=[{**row, "train_loss": row["train_loss"] / 2} for row in HISTORY])
     page = client.get(f"/training/compare?a=1&b={other.id}").get_data(as_text=True)
     assert f"Training runs #1 and #{other.id} side by side" in page
-    assert "Best validation AUC" in page and "0.740" in page
+    assert "Validation AUC of the kept weights" in page and "0.740" in page
     charts = svgs(page)
     assert len(charts) == 4  # training loss, validation loss, validation AUC, validation accuracy
     assert all("Epoch" in svg for svg in charts) and "run #1" in charts[0] and f"run #{other.id}" in charts[0]
@@ -169,3 +169,15 @@ def test_time_left_follows_the_share_of_the_planned_epochs_done():
     assert [timing.duration(s) for s in (12, 250, 3900)] == ["12 s", "4 min 10 s", "1 h 5 min"]
     queued = TrainingRun(status="queued")
     assert timing.estimate(queued, past=[300.0]).text == ""
+
+
+def test_a_round_that_averaged_its_epochs_says_which(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    run = past_run(metrics={"best_val_auc": 0.74, "best_epoch": 3, "kept_epochs": [2, 3], "epochs": 3})
+    page = client.get(f"/training/runs/{run.id}").get_data(as_text=True)
+    assert "the mean of epochs 2–3" in page
+    assert page.count('<span class="tag ok">averaged</span>') == 2 and ">kept</span>" not in page
+    older = past_run()  # a run from before rounds averaged: its best epoch, as it was
+    page = client.get(f"/training/runs/{older.id}").get_data(as_text=True)
+    assert "epoch 2" in page and page.count('<span class="tag ok">kept</span>') == 1
