@@ -200,8 +200,9 @@ def _loader(dataset: TensorDataset, items: list[LabeledImage], spec: RoundSpec, 
 
 
 def fine_tune_round(spec: RoundSpec) -> RoundResult:
-    """Train the upper blocks and the head on stored trunk activations; the best validation-loss
-    epoch's weights are returned as a whole network (trunk included), ready to register."""
+    """Train the upper blocks and the head on stored trunk activations; the weights `spec.keep`
+    names (the mean of the later epochs', the last epoch's, or the lowest validation loss's) are
+    returned as a whole network (trunk included), ready to register."""
     if spec.balance not in ("loss", "sampler", "none"):
         raise ValueError(f"Unknown class balance {spec.balance!r}; use loss, sampler or none.")
     if spec.keep not in ("best", "last", "average"):
