@@ -3,6 +3,7 @@ datasets, the class-balanced sampler and the Lightning DataModule."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -206,12 +207,8 @@ def stratum_weights(labels: Sequence[int], sites: Sequence[str | None] | None = 
     class does: 40 films of a new site count as much as 500 replayed films of the old one, and a
     class with five films as much as one with five hundred. Without sites: classes alone."""
     keys = list(zip(sites if sites is not None else [None] * len(labels), labels, strict=True))
-    per_stratum: dict[tuple, int] = {}
-    for key in keys:
-        per_stratum[key] = per_stratum.get(key, 0) + 1
-    classes_per_site: dict[str | None, int] = {}
-    for site, _ in per_stratum:
-        classes_per_site[site] = classes_per_site.get(site, 0) + 1
+    per_stratum = Counter(keys)
+    classes_per_site = Counter(site for site, _ in per_stratum)
     site_count = len(classes_per_site)
     weights = np.array([1.0 / (site_count * classes_per_site[key[0]] * per_stratum[key]) for key in keys])
     return weights / weights.sum() if len(weights) else weights

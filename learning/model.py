@@ -197,12 +197,16 @@ class XrayClassifier(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, targets = batch
         logits = self(images)
-        probabilities = logits.float().softmax(dim=1)
-        self.val_auc.update(probabilities, targets)
-        self.val_acc.update(probabilities, targets)
         # the epoch's loss is summed and counted over every rank's share of the images, so each rank
         # (and early stopping) sees the same figure; the torchmetrics objects sync their own states
         self.log("val_loss", self.loss(logits, targets), prog_bar=True, batch_size=len(targets), sync_dist=True)
+        self.log_validation_metrics(logits, targets)
+
+    def log_validation_metrics(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """The epoch's validation AUC and accuracy, updated with one batch."""
+        probabilities = logits.float().softmax(dim=1)
+        self.val_auc.update(probabilities, targets)
+        self.val_acc.update(probabilities, targets)
         self.log("val_auc", self.val_auc, prog_bar=True, batch_size=len(targets))
         self.log("val_acc", self.val_acc, batch_size=len(targets))
 

@@ -117,15 +117,11 @@ class _UpperModule(XrayClassifier):
     def validation_step(self, batch, batch_idx):
         features, targets, _, _, weight = batch
         logits = self(features)
-        probabilities = logits.float().softmax(dim=1)
-        self.val_auc.update(probabilities, targets)
-        self.val_acc.update(probabilities, targets)
         # each film's share of the epoch's loss (the shares sum to 1): every site, and every class
         # within it, counts alike, so a new site's few films choose the kept epoch as much as the replay
-        loss = (weight * F.cross_entropy(logits.float(), targets, reduction="none")).sum()
+        loss = _weighted_loss(logits, targets, weight)
         self.log("val_loss", loss, prog_bar=True, batch_size=len(targets), reduce_fx="sum")
-        self.log("val_auc", self.val_auc, prog_bar=True, batch_size=len(targets))
-        self.log("val_acc", self.val_acc, batch_size=len(targets))
+        self.log_validation_metrics(logits, targets)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
@@ -133,6 +129,11 @@ class _UpperModule(XrayClassifier):
         )
         epochs = max(1, self.trainer.max_epochs or 1)
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
+
+
+def _weighted_loss(logits: torch.Tensor, targets: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with each film counted by its share of the validation loss."""
+    return (share * F.cross_entropy(logits.float(), targets, reduction="none")).sum()
 
 
 class AverageWeights(pl.Callback):
@@ -288,7 +289,7 @@ def fine_tune_round(spec: RoundSpec) -> RoundResult:
         targets = labels[cut:]
         recorded |= {
             "best_epoch": recorded["epochs_run"],
-            "best_val_loss": float((share * F.cross_entropy(val_logits, targets, reduction="none")).sum()),
+            "best_val_loss": float(_weighted_loss(val_logits, targets, share)),
             "best_val_auc": float(
                 torchmetrics.AUROC(task="multiclass", num_classes=net.spec.num_classes)(val_probabilities, targets)
             ),
