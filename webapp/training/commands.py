@@ -121,7 +121,7 @@ def train(trigger: str, full: bool) -> None:
     metrics = run.metrics or {}
     click.echo(
         f"Training run {run.id} ({metrics.get('kind', run.kind)}, {metrics.get('duration_s', 0):.0f} s) registered "
-        f"model version {run.model_version} (best validation AUC {metrics['best_val_auc']:.4f})."
+        f"model version {run.model_version} (validation AUC of the kept weights {metrics['best_val_auc']:.4f})."
     )
 
 
