@@ -48,6 +48,7 @@ class Check:
     # floor the champion does not credibly meet: flagged) | missed (blocks) | learning;
     # max_drop: uncertain (a drop beyond max_drop the interval does not confirm) | grace | traded (a
     # class's sensitivity given up for as much specificity: the champion called it more often, not better)
+    # | handed (a class's films given to a class still being learned, which the candidate finds more of)
     status: str = ""
 
 
@@ -309,6 +310,9 @@ def _drop_checks(metric: str, allowed: float, evidence: _Evidence, policy: GateP
         elif metric == "sensitivity" and name is not None and (traded := _traded(name, found, allowed, evidence)):
             message = f"{label} {moved} to {change}, a change the interval confirms{_mcnemar(found)}, {traded}"
             checks.append(Check("max_drop", label, mine, limit, True, message, "traded"))
+        elif metric == "sensitivity" and name is not None and (handed := _handed(name, found, evidence, policy)):
+            message = f"{label} {moved} to {change}, a change the interval confirms{_mcnemar(found)}, {handed}"
+            checks.append(Check("max_drop", label, mine, limit, True, message, "handed"))
         else:
             message = f"{label} {moved} to {change}, a change the interval confirms{_mcnemar(found)}; {needed}{few}"
             checks.append(Check("max_drop", label, mine, limit, False, message))
@@ -335,6 +339,50 @@ def _traded(name: str, sensitivity: MetricComparison, allowed: float, evidence: 
         f"but specificity for {name} rose by {_change(rose)}: the champion called {name} more often, not "
         f"better ({youden}): not blocking"
     )
+
+
+def _handed(name: str, sensitivity: MetricComparison, evidence: _Evidence, policy: GatePolicy) -> str:
+    """A class's films given to a class still being learned are not forgotten: where the films of
+    `name` the candidate no longer finds are all called `other` now, `other` is still being learned
+    (the champion finds less of it than its clinical floor, or it has fewer than `min_class_gold`
+    gold films), and the candidate's sensitivity for `other` rose by at least as much as this one
+    fell, say so ("" otherwise). A gold set with 145 bacterial films and 15 viral ones counts six
+    bacterial films given for three viral ones as a loss; at a site where viral pneumonia is common it
+    is a gain. Accuracy, macro AUC and every floor still hold the candidate."""
+    candidate, champion, fell = evidence.candidate, evidence.champion, sensitivity.difference
+    names = list(candidate["per_class"])
+    if champion is None or list(champion["per_class"]) != names or fell is None or fell.value is None:
+        return ""
+    mine, theirs, row = candidate.get("confusion"), champion.get("confusion"), names.index(name)
+    if not mine or not theirs:
+        return ""  # no confusion matrix: where the films went is not known
+    lost = theirs[row][row] - mine[row][row]
+    if lost <= 0:
+        return ""
+    for column, other in enumerate(names):
+        rose = evidence.of("sensitivity", other).difference
+        if column == row or rose is None or rose.value is None or rose.value < -fell.value:
+            continue
+        if mine[row][column] - theirs[row][column] < lost:
+            continue
+        learning = _still_learning(other, candidate, champion, policy)
+        if learning:
+            return (
+                f"but the candidate calls {lost} more {name} films {other}, a class still being learned "
+                f"({learning}), and finds more of {other} ({_change(rose)}): not blocking"
+            )
+    return ""
+
+
+def _still_learning(name: str, candidate: dict, champion: dict, policy: GatePolicy) -> str:
+    """Why `name` is still being learned, in words ("" when it is not)."""
+    support = int(candidate["per_class"][name].get("support", 0) or 0)
+    if support < policy.min_class_gold:
+        return f"{support} of {policy.min_class_gold} adjudicated gold films"
+    floor, was = policy.min_sensitivity.get(name), _value(champion, "sensitivity", name)
+    if floor is not None and was is not None and was < floor:
+        return f"the champion finds {was:.3f} of its films, under the {floor:.2f} floor"
+    return ""
 
 
 def _confirmed(found: MetricComparison, lower_is_better: bool, alpha: float) -> bool:

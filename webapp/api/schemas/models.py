@@ -142,7 +142,7 @@ class GateCheck(Response):
     message = fields.String(required=True, metadata={"description": "The rule's reading, in words."})
     status = fields.String(
         required=True,
-        metadata={"description": "met, uncertain, below_floor, missed, learning, grace or traded; or empty."},
+        metadata={"description": "met, uncertain, below_floor, missed, learning, grace, traded or handed; or empty."},
     )
 
 
