@@ -420,3 +420,73 @@ def test_sensitivity_a_champion_bought_by_calling_a_class_everywhere_is_no_loss(
     result = check(mine, theirs, replace(FLOORS, min_sensitivity={}), len(truth), comparison=comparison)
     viral = next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_viral")
     assert (viral.passed, viral.status) == (False, "") and not result.passed
+
+
+def _learning_viral_gold(lost_to: int = 2, viral_found: tuple[int, int] = (7, 10)):
+    """The new-class benchmark's round 3 (docs/benchmarks.md): 65 normal, 145 bacterial and 15 viral
+    gold films. The candidate calls 6 bacterial films that the champion called right `lost_to` (viral
+    by default) and finds viral_found[1] of the viral films where the champion found viral_found[0]."""
+    truth, champion, candidate = [], [], []
+    for t, films, wrong in ((0, 65, 2), (1, 139, 3)):
+        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
+        truth += [t] * films
+        champion += calls
+        candidate += calls
+    truth += [1] * 6
+    champion += [1] * 6
+    candidate += [lost_to] * 6
+    for found in range(15):
+        truth.append(2)
+        champion.append(2 if found < viral_found[0] else 1)
+        candidate.append(2 if found < viral_found[1] else 1)
+    truth_array = np.array(truth)
+    candidate_p, champion_p = _calls(truth, candidate), _calls(truth, champion)
+    mine, theirs = (evaluate(truth_array, p, NAMES).to_dict() for p in (candidate_p, champion_p))
+    comparison = paired_bootstrap(truth_array, candidate_p, champion_p, NAMES, resamples=2000)
+    return mine, theirs, comparison
+
+
+def _bacterial_drop(result):
+    return next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_bacterial")
+
+
+def test_films_handed_to_a_class_still_being_learned_are_not_forgotten():
+    """The champion finds 7 of 15 viral films, under the 0.65 floor. The candidate finds 10, and the
+    6 bacterial films it no longer finds it calls viral: a bacterial drop the interval and McNemar
+    confirm, handed to viral, not blocking. On held-out films of that site the candidate was better."""
+    mine, theirs, comparison = _learning_viral_gold()
+    dropped = comparison.metrics["sensitivity_bacterial"]
+    assert dropped.difference.high < 0 and dropped.mcnemar_p < 0.05
+    result = check(mine, theirs, FLOORS, 225, comparison=comparison)
+    bacterial = _bacterial_drop(result)
+    assert (bacterial.passed, bacterial.status) == (True, "handed")
+    assert "calls 6 more bacterial films viral, a class still being learned" in bacterial.message
+    assert "the champion finds 0.467 of its films, under the 0.65 floor" in bacterial.message
+    assert result.passed, result.failures
+
+
+@pytest.mark.parametrize(
+    ("lost_to", "viral_found", "floors", "why"),
+    [
+        (0, (7, 10), FLOORS, "the bacterial films went to normal: forgotten, not handed"),
+        (2, (7, 7), FLOORS, "viral gained nothing for them"),
+        (2, (7, 10), replace(FLOORS, min_sensitivity={"normal": 0.9, "bacterial": 0.75}), "viral has no floor"),
+        (2, (12, 15), FLOORS, "the champion already meets viral's floor: the class is learned"),
+    ],
+)
+def test_a_drop_is_handed_only_to_a_class_still_being_learned_that_the_candidate_finds_more_of(
+    lost_to, viral_found, floors, why
+):
+    mine, theirs, comparison = _learning_viral_gold(lost_to, viral_found)
+    result = check(mine, theirs, floors, 225, comparison=comparison)
+    bacterial = _bacterial_drop(result)
+    assert (bacterial.passed, bacterial.status) == (False, ""), why
+    assert not result.passed
+
+
+def test_a_class_with_too_few_gold_films_for_its_floor_is_still_being_learned():
+    mine, theirs, comparison = _learning_viral_gold()
+    no_viral_floor = replace(FLOORS, min_sensitivity={"normal": 0.9, "bacterial": 0.75}, min_class_gold=20)
+    bacterial = _bacterial_drop(check(mine, theirs, no_viral_floor, 225, comparison=comparison))
+    assert (bacterial.passed, bacterial.status) == (True, "handed")
+    assert "viral, a class still being learned (15 of 20 adjudicated gold films)" in bacterial.message
