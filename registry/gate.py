@@ -163,7 +163,8 @@ def check(
         why,
         policy.primary_metric,
         comparison,
-        [few.removeprefix("; ") for name in candidate["per_class"] if (few := _few(name, evidence, policy))],
+        [few.removeprefix("; ") for name in candidate["per_class"] if (few := _few(name, evidence, policy))]
+        + _few_at_sites(candidate.get("per_site") or {}, policy),
     )
 
 
@@ -426,6 +427,29 @@ def _few(name: str | None, evidence: _Evidence, policy: GatePolicy) -> str:
         return f"; no gold films of {name}: nothing measures it"
     patients = f" from {found.patients} patients" if 0 < found.patients < found.support else ""
     return f"; only {found.support} gold films of {name}{patients}: intervals are wide"
+
+
+def _few_at_sites(per_site: dict, policy: GatePolicy) -> list[str]:
+    """Words for each site whose part of the gold set is small, where the gold set has several sites:
+    a new site's 15 films per class confirm only large drops there."""
+    if len(per_site) < 2:
+        return []
+    notes = []
+    for site, report in per_site.items():
+        n = int(report.get("n", 0) or 0)
+        counts = {name: int(values.get("support", 0) or 0) for name, values in (report.get("per_class") or {}).items()}
+        if n < max(policy.min_site_gold, 1):
+            notes.append(
+                f"only {n} gold films at {site}: too few to compare the models there (the policy needs "
+                f"{policy.min_site_gold})"
+            )
+        elif any(0 < count < policy.few_class_gold for count in counts.values()):
+            each = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
+            notes.append(
+                f"only {n} gold films at {site} ({each}): intervals there are wide, and only a large "
+                "drop there can be confirmed"
+            )
+    return notes
 
 
 def _upper(interval: Interval) -> float:

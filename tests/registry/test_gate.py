@@ -490,3 +490,23 @@ def test_a_class_with_too_few_gold_films_for_its_floor_is_still_being_learned():
     bacterial = _bacterial_drop(check(mine, theirs, no_viral_floor, 225, comparison=comparison))
     assert (bacterial.passed, bacterial.status) == (True, "handed")
     assert "viral, a class still being learned (15 of 20 adjudicated gold films)" in bacterial.message
+
+
+def test_a_site_with_few_gold_films_is_said_in_words():
+    """A new site's 15 gold films per class confirm only large drops there: the gate says so."""
+    per_class = {name: {"support": count} for name, count in (("normal", 16), ("bacterial", 15), ("viral", 15))}
+    large = {name: {"support": 60} for name in ("normal", "bacterial", "viral")}
+    sites = {
+        "old": {"n": 180, "accuracy": 0.9, "macro_auc": 0.95, "per_class": large},
+        "site-b": {"n": 46, "accuracy": 0.7, "macro_auc": 0.86, "per_class": per_class},
+        "site-c": {"n": 8, "accuracy": 0.5, "macro_auc": 0.7, "per_class": {"normal": {"support": 8}}},
+    }
+    candidate = _with_sites(report(), **sites)
+    few = check(candidate, candidate, replace(POLICY, min_site_gold=20, few_class_gold=30), 234).few_gold
+    assert few == [
+        "only 46 gold films at site-b (16 normal, 15 bacterial, 15 viral): intervals there are wide, and only a "
+        "large drop there can be confirmed",
+        "only 8 gold films at site-c: too few to compare the models there (the policy needs 20)",
+    ]
+    one_site = _with_sites(report(), **{"site-b": sites["site-b"]})
+    assert check(one_site, one_site, replace(POLICY, min_site_gold=20), 46).few_gold == []
