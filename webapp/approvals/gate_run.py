@@ -4,6 +4,7 @@ the metrics logged to MLflow."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -274,9 +275,19 @@ def report_document(report: GateReport) -> dict:
 
 
 def floors_missed(report: GateReport) -> list[str]:
-    """The classes whose clinical floor this report's model missed."""
+    """The classes whose clinical floor this report's model missed: blocking, or credibly below a
+    floor its champion missed too (flagged)."""
+    return _floors(report, lambda check: not check["passed"] or check.get("status") == "below_floor")
+
+
+def floors_uncertain(report: GateReport) -> list[str]:
+    """The classes whose floor this report's model is under by a margin the gold set cannot confirm."""
+    return _floors(report, lambda check: check["passed"] and check.get("status") == "uncertain")
+
+
+def _floors(report: GateReport, which: Callable[[dict], bool]) -> list[str]:
     return [
         check["metric"].removeprefix("sensitivity_")
         for check in report.result.get("checks", [])
-        if check["rule"] == "min_sensitivity" and not check["passed"]
+        if check["rule"] == "min_sensitivity" and which(check)
     ]

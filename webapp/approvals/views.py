@@ -76,6 +76,7 @@ def page():
         if baseline
         else [],
         floors_missed=gate_run.floors_missed,
+        floors_uncertain=gate_run.floors_uncertain,
         charts=_charts(report, baseline, champion),
         comparison_link=url_for("dashboard.compare", a=report.champion_version, b=candidate)
         if report is not None and report.champion_version is not None

@@ -265,7 +265,36 @@ def test_with_no_candidate_the_champions_gold_report_is_shown_as_the_baseline(ap
     assert "Champion v1 on the gold set: the baseline" in page and "8 adjudicated images" in page
     missed = gate_run.floors_missed(report)
     if missed:  # the tiny untrained model misses floors: named, in the below-floor colour, not "failed"
-        assert f"below the clinical floor for {', '.join(missed)}" in page
+        assert f"below the clinical floor for {', '.join(name.capitalize() for name in missed)}" in page
         assert "first model: below the floor for" in page
     else:
         assert "meets every floor" in page
+
+
+def test_a_baseline_under_a_floor_within_the_noise_does_not_read_meets_every_floor(app, tiny):
+    """A champion at 0.467 viral sensitivity (7 of 15 gold films) against a 0.65 floor passed its gate
+    as "uncertain": its baseline must not say it meets every floor."""
+    from tests.conftest import seed_gold
+
+    seed_gold(8)
+    report = gate_run.run_gate(1)
+    under = {"rule": "min_sensitivity", "metric": "sensitivity_pneumonia", "value": 0.467, "threshold": 0.65}
+    under |= {"passed": True, "message": "below it, but not credibly", "status": "uncertain"}
+    checks = [c for c in report.result["checks"] if c["rule"] != "min_sensitivity"]
+    report.result = {**report.result, "checks": [*checks, under]}
+    report.passed = True
+    db.session.commit()
+    assert gate_run.floors_uncertain(report) == ["pneumonia"] and gate_run.floors_missed(report) == []
+    client = app.test_client()
+    login(client, "engineer")
+    page = client.get("/approvals").get_data(as_text=True)
+    print(page[page.find("the baseline") : page.find("the baseline") + 700])
+    assert "under the floor for Pneumonia, within the gold set's noise" in page
+    assert "meets every floor" not in page
+
+    flagged = {**under, "status": "below_floor"}
+    report.result = {**report.result, "checks": [*checks, flagged]}
+    db.session.commit()
+    assert gate_run.floors_missed(report) == ["pneumonia"]
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "below the clinical floor for Pneumonia" in page and "meets every floor" not in page
