@@ -26,8 +26,12 @@ intervals (learning.intervals, as the gate does):
     against the champion lies above zero;
   - a *promoted worse* round: the gate passed a candidate whose interval lies below zero.
 
+With --full-after, the full fine-tune (`medal train --full`, every layer: what the worker schedules
+weekly) follows the rounds on the same labels, gated and judged the same way; --full-on HOME runs
+only that step on the MEDAL_HOME a finished run left (one seed).
+
 Run: .venv/bin/python scripts/bench_loop.py [--scenario new-site|new-class] [--seeds 0] [--rounds 5]
-     [--strategy random|cold_start|...]
+     [--strategy random|cold_start|...] [--full-after | --full-on HOME]
 Writes docs/benchmarks/loop-<scenario>.json (one record per seed and round); docs/benchmarks.md
 quotes it.
 Takes about 25 minutes per seed on the 2-core development CPU.
@@ -188,7 +192,9 @@ def paired(truth, candidate, champion, class_names, patients) -> dict:
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
-    home = Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
+    """Set a hospital up in a fresh MEDAL_HOME and run the rounds (and the full fine-tune after them
+    with --full-after); with --full-on HOME, only the full fine-tune, on a home a run left."""
+    home = args.full_on or Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
     env = os.environ | {
         "MEDAL_HOME": str(home),
         "MEDAL_DEMO__POOL_IMAGES": str(args.site_a_pool),
@@ -200,34 +206,35 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     new_class = args.scenario == "new-class"
     site = "guangzhou-pediatric" if new_class else SITE_B  # the new class comes to the demo's own site
     if new_class:
-        data, model = first_site_without(home, "viral_pneumonia")
-        env |= {
-            "MEDAL_DEMO__DATA": str(data),
-            "MEDAL_DEMO__MODEL": str(model),
-            "MEDAL_CLASSES": json.dumps(CLASSES[:2]),
-        }
+        env["MEDAL_CLASSES"] = json.dumps(CLASSES[:2])
+        if args.full_on is None:
+            data, model = first_site_without(home, "viral_pneumonia")
+            env |= {"MEDAL_DEMO__DATA": str(data), "MEDAL_DEMO__MODEL": str(model)}
     os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
-    records: list[dict] = []
-    seconds, _ = medal(env, "db", "upgrade")
-    seconds, out = medal(env, "demo")
-    print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
-    medal(env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
-    if new_class:
-        medal(env, "classes", "add", "viral_pneumonia")
+    if args.full_on is None:
+        medal(env, "db", "upgrade")
+        seconds, out = medal(env, "demo")
+        print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
+        medal(env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
+        if new_class:
+            medal(env, "classes", "add", "viral_pneumonia")
 
     from webapp import create_app
     from webapp.extensions import db
     from webapp.gold import goldset
-    from webapp.models import Image, User
+    from webapp.models import Image, Label, User
     from webapp.services import services
 
     app = create_app()
-    with app.app_context():
-        used = set(db.session.execute(db.select(Image.sha256)).scalars())
-    parts = new_films(home, used, seed, transform=not new_class)
-    print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
-    for part in ("gold", "pool"):
-        medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
+    if args.full_on is None:
+        with app.app_context():
+            used = set(db.session.execute(db.select(Image.sha256)).scalars())
+        parts = new_films(home, used, seed, transform=not new_class)
+        print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
+        for part in ("gold", "pool"):
+            medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
+    else:
+        parts = films_written(home)
     truth_of = {f["sha256"]: f["label"] for f in parts["pool"] + parts["gold"]}
 
     client = app.test_client()
@@ -237,11 +244,12 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
         gold_shas = [f["sha256"] for f in parts["gold"]]
         gold_ids = list(db.session.execute(db.select(Image.id).where(Image.sha256.in_(gold_shas))).scalars())
-        marked = goldset.mark(gold_ids, engineer)
-        assert not marked.refused, marked.refused
-        for image in db.session.execute(db.select(Image).where(Image.id.in_(gold_ids))).scalars():
-            for reader in (doctor, doctor2):
-                goldset.record_read(reader, image.id, truth_of[image.sha256], CLASSES)
+        if args.full_on is None:
+            marked = goldset.mark(gold_ids, engineer)
+            assert not marked.refused, marked.refused
+            for image in db.session.execute(db.select(Image).where(Image.id.in_(gold_ids))).scalars():
+                for reader in (doctor, doctor2):
+                    goldset.record_read(reader, image.id, truth_of[image.sha256], CLASSES)
         from webapp.auth.tokens import create_token
 
         headers = {
@@ -258,7 +266,12 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
                 db.select(Image).where(Image.is_gold.is_(True), Image.id.not_in(gold_ids))
             ).scalars()
         ]
-    medal(env, "score")  # the new pool joins the queue, scored by the champion
+        labels = 0  # the doctor's labels outside the gold set, so far
+        if args.full_on is not None:
+            doctor_labels = db.select(db.func.count(Label.id)).join(Image, Image.id == Label.image_id)
+            labels = db.session.scalar(doctor_labels.where(Label.user_id == doctor.id, Image.is_gold.is_(False))) or 0
+    if args.full_on is None:
+        medal(env, "score")  # the new pool joins the queue, scored by the champion
 
     held_out = parts["held_out"]
     truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
@@ -272,21 +285,25 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
             net = services().registry.load(version)
         return evaluate(net, held_out), evaluate(net, site_a_gold)
 
-    champion = 1
+    champion = client.get("/api/v1/models", headers=headers["engineer"]).get_json()["aliases"]["champion"]
     champion_b, champion_a = scores(champion)
-    start = {"new": summary(truth_b, champion_b, CLASSES), "site_a": summary(truth_a, champion_a, CLASSES)}
-    records.append({"seed": seed, "round": 0, "labels": 0, "champion": 1, **start})
-    print(
-        f"[seed {seed}] round 0: new films accuracy {start['new']['accuracy']:.3f}, "
-        f"viral recall {start['new']['recall'].get('viral_pneumonia', 0):.2f}, "
-        f"site A {start['site_a']['accuracy']:.3f}",
-        flush=True,
-    )
-    labels = 0
-    for number in range(1, args.rounds + 1):
+    records: list[dict] = []
+    if args.full_on is None:
+        start = {"new": summary(truth_b, champion_b, CLASSES), "site_a": summary(truth_a, champion_a, CLASSES)}
+        records.append({"seed": seed, "round": 0, "labels": 0, "champion": champion, **start})
+        print(
+            f"[seed {seed}] round 0: new films accuracy {start['new']['accuracy']:.3f}, "
+            f"viral recall {start['new']['recall'].get('viral_pneumonia', 0):.2f}, "
+            f"site A {start['site_a']['accuracy']:.3f}",
+            flush=True,
+        )
+    rounds = [] if args.full_on else list(range(1, args.rounds + 1))
+    full_after = args.full_after or args.full_on is not None
+    for number in rounds + ([len(rounds) + 1] if full_after else []):
+        full = number > len(rounds)
         served_b = 0
         label_started = time.perf_counter()
-        for _ in range(args.batch):
+        for _ in range(0 if full else args.batch):
             served = client.get("/api/v1/review/next", headers=headers["doctor"]).get_json()
             if served.get("image") is None:
                 break
@@ -306,7 +323,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
             assert answer.status_code == 201, answer.get_json()
             labels += 1
         label_seconds = time.perf_counter() - label_started
-        train_seconds, out = medal(env, "train")
+        train_seconds, out = medal(env, "train", *(["--full"] if full else []))
         models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
         candidate = models["aliases"].get("candidate")
         if candidate is None:
@@ -317,6 +334,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         record = {
             "seed": seed,
             "round": number,
+            "kind": "full" if full else "round",
             "labels": labels,
             "served_new": served_b,
             "candidate": candidate,
@@ -351,8 +369,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         records.append(record)
         was = record["vs_champion_new"]["accuracy"]["champion"]["value"]
         print(
-            f"[seed {seed}] round {number}: {labels} labels ({served_b} new), train+gate {train_seconds:.0f} s, "
-            f"gate {'passed' if passed else 'failed'}; new films accuracy "
+            f"[seed {seed}] {'full fine-tune' if full else 'round'} {number}: {labels} labels ({served_b} new), "
+            f"train+gate {train_seconds:.0f} s, gate {'passed' if passed else 'failed'}; new films accuracy "
             f"{record['candidate_new']['accuracy']:.3f} (champion {was:.3f}), viral recall "
             f"{record['candidate_new']['recall'].get('viral_pneumonia', 0):.2f}, "
             f"site A {record['candidate_site_a']['accuracy']:.3f}; better by interval {record['better_by_interval']}, "
@@ -360,6 +378,24 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
             flush=True,
         )
     return records
+
+
+def films_written(home: Path) -> dict[str, list[dict]]:
+    """The new films a run wrote under home/site-b, read back: {path, sha256, label, patient} per part."""
+    patient_of = {row["filename"].rsplit(".", 1)[0]: row["patient_id"] for row in csv.DictReader(SPLIT.open())}
+    parts: dict[str, list[dict]] = {}
+    for part in ("gold", "pool", "held_out"):
+        films = sorted((home / "site-b" / part).rglob("*.png"))
+        parts[part] = [
+            {
+                "path": str(film),
+                "sha256": hashlib.sha256(film.read_bytes()).hexdigest(),
+                "label": film.parent.name,
+                "patient": patient_of[f"{film.parent.name}/{film.stem}"],
+            }
+            for film in films
+        ]
+    return parts
 
 
 _LABELS: dict[str, str] = {}
@@ -381,6 +417,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--site-a-pool", type=int, default=200, help="the demo's pool of site A films")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--full-after", action="store_true", help="after the rounds, run `medal train --full` and judge it the same way"
+    )
+    parser.add_argument("--full-on", type=Path, help="only the full fine-tune, on the MEDAL_HOME a finished run left")
     args = parser.parse_args()
     suffix = f"-{args.strategy}" if args.strategy else ""
     args.out = args.out or ROOT / f"docs/benchmarks/loop-{args.scenario}{suffix}.json"
