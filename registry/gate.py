@@ -135,7 +135,9 @@ def check(
     `new_classes` are classes the candidate predicts and the champion does not know. A new class
     takes its images from the classes it was confused with, so the champion's per-class figures for
     those were inflated: per-class drops are then reported, not blocking, while accuracy, macro
-    AUC, calibration and every floor the champion meets still hold the candidate."""
+    AUC, calibration and every floor the champion meets still hold the candidate. While the champion
+    knows the class but is still learning it (under its floor, or too few gold films), a confirmed
+    drop of another class whose lost films it now calls is "handed", not blocking (`_handed`)."""
     evidence = _Evidence(candidate, champion, comparison)
     checks = [
         Check(
