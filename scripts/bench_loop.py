@@ -299,8 +299,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
         )
     rounds = [] if args.full_on else list(range(1, args.rounds + 1))
     full_after = args.full_after or args.full_on is not None
-    for number in rounds + ([len(rounds) + 1] if full_after else []):
-        full = number > len(rounds)
+    for number in rounds + ([args.rounds + 1] if full_after else []):  # --full-on: the run had --rounds rounds
+        full = number > args.rounds
         served_b = 0
         label_started = time.perf_counter()
         for _ in range(0 if full else args.batch):

@@ -3,7 +3,9 @@ the issue's targets name (candidates better by their intervals that the gate blo
 candidates that were worse on held-out patients).
 
 Run: .venv/bin/python scripts/summarize_loop.py docs/benchmarks/loop-new-site.json [more.json ...]
-Records of one scenario from several files (one per seed, say) are merged; a seed found twice is an error.
+Records of one scenario from several files (one per seed, say, or a seed's full fine-tune from
+`bench_loop.py --full-on`) are merged; a seed's round found twice is an error. A full fine-tune's row
+reads "6 (full)".
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ def load(paths: list[Path]) -> tuple[str, list[dict]]:
     for path in paths:
         found = json.loads(path.read_text())
         scenarios.add(found["settings"]["scenario"])
-        seeds = {record["seed"] for record in found["records"]}
-        if seeds & seen:
-            raise SystemExit(f"{path}: seed(s) {sorted(seeds & seen)} are in an earlier file too")
-        seen |= seeds
+        rounds = {(record["seed"], record["round"]) for record in found["records"]}
+        if rounds & seen:
+            raise SystemExit(f"{path}: seed and round {sorted(rounds & seen)} are in an earlier file too")
+        seen |= rounds
         records += found["records"]
     if len(scenarios) != 1:
         raise SystemExit(f"one scenario at a time, not {sorted(scenarios)}")
@@ -74,8 +76,9 @@ def table(records: list[dict], classes: list[str]) -> str:
         site_a = [r["site_a"] if number == 0 else r["champion_site_a"] for r in found]
         seconds = [r["seconds"]["train_and_gate"] for r in found if number > 0]
         timing = f"{statistics.median(seconds):.0f} ({min(seconds):.0f}–{max(seconds):.0f})" if seconds else "—"
+        kind = " (full)" if found[0].get("kind") == "full" else ""
         lines.append(
-            f"| {number} | {found[0]['labels']} | {len(found)} | {spread([s['accuracy'] for s in new])} | "
+            f"| {number}{kind} | {found[0]['labels']} | {len(found)} | {spread([s['accuracy'] for s in new])} | "
             f"{spread([balanced(s) for s in new])} | "
             + " | ".join(spread([s["recall"].get(name, 0.0) for s in new]) for name in classes)
             + f" | {spread([s['accuracy'] for s in site_a])} | "
