@@ -374,7 +374,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
             f"{record['candidate_new']['accuracy']:.3f} (champion {was:.3f}), viral recall "
             f"{record['candidate_new']['recall'].get('viral_pneumonia', 0):.2f}, "
             f"site A {record['candidate_site_a']['accuracy']:.3f}; better by interval {record['better_by_interval']}, "
-            f"worse {record['worse_by_interval']}",
+            f"worse {record['worse_by_interval']}" + "".join(f"\n  gate: {why}" for why in record["gate_failures"]),
             flush=True,
         )
     return records
@@ -427,7 +427,7 @@ def main() -> int:
     records: list[dict] = []
     for seed in (int(s) for s in args.seeds.split(",")):
         records += run_seed(seed, args)
-        args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "records": records}, indent=1))
+        args.out.write_text(json.dumps({"settings": vars(args), "records": records}, indent=1, default=str))
     print(f"wrote {args.out}")
     return 0
 
