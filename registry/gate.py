@@ -363,10 +363,10 @@ def _handed(name: str, sensitivity: MetricComparison, evidence: _Evidence, polic
     if lost <= 0:
         return ""
     for column, other in enumerate(names):
+        if column == row or mine[row][column] - theirs[row][column] < lost:
+            continue  # not where the lost films went
         rose = evidence.of("sensitivity", other).difference
-        if column == row or rose is None or rose.value is None or rose.value < -fell.value:
-            continue
-        if mine[row][column] - theirs[row][column] < lost:
+        if rose is None or rose.value is None or rose.value < -fell.value:
             continue
         learning = _still_learning(other, candidate, champion, policy)
         if learning:
