@@ -50,7 +50,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -191,10 +193,24 @@ def paired(truth, candidate, champion, class_names, patients) -> dict:
     return {key: comparison.metrics[key].to_dict() for key in ("accuracy", "macro_auc") if key in comparison.metrics}
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
-    """Set a hospital up in a fresh MEDAL_HOME and run the rounds (and the full fine-tune after them
-    with --full-after); with --full-on HOME, only the full fine-tune, on a home a run left."""
-    home = args.full_on or Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
+@dataclass
+class Hospital:
+    """One bench hospital: its MEDAL_HOME, the app on it, and what the oracle doctor knows."""
+
+    seed: int
+    env: dict
+    app: Any
+    parts: dict[str, list[dict]]  # the new films: gold, pool, held_out
+    site_a_gold: list[dict]
+    headers: dict[str, dict[str, str]]
+    labels: int  # the doctor's labels outside the gold set, so far
+
+    @property
+    def truth_of(self) -> dict[str, str]:
+        return {f["sha256"]: f["label"] for f in self.parts["pool"] + self.parts["gold"]}
+
+
+def _environment(home: Path, seed: int, args: argparse.Namespace) -> dict:
     env = os.environ | {
         "MEDAL_HOME": str(home),
         "MEDAL_DEMO__POOL_IMAGES": str(args.site_a_pool),
@@ -203,59 +219,37 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     }
     if args.strategy:
         env["MEDAL_ACTIVE_LEARNING__STRATEGY"] = args.strategy
-    new_class = args.scenario == "new-class"
-    site = "guangzhou-pediatric" if new_class else SITE_B  # the new class comes to the demo's own site
-    if new_class:
+    if args.scenario == "new-class":
         env["MEDAL_CLASSES"] = json.dumps(CLASSES[:2])
-        if args.full_on is None:
-            data, model = first_site_without(home, "viral_pneumonia")
-            env |= {"MEDAL_DEMO__DATA": str(data), "MEDAL_DEMO__MODEL": str(model)}
-    os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
-    if args.full_on is None:
-        medal(env, "db", "upgrade")
-        seconds, out = medal(env, "demo")
-        print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
-        medal(env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
-        if new_class:
-            medal(env, "classes", "add", "viral_pneumonia")
+    return env
 
+
+def _open(seed: int, env: dict, parts: dict[str, list[dict]], fresh: bool) -> Hospital:
+    """The app on env's MEDAL_HOME, with the doctors' tokens and site A's gold films; on a fresh
+    home the engineer marks the new gold films and two doctors read them."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
     from webapp import create_app
+    from webapp.auth.tokens import create_token
     from webapp.extensions import db
     from webapp.gold import goldset
     from webapp.models import Image, Label, User
     from webapp.services import services
 
     app = create_app()
-    if args.full_on is None:
-        with app.app_context():
-            used = set(db.session.execute(db.select(Image.sha256)).scalars())
-        parts = new_films(home, used, seed, transform=not new_class)
-        print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
-        for part in ("gold", "pool"):
-            medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
-    else:
-        parts = films_written(home)
-    truth_of = {f["sha256"]: f["label"] for f in parts["pool"] + parts["gold"]}
-
-    client = app.test_client()
     with app.app_context():
-        doctor = db.session.execute(db.select(User).filter_by(username="doctor")).scalar_one()
-        doctor2 = db.session.execute(db.select(User).filter_by(username="doctor2")).scalar_one()
-        engineer = db.session.execute(db.select(User).filter_by(username="engineer")).scalar_one()
+        user = {
+            name: db.session.execute(db.select(User).filter_by(username=name)).scalar_one()
+            for name in ("doctor", "doctor2", "engineer")
+        }
         gold_shas = [f["sha256"] for f in parts["gold"]]
         gold_ids = list(db.session.execute(db.select(Image.id).where(Image.sha256.in_(gold_shas))).scalars())
-        if args.full_on is None:
-            marked = goldset.mark(gold_ids, engineer)
+        truth_of = {f["sha256"]: f["label"] for f in parts["gold"]}
+        if fresh:
+            marked = goldset.mark(gold_ids, user["engineer"])
             assert not marked.refused, marked.refused
             for image in db.session.execute(db.select(Image).where(Image.id.in_(gold_ids))).scalars():
-                for reader in (doctor, doctor2):
+                for reader in (user["doctor"], user["doctor2"]):
                     goldset.record_read(reader, image.id, truth_of[image.sha256], CLASSES)
-        from webapp.auth.tokens import create_token
-
-        headers = {
-            "doctor": {"Authorization": f"Bearer {create_token(doctor)}"},
-            "engineer": {"Authorization": f"Bearer {create_token(engineer)}"},
-        }
         site_a_gold = [
             {
                 "path": str(services().store.path(image.path)),
@@ -266,31 +260,72 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
                 db.select(Image).where(Image.is_gold.is_(True), Image.id.not_in(gold_ids))
             ).scalars()
         ]
-        labels = 0  # the doctor's labels outside the gold set, so far
-        if args.full_on is not None:
-            doctor_labels = db.select(db.func.count(Label.id)).join(Image, Image.id == Label.image_id)
-            labels = db.session.scalar(doctor_labels.where(Label.user_id == doctor.id, Image.is_gold.is_(False))) or 0
-    if args.full_on is None:
-        medal(env, "score")  # the new pool joins the queue, scored by the champion
-
-    held_out = parts["held_out"]
-    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
-    patients_b = [f["patient"] for f in held_out]
+        doctor_labels = db.select(db.func.count(Label.id)).join(Image, Image.id == Label.image_id)
+        labels = db.session.scalar(doctor_labels.where(Label.user_id == user["doctor"].id, Image.is_gold.is_(False)))
+        headers = {name: {"Authorization": f"Bearer {create_token(user[name])}"} for name in ("doctor", "engineer")}
     site_a_gold = [f for f in site_a_gold if f["label"] in CLASSES]
+    return Hospital(seed, env, app, parts, site_a_gold, headers, labels or 0)
+
+
+def set_up(seed: int, args: argparse.Namespace) -> Hospital:
+    """A hospital in a fresh MEDAL_HOME: the demo, the new films imported, their gold set read, the
+    pool scored by the champion."""
+    home = Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
+    env = _environment(home, seed, args)
+    new_class = args.scenario == "new-class"
+    if new_class:
+        data, model = first_site_without(home, "viral_pneumonia")
+        env |= {"MEDAL_DEMO__DATA": str(data), "MEDAL_DEMO__MODEL": str(model)}
+    medal(env, "db", "upgrade")
+    seconds, _ = medal(env, "demo")
+    print(f"[seed {seed}] demo loaded in {seconds:.0f} s", flush=True)
+    medal(env, "users", "create", "doctor2", "--role", "doctor", "--password", "doctor2-loop-bench")
+    if new_class:
+        medal(env, "classes", "add", "viral_pneumonia")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MEDAL_")})
+    from webapp import create_app
+    from webapp.extensions import db
+    from webapp.models import Image
+
+    with create_app().app_context():
+        used = set(db.session.execute(db.select(Image.sha256)).scalars())
+    parts = new_films(home, used, seed, transform=not new_class)
+    print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
+    site = "guangzhou-pediatric" if new_class else SITE_B  # the new class comes to the demo's own site
+    for part in ("gold", "pool"):
+        medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
+    hospital = _open(seed, env, parts, fresh=True)
+    medal(env, "score")  # the new pool joins the queue, scored by the champion
+    return hospital
+
+
+def reopen(home: Path, seed: int, args: argparse.Namespace) -> Hospital:
+    """The hospital a finished run left in home, as it stands."""
+    return _open(seed, _environment(home, seed, args), films_written(home), fresh=False)
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
+    """Set a hospital up and run the rounds (and the full fine-tune after them with --full-after);
+    with --full-on HOME, only the full fine-tune, on a home a run left."""
+    hospital = reopen(args.full_on, seed, args) if args.full_on else set_up(seed, args)
+    held_out, site_a_gold = hospital.parts["held_out"], hospital.site_a_gold
+    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
     truth_a = np.array([CLASSES.index(f["label"]) for f in site_a_gold])
-    patients_a = [f["patient"] for f in site_a_gold]
+    client = hospital.app.test_client()
 
     def scores(version: int) -> tuple[np.ndarray, np.ndarray]:
-        with app.app_context():
+        from webapp.services import services
+
+        with hospital.app.app_context():
             net = services().registry.load(version)
         return evaluate(net, held_out), evaluate(net, site_a_gold)
 
-    champion = client.get("/api/v1/models", headers=headers["engineer"]).get_json()["aliases"]["champion"]
-    champion_b, champion_a = scores(champion)
+    models = client.get("/api/v1/models", headers=hospital.headers["engineer"]).get_json()
+    champion = Champion(models["aliases"]["champion"], *scores(models["aliases"]["champion"]))
     records: list[dict] = []
     if args.full_on is None:
-        start = {"new": summary(truth_b, champion_b, CLASSES), "site_a": summary(truth_a, champion_a, CLASSES)}
-        records.append({"seed": seed, "round": 0, "labels": 0, "champion": champion, **start})
+        start = {"new": summary(truth_b, champion.new, CLASSES), "site_a": summary(truth_a, champion.site_a, CLASSES)}
+        records.append({"seed": seed, "round": 0, "labels": 0, "champion": champion.version, **start})
         print(
             f"[seed {seed}] round 0: new films accuracy {start['new']['accuracy']:.3f}, "
             f"viral recall {start['new']['recall'].get('viral_pneumonia', 0):.2f}, "
@@ -300,84 +335,106 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     rounds = [] if args.full_on else list(range(1, args.rounds + 1))
     full_after = args.full_after or args.full_on is not None
     for number in rounds + ([args.rounds + 1] if full_after else []):  # --full-on: the run had --rounds rounds
-        full = number > args.rounds
-        served_b = 0
-        label_started = time.perf_counter()
-        for _ in range(0 if full else args.batch):
-            served = client.get("/api/v1/review/next", headers=headers["doctor"]).get_json()
-            if served.get("image") is None:
-                break
-            image_id = served["image"]["id"]
-            with app.app_context():
-                image = db.session.get(Image, image_id)
-                truth = truth_of.get(image.sha256) or image.reference_label
-                served_b += image.sha256 in truth_of
-            if truth is None:
-                with app.app_context():  # a site A pool film: its label is the dataset's, by its bytes
-                    truth = _site_a_label(image.sha256)
-            answer = client.post(
-                f"/api/v1/images/{image_id}/labels",
-                headers=headers["doctor"],
-                json={"label": truth, "prediction_id": served["prediction"]["id"]},
-            )
-            assert answer.status_code == 201, answer.get_json()
-            labels += 1
-        label_seconds = time.perf_counter() - label_started
-        train_seconds, out = medal(env, "train", *(["--full"] if full else []))
-        models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
-        candidate = models["aliases"].get("candidate")
-        if candidate is None:
-            raise SystemExit(f"round {number} left no candidate:\n{out[-3000:]}")
-        report = client.get(f"/api/v1/models/{candidate}/gate", headers=headers["engineer"]).get_json()
-        passed = bool(report.get("passed"))
-        cand_b, cand_a = scores(candidate)
-        record = {
-            "seed": seed,
-            "round": number,
-            "kind": "full" if full else "round",
-            "labels": labels,
-            "served_new": served_b,
-            "candidate": candidate,
-            "champion_before": champion,
-            "gate_passed": passed,
-            "gate_verdict": report.get("verdict"),
-            "gate_better": report.get("better"),
-            "gate_failures": report.get("failures", []),
-            "seconds": {"labeling": round(label_seconds, 1), "train_and_gate": round(train_seconds, 1)},
-            "candidate_new": summary(truth_b, cand_b, CLASSES),
-            "candidate_site_a": summary(truth_a, cand_a, CLASSES),
-            "vs_champion_new": paired(truth_b, cand_b, champion_b, CLASSES, patients_b),
-            "vs_champion_site_a": paired(truth_a, cand_a, champion_a, CLASSES, patients_a),
-        }
-        difference = record["vs_champion_new"]["accuracy"]["difference"]
-        record["better_by_interval"] = difference["low"] is not None and difference["low"] > 0
-        record["worse_by_interval"] = difference["high"] is not None and difference["high"] < 0
-        decision = "approve" if passed else "reject"
-        reason = "the gate passed" if passed else "the gate failed"
-        answer = client.post(
-            f"/api/v1/models/{candidate}/{decision}",
-            headers=headers["engineer"],
-            json={"reason": reason, "override": False},
-        )
-        assert answer.status_code == 200, answer.get_json()
-        if passed:
-            champion, champion_b, champion_a = candidate, cand_b, cand_a
-            record["seconds"]["rescore"] = round(medal(env, "score")[0], 1)
-        record["champion_after"] = champion
-        record["champion_new"] = summary(truth_b, champion_b, CLASSES)
-        record["champion_site_a"] = summary(truth_a, champion_a, CLASSES)
+        record, champion = one_round(hospital, client, number, number > args.rounds, champion, scores, args.batch)
         records.append(record)
-        was = record["vs_champion_new"]["accuracy"]["champion"]["value"]
-        print(
-            f"[seed {seed}] {'full fine-tune' if full else 'round'} {number}: {labels} labels ({served_b} new), "
-            f"train+gate {train_seconds:.0f} s, gate {'passed' if passed else 'failed'}; new films accuracy "
-            f"{record['candidate_new']['accuracy']:.3f} (champion {was:.3f}), viral recall "
-            f"{record['candidate_new']['recall'].get('viral_pneumonia', 0):.2f}, "
-            f"site A {record['candidate_site_a']['accuracy']:.3f}; better by interval {record['better_by_interval']}, "
-            f"worse {record['worse_by_interval']}" + "".join(f"\n  gate: {why}" for why in record["gate_failures"]),
-            flush=True,
-        )
     return records
+
+
+@dataclass
+class Champion:
+    version: int
+    new: np.ndarray  # its probabilities on the new films held out
+    site_a: np.ndarray  # and on site A's gold films
+
+
+def one_round(hospital: Hospital, client, number: int, full: bool, champion: Champion, scores, batch: int):
+    """The doctor labels a batch through the API (none before the full fine-tune), `medal train`
+    (--full), the gate, the engineer's decision; the record and the champion after it."""
+    from webapp.extensions import db
+    from webapp.models import Image
+
+    held_out, site_a_gold = hospital.parts["held_out"], hospital.site_a_gold
+    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
+    truth_a = np.array([CLASSES.index(f["label"]) for f in site_a_gold])
+    truth_of, headers, seed = hospital.truth_of, hospital.headers, hospital.seed
+    served_b = 0
+    label_started = time.perf_counter()
+    for _ in range(0 if full else batch):
+        served = client.get("/api/v1/review/next", headers=headers["doctor"]).get_json()
+        if served.get("image") is None:
+            break
+        image_id = served["image"]["id"]
+        with hospital.app.app_context():
+            image = db.session.get(Image, image_id)
+            assert image is not None, image_id
+            truth = truth_of.get(image.sha256) or image.reference_label
+            served_b += image.sha256 in truth_of
+        if truth is None:  # a site A pool film: its label is the dataset's, by its bytes
+            truth = _site_a_label(image.sha256)
+        answer = client.post(
+            f"/api/v1/images/{image_id}/labels",
+            headers=headers["doctor"],
+            json={"label": truth, "prediction_id": served["prediction"]["id"]},
+        )
+        assert answer.status_code == 201, answer.get_json()
+        hospital.labels += 1
+    label_seconds = time.perf_counter() - label_started
+    train_seconds, out = medal(hospital.env, "train", *(["--full"] if full else []))
+    models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
+    candidate = models["aliases"].get("candidate")
+    if candidate is None:
+        raise SystemExit(f"round {number} left no candidate:\n{out[-3000:]}")
+    report = client.get(f"/api/v1/models/{candidate}/gate", headers=headers["engineer"]).get_json()
+    passed = bool(report.get("passed"))
+    cand_b, cand_a = scores(candidate)
+    patients_b = [f["patient"] for f in held_out]
+    patients_a = [f["patient"] for f in site_a_gold]
+    record = {
+        "seed": seed,
+        "round": number,
+        "kind": "full" if full else "round",
+        "labels": hospital.labels,
+        "served_new": served_b,
+        "candidate": candidate,
+        "champion_before": champion.version,
+        "gate_passed": passed,
+        "gate_verdict": report.get("verdict"),
+        "gate_better": report.get("better"),
+        "gate_failures": report.get("failures", []),
+        "seconds": {"labeling": round(label_seconds, 1), "train_and_gate": round(train_seconds, 1)},
+        "candidate_new": summary(truth_b, cand_b, CLASSES),
+        "candidate_site_a": summary(truth_a, cand_a, CLASSES),
+        "vs_champion_new": paired(truth_b, cand_b, champion.new, CLASSES, patients_b),
+        "vs_champion_site_a": paired(truth_a, cand_a, champion.site_a, CLASSES, patients_a),
+    }
+    difference = record["vs_champion_new"]["accuracy"]["difference"]
+    record["better_by_interval"] = difference["low"] is not None and difference["low"] > 0
+    record["worse_by_interval"] = difference["high"] is not None and difference["high"] < 0
+    decision = "approve" if passed else "reject"
+    reason = "the gate passed" if passed else "the gate failed"
+    answer = client.post(
+        f"/api/v1/models/{candidate}/{decision}",
+        headers=headers["engineer"],
+        json={"reason": reason, "override": False},
+    )
+    assert answer.status_code == 200, answer.get_json()
+    if passed:
+        champion = Champion(candidate, cand_b, cand_a)
+        record["seconds"]["rescore"] = round(medal(hospital.env, "score")[0], 1)
+    record["champion_after"] = champion.version
+    record["champion_new"] = summary(truth_b, champion.new, CLASSES)
+    record["champion_site_a"] = summary(truth_a, champion.site_a, CLASSES)
+    was = record["vs_champion_new"]["accuracy"]["champion"]["value"]
+    print(
+        f"[seed {seed}] {'full fine-tune' if full else 'round'} {number}: {hospital.labels} labels ({served_b} new), "
+        f"train+gate {train_seconds:.0f} s, gate {'passed' if passed else 'failed'}; new films accuracy "
+        f"{record['candidate_new']['accuracy']:.3f} (champion {was:.3f}), viral recall "
+        f"{record['candidate_new']['recall'].get('viral_pneumonia', 0):.2f}, "
+        f"site A {record['candidate_site_a']['accuracy']:.3f}; better by interval {record['better_by_interval']}, "
+        f"worse {record['worse_by_interval']}" + "".join(f"\n  gate: {why}" for why in record["gate_failures"]),
+        flush=True,
+    )
+    return record, champion
 
 
 def films_written(home: Path) -> dict[str, list[dict]]:
