@@ -57,9 +57,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--films", type=int, default=0, help="upload latency over this many unseen films")
     parser.add_argument("--train-seconds", type=float, default=240, help="label saves while training, at most")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/upload_latency.json", help="with --films")
     args = parser.parse_args()
     if args.films:
-        latency(args.films, args.train_seconds)
+        latency(args.films, args.train_seconds, args.out)
         return
     home = Path(tempfile.mkdtemp(prefix="medal-bench-upload-"))
     os.environ.update(
@@ -152,7 +153,7 @@ def _training_running(db, TrainingRun) -> bool:
     return running > 0
 
 
-def latency(n_films: int, train_seconds: float) -> None:
+def latency(n_films: int, train_seconds: float, report_path: Path) -> None:
     import re
     import subprocess
 
@@ -301,11 +302,10 @@ def latency(n_films: int, train_seconds: float) -> None:
         "label_saves": [{"ms": round(ms, 1), "training": t, "drift": d} for ms, t, d in saves],
         "review_pages": [{"ms": round(ms, 1), "training": t, "drift": d} for ms, t, d in pages],
     }
-    out = ROOT / "docs/benchmarks/upload_latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k not in ("uploads", "label_saves", "review_pages")}))
-    print(f"raw rows: {out}")
+    print(f"raw rows: {report_path}")
 
 
 if __name__ == "__main__":

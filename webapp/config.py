@@ -167,7 +167,8 @@ class ServingSettings(Section):
 
 
 class ThreadSettings(Section):
-    intra_op_threads: int = Field(default=1, ge=1, le=256)  # threads within one operator (a convolution)
+    # threads within one operator (a convolution); 0: one per core this process may run on
+    intra_op_threads: int = Field(default=1, ge=0, le=256)
     inter_op_threads: int = Field(default=1, ge=1, le=256)  # independent operators run at once
     nice: int = Field(default=0, ge=0, le=19)  # worker: the CPU priority of `medal worker`, train, score, drift
 
@@ -175,7 +176,7 @@ class ThreadSettings(Section):
     def threads(self) -> Threads:
         from learning.engine import Threads
 
-        return Threads(self.intra_op_threads, self.inter_op_threads)
+        return Threads(self.intra_op_threads or len(os.sched_getaffinity(0)), self.inter_op_threads)
 
 
 class InferenceSettings(Section):

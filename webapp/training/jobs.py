@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,10 @@ from webapp.training import recipe, runs
 
 log = logging.getLogger(__name__)
 _app: Flask | None = None  # set by the worker; jobs are stored by reference and push its context
+# The worker's CPU-heavy jobs (a run, re-scoring, a drift pass, a PACS pull) take turns: each takes
+# every core it is given (`inference.worker`), and two at once oversubscribe them (a round beside a
+# drift pass trained 1.8x slower than with one thread each; docs/benchmarks.md).
+cpu_work = threading.Lock()
 
 
 def bind(app: Flask) -> None:
@@ -228,7 +233,7 @@ def due_kind(now: datetime | None = None) -> str:
 
 def tick() -> dict:
     """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
-    with app_context():
+    with cpu_work, app_context():
         done: dict = {}
         recovered = recover_interrupted()  # a `medal train` killed meanwhile must not block the queue
         if recovered:
@@ -255,7 +260,7 @@ def pacs_pull() -> dict:
     """The scheduled PACS pull (pacs.url set): an unreachable PACS is a warning, retried next interval."""
     from webapp.integration import pacs
 
-    with app_context():
+    with cpu_work, app_context():
         if not services().settings.pacs.url:
             return {"pacs": "off"}
         try:

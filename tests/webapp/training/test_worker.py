@@ -213,3 +213,20 @@ def test_cleanup_drops_expired_claims_and_old_scores_of_other_versions(trained_a
         db.session.execute(db.select(db.func.count(QueryScore.id)).filter_by(model_version=1)).scalar()
         == champion_scores
     )  # the champion's scores stay
+
+
+def test_the_worker_heavy_jobs_take_turns_on_the_cores(app):
+    """A drift pass waits while a run or a re-score holds the cores, then runs: each takes every core
+    it is given, and two at once would oversubscribe them."""
+    from webapp.monitoring import drift
+
+    jobs.bind(app)
+    finished = threading.Event()
+    passes = threading.Thread(target=lambda: (drift.job(), finished.set()))
+    with jobs.cpu_work:  # what tick holds while it trains and scores
+        passes.start()
+        assert not finished.wait(1.0)
+    passes.join(120)
+    assert finished.is_set()
+    assert jobs.cpu_work.acquire(blocking=False)  # and gave the cores back
+    jobs.cpu_work.release()

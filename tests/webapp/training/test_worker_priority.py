@@ -29,8 +29,8 @@ def _expected_nice() -> int:
     return max(7, os.getpriority(os.PRIO_PROCESS, 0))  # a process never raises its own priority
 
 
-def _read_back(command: str) -> list[int]:
-    env = dict(os.environ, MEDAL_INFERENCE__WORKER=SETTINGS)
+def _read_back(command: str, settings: str = SETTINGS) -> list[int]:
+    env = dict(os.environ, MEDAL_INFERENCE__WORKER=settings)
     done = subprocess.run([sys.executable, "-c", READ_BACK, command], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -39,6 +39,11 @@ def _read_back(command: str) -> list[int]:
 def test_training_scoring_and_drift_commands_run_at_the_worker_priority_with_its_threads(home):
     for command in ("train", "score", "drift"):
         assert _read_back(command) == [_expected_nice(), 3, 2]
+
+
+def test_zero_intra_op_threads_means_one_per_core_the_process_may_use(home):
+    cores = len(os.sched_getaffinity(0))
+    assert _read_back("train", "{intra_op_threads: 0, inter_op_threads: 1, nice: 7}") == [_expected_nice(), cores, 1]
 
 
 def test_a_command_that_is_not_background_work_keeps_its_priority(home):
