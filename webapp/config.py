@@ -176,7 +176,13 @@ class ThreadSettings(Section):
     def threads(self) -> Threads:
         from learning.engine import Threads
 
-        return Threads(self.intra_op_threads or len(os.sched_getaffinity(0)), self.inter_op_threads)
+        return Threads(self.intra_op_threads or _cores(), self.inter_op_threads)
+
+
+def _cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else all."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 class InferenceSettings(Section):
