@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_first_model import bootstrap  # noqa: E402
 
 from learning.data import to_tensor  # noqa: E402
-from learning.decoding import decode_image  # noqa: E402
+from learning.decoding import load_grayscale  # noqa: E402
 from learning.model import ModelSpec, XrayNet, load_model  # noqa: E402
 
 NAMES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
@@ -47,17 +47,10 @@ def embeddings(net: XrayNet, paths: list[str], size: int) -> tuple[np.ndarray, n
     net.eval()
     with torch.inference_mode():
         for start in range(0, len(paths), 32):
-            batch = torch.stack(
-                [to_tensor(decode_image(Path(p).read_bytes(), 50_000_000), size) for p in paths[start : start + 32]]
-            )
+            batch = torch.stack([to_tensor(load_grayscale(p), size) for p in paths[start : start + 32]])
             plain.append(net.embed(batch).numpy())
             mirrored.append(net.embed(torch.flip(batch, dims=[3])).numpy())
     return np.concatenate(plain), np.concatenate(mirrored)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def reported(labels, probabilities, patients, resamples) -> dict:
@@ -118,8 +111,8 @@ def main() -> None:
     started = time.monotonic()
     own, own_mirrored = embeddings(shipped, paths, size)
     out["shipped_features_seconds"] = round(time.monotonic() - started, 1)
-    weight, bias = (p.detach().numpy() for p in (shipped.head.weight, shipped.head.bias))
-    as_is, flipped = softmax(own @ weight.T + bias), softmax(own_mirrored @ weight.T + bias)
+    with torch.inference_mode():  # the shipped head (its operating point in the bias) on those features
+        as_is, flipped = (shipped.head(torch.from_numpy(f)).softmax(1).numpy() for f in (own, own_mirrored))
     averaged = (as_is + flipped) / 2
     out["shipped"] = {
         part_name: {

@@ -51,6 +51,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,13 @@ def paired(truth, candidate, champion, class_names, patients) -> dict:
 
 
 @dataclass
+class Champion:
+    version: int
+    new: np.ndarray  # its probabilities on the new films held out
+    site_a: np.ndarray  # and on site A's gold films
+
+
+@dataclass
 class Hospital:
     """One bench hospital: its MEDAL_HOME, the app on it, and what the oracle doctor knows."""
 
@@ -205,9 +213,25 @@ class Hospital:
     headers: dict[str, dict[str, str]]
     labels: int  # the doctor's labels outside the gold set, so far
 
-    @property
+    @cached_property
     def truth_of(self) -> dict[str, str]:
         return {f["sha256"]: f["label"] for f in self.parts["pool"] + self.parts["gold"]}
+
+    @cached_property
+    def truth_new(self) -> np.ndarray:  # the new films held out
+        return np.array([CLASSES.index(f["label"]) for f in self.parts["held_out"]])
+
+    @cached_property
+    def truth_site_a(self) -> np.ndarray:  # site A's gold films
+        return np.array([CLASSES.index(f["label"]) for f in self.site_a_gold])
+
+    def scores(self, version: int) -> Champion:
+        """A registered version's probabilities on the new films held out and on site A's gold films."""
+        from webapp.services import services
+
+        with self.app.app_context():
+            net = services().registry.load(version)
+        return Champion(version, evaluate(net, self.parts["held_out"]), evaluate(net, self.site_a_gold))
 
 
 def _environment(home: Path, seed: int, args: argparse.Namespace) -> dict:
@@ -308,23 +332,15 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     """Set a hospital up and run the rounds (and the full fine-tune after them with --full-after);
     with --full-on HOME, only the full fine-tune, on a home a run left."""
     hospital = reopen(args.full_on, seed, args) if args.full_on else set_up(seed, args)
-    held_out, site_a_gold = hospital.parts["held_out"], hospital.site_a_gold
-    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
-    truth_a = np.array([CLASSES.index(f["label"]) for f in site_a_gold])
     client = hospital.app.test_client()
-
-    def scores(version: int) -> tuple[np.ndarray, np.ndarray]:
-        from webapp.services import services
-
-        with hospital.app.app_context():
-            net = services().registry.load(version)
-        return evaluate(net, held_out), evaluate(net, site_a_gold)
-
     models = client.get("/api/v1/models", headers=hospital.headers["engineer"]).get_json()
-    champion = Champion(models["aliases"]["champion"], *scores(models["aliases"]["champion"]))
+    champion = hospital.scores(models["aliases"]["champion"])
     records: list[dict] = []
     if args.full_on is None:
-        start = {"new": summary(truth_b, champion.new, CLASSES), "site_a": summary(truth_a, champion.site_a, CLASSES)}
+        start = {
+            "new": summary(hospital.truth_new, champion.new, CLASSES),
+            "site_a": summary(hospital.truth_site_a, champion.site_a, CLASSES),
+        }
         records.append({"seed": seed, "round": 0, "labels": 0, "champion": champion.version, **start})
         print(
             f"[seed {seed}] round 0: new films accuracy {start['new']['accuracy']:.3f}, "
@@ -335,27 +351,18 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     rounds = [] if args.full_on else list(range(1, args.rounds + 1))
     full_after = args.full_after or args.full_on is not None
     for number in rounds + ([args.rounds + 1] if full_after else []):  # --full-on: the run had --rounds rounds
-        record, champion = one_round(hospital, client, number, number > args.rounds, champion, scores, args.batch)
+        record, champion = one_round(hospital, client, number, number > args.rounds, champion, args.batch)
         records.append(record)
     return records
 
 
-@dataclass
-class Champion:
-    version: int
-    new: np.ndarray  # its probabilities on the new films held out
-    site_a: np.ndarray  # and on site A's gold films
-
-
-def one_round(hospital: Hospital, client, number: int, full: bool, champion: Champion, scores, batch: int):
+def one_round(hospital: Hospital, client, number: int, full: bool, champion: Champion, batch: int):
     """The doctor labels a batch through the API (none before the full fine-tune), `medal train`
     (--full), the gate, the engineer's decision; the record and the champion after it."""
     from webapp.extensions import db
     from webapp.models import Image
 
-    held_out, site_a_gold = hospital.parts["held_out"], hospital.site_a_gold
-    truth_b = np.array([CLASSES.index(f["label"]) for f in held_out])
-    truth_a = np.array([CLASSES.index(f["label"]) for f in site_a_gold])
+    truth_b, truth_a = hospital.truth_new, hospital.truth_site_a
     truth_of, headers, seed = hospital.truth_of, hospital.headers, hospital.seed
     served_b = 0
     label_started = time.perf_counter()
@@ -386,9 +393,9 @@ def one_round(hospital: Hospital, client, number: int, full: bool, champion: Cha
         raise SystemExit(f"round {number} left no candidate:\n{out[-3000:]}")
     report = client.get(f"/api/v1/models/{candidate}/gate", headers=headers["engineer"]).get_json()
     passed = bool(report.get("passed"))
-    cand_b, cand_a = scores(candidate)
-    patients_b = [f["patient"] for f in held_out]
-    patients_a = [f["patient"] for f in site_a_gold]
+    scored = hospital.scores(candidate)
+    patients_b = [f["patient"] for f in hospital.parts["held_out"]]
+    patients_a = [f["patient"] for f in hospital.site_a_gold]
     record = {
         "seed": seed,
         "round": number,
@@ -402,10 +409,10 @@ def one_round(hospital: Hospital, client, number: int, full: bool, champion: Cha
         "gate_better": report.get("better"),
         "gate_failures": report.get("failures", []),
         "seconds": {"labeling": round(label_seconds, 1), "train_and_gate": round(train_seconds, 1)},
-        "candidate_new": summary(truth_b, cand_b, CLASSES),
-        "candidate_site_a": summary(truth_a, cand_a, CLASSES),
-        "vs_champion_new": paired(truth_b, cand_b, champion.new, CLASSES, patients_b),
-        "vs_champion_site_a": paired(truth_a, cand_a, champion.site_a, CLASSES, patients_a),
+        "candidate_new": summary(truth_b, scored.new, CLASSES),
+        "candidate_site_a": summary(truth_a, scored.site_a, CLASSES),
+        "vs_champion_new": paired(truth_b, scored.new, champion.new, CLASSES, patients_b),
+        "vs_champion_site_a": paired(truth_a, scored.site_a, champion.site_a, CLASSES, patients_a),
     }
     difference = record["vs_champion_new"]["accuracy"]["difference"]
     record["better_by_interval"] = difference["low"] is not None and difference["low"] > 0
@@ -419,7 +426,7 @@ def one_round(hospital: Hospital, client, number: int, full: bool, champion: Cha
     )
     assert answer.status_code == 200, answer.get_json()
     if passed:
-        champion = Champion(candidate, cand_b, cand_a)
+        champion = scored
         record["seconds"]["rescore"] = round(medal(hospital.env, "score")[0], 1)
     record["champion_after"] = champion.version
     record["champion_new"] = summary(truth_b, champion.new, CLASSES)
