@@ -12,6 +12,7 @@ from sqlalchemy import func
 
 from learning.intervals import Comparison, paired_bootstrap
 from learning.metrics import confusion_matrix_figure, evaluate, flat_metrics
+from learning.model import XrayNet
 from learning.predict import align_probabilities, score_pool
 from registry.gate import GatePolicy, check
 from registry.uris import CHAMPION
@@ -21,6 +22,7 @@ from webapp.extensions import db
 from webapp.gold.snapshots import freeze_gold
 from webapp.models import GateReport, GoldScore, GoldSnapshot, Image, Label, TrainingRun
 from webapp.services import services
+from webapp.training import recipe
 
 log = logging.getLogger(__name__)
 RECENT_LABELS = 200  # labels that define "recent model-doctor agreement"
@@ -41,7 +43,7 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
         return Evaluation(evaluate(np.zeros(0), np.zeros((0, len(names))), names).to_dict(), {}, net.spec.class_names)
     # a model from before a class was added never predicts it: probability 0 for that class
     probabilities = align_probabilities(
-        score_pool(net, [example.path for example in examples]).probabilities,
+        _gold_probabilities(net, [example.path for example in examples]),
         net.spec.class_names,
         names,
         catalog.aliases(),
@@ -51,6 +53,15 @@ def evaluate_version(version: int, examples: list[labelstore.Example]) -> Evalua
     report = evaluate(truth, probabilities, names).to_dict()
     report["per_site"] = _per_site(examples, truth, probabilities, names)
     return Evaluation(report, predicted, net.spec.class_names, probabilities)
+
+
+def _gold_probabilities(net: XrayNet, paths: list[str]) -> np.ndarray:
+    """The version's probabilities on the gold films. Where it can be cut where rounds cut it, from
+    the trunk activations rounds keep: a round's candidate shares its champion's trunk, so the gold
+    films' lower blocks run once per trunk and every later gate runs only the upper blocks and the
+    head for both models (docs/benchmarks.md, "The gate on stored activations")."""
+    stored = recipe.stored_scores(net, paths, services().settings)
+    return (stored if stored is not None else score_pool(net, paths)).probabilities
 
 
 def _per_site(

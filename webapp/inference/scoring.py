@@ -11,7 +11,6 @@ from learning import strategies
 from learning.engine import load_engine
 from learning.predict import score_pool
 from learning.strategies import PoolScores
-from learning.trunk import pool_scores, split
 from registry.uris import CHAMPION
 from webapp import labelstore
 from webapp.extensions import db
@@ -89,10 +88,9 @@ def _pool_scores(version: int, paths: list[str], mc_passes: int) -> tuple[PoolSc
     registry, settings = services().registry, services().settings
     if settings.inference.pool_scoring == "stored_activations":
         net = registry.load(version)
-        frozen = settings.training.round.frozen_blocks
-        if recipe.can_round(net, net.spec, frozen):
-            store = recipe.activation_store(settings)
-            return pool_scores(split(net, frozen), paths, store, mc_passes=mc_passes), net.spec.class_names
+        stored = recipe.stored_scores(net, paths, settings, mc_passes)
+        if stored is not None:
+            return stored, net.spec.class_names
     engine = services().server.engine_for(version) or load_engine(
         registry.model_dir(version), prefer=settings.inference.engine
     )

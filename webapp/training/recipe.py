@@ -21,8 +21,9 @@ from learning.model import ModelSpec, XrayNet
 from learning.operating_point import OperatingPoint, apply, fit_offsets
 from learning.predict import score_pool
 from learning.rounds import RoundResult, RoundSpec, fine_tune_round
+from learning.strategies import PoolScores
 from learning.train import ProgressFn, TrainResult, TrainSpec, fine_tune
-from learning.trunk import ActivationStore, split, splittable
+from learning.trunk import ActivationStore, pool_scores, split, splittable
 from registry.client import Registry
 from registry.uris import CHAMPION
 from webapp.config import Settings
@@ -57,6 +58,16 @@ def prune_activations(settings: Settings, registry: Registry) -> int:
         if can_round(net, net.spec, frozen):
             keep.add(split(net, frozen).key())
     return activation_store(settings).forget(keep)
+
+
+def stored_scores(net: XrayNet, paths: list[str], settings: Settings, mc_passes: int = 0) -> PoolScores | None:
+    """Films' scores from the trunk activations rounds keep (learning.trunk.pool_scores): only the
+    upper blocks and the head run, and the trunk over a film not stored yet runs once and is stored.
+    None where the version cannot be cut where rounds cut it: its caller runs the whole network."""
+    frozen = settings.training.round.frozen_blocks
+    if not can_round(net, net.spec, frozen):
+        return None
+    return pool_scores(split(net, frozen), paths, activation_store(settings), mc_passes=mc_passes)
 
 
 def can_round(champion: XrayNet | None, spec: ModelSpec, frozen_blocks: int) -> bool:

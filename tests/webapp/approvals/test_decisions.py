@@ -302,3 +302,26 @@ def test_auto_promotion_when_policy_allows_is_recorded_as_automatic(app, tiny):
 def test_auto_promotion_off_by_default_leaves_the_candidate_waiting(gated):
     assert gated.aliases() == {"champion": 1, "candidate": 2}
     assert gate_run.latest_report(2).decision is None
+
+
+def test_the_gate_runs_the_gold_films_trunk_once_and_agrees_with_the_whole_network(gated):
+    """The gate reads the gold films' trunk activations from the store rounds keep (the run above
+    stored them), and its probabilities are the whole network's up to float16 storage."""
+    import numpy as np
+
+    from learning.predict import score_pool
+    from learning.trunk import activations, split
+    from webapp.services import services
+    from webapp.training import recipe
+
+    settings = services().settings
+    store, frozen = recipe.activation_store(settings), settings.training.round.frozen_blocks
+    examples = labelstore.gold_examples(current_app.extensions["medal"].store)
+    paths = [example.path for example in examples]
+    for version in (1, 2):
+        net = gated.load(version)
+        stored = activations(split(net, frozen), paths, store)
+        assert stored.computed == 0  # the gate's run stored every gold film's activations for this trunk
+        whole = score_pool(net, paths).probabilities
+        gate = gate_run.evaluate_version(version, examples).probabilities
+        np.testing.assert_allclose(gate, whole, atol=5e-3)
