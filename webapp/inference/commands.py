@@ -10,6 +10,9 @@ import click
 def score(version: int | None) -> None:
     """Score the unlabeled pool for the review queue."""
     from webapp.inference import scoring
+    from webapp.inference.threads import cpu_turn
+    from webapp.services import services
 
-    result = scoring.score(version)
+    with cpu_turn(services().settings.home):  # the worker's jobs and other commands take turns
+        result = scoring.score(version)
     click.echo(f"Scored {result['images']} pool images with version {result['version']} in {result['seconds']} s.")

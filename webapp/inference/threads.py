@@ -1,9 +1,13 @@
-"""Each process's CPU share (threads for torch and ONNX Runtime, priority) from config.yaml's `inference` section."""
+"""Each process's CPU share (threads for torch and ONNX Runtime, priority) from config.yaml's `inference` section,
+and the turns the CPU-heavy jobs take on a MEDAL_HOME's cores."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -38,3 +42,23 @@ def lower_priority(nice: int) -> int:
     found = os.getpriority(os.PRIO_PROCESS, 0)
     log.info("CPU priority: nice %d (asked %d)", found, nice)
     return found
+
+
+@contextmanager
+def cpu_turn(home: str | Path) -> Iterator[None]:
+    """One CPU-heavy job at a time on a MEDAL_HOME: the worker's (a run and the re-score after it, a
+    drift pass, a PACS pull) and `medal train`, `score` and `drift measure` run by hand. Each takes
+    every core it is given (`inference.worker`), and two at once oversubscribe them (a round beside
+    a drift pass trained 1.8x slower than with one thread each; docs/benchmarks.md). An flock on
+    MEDAL_HOME/cpu.lock: each holder opens the file itself, so it excludes threads and processes
+    alike, and the kernel lets go of it when its holder dies. A holder that waits says so once."""
+    with open(Path(home) / "cpu.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the cores: another CPU-heavy job runs on %s", home)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -15,9 +15,12 @@ def drift() -> None:
 @click.option("--limit", type=int, default=None, help="at most this many new images (default: drift.batch_images)")
 def measure(version: int | None, limit: int | None) -> None:
     """Measure the champion's training data (once) and images not yet measured."""
+    from webapp.inference.threads import cpu_turn
     from webapp.monitoring import drift as service
+    from webapp.services import services
 
-    done = service.measure(version, limit)
+    with cpu_turn(services().settings.home):  # the worker's jobs and other commands take turns
+        done = service.measure(version, limit)
     click.echo(
         f"Version {done['version']}: measured {done['reference']} training images and {done['images']} others "
         f"in {done['seconds']} s."

@@ -166,7 +166,7 @@ def job() -> dict:
     """The worker's scheduled pass (webapp/training/worker.py)."""
     from webapp.training import jobs
 
-    with jobs.cpu_work, jobs.app_context():
+    with jobs.cpu_work(), jobs.app_context():
         return measure()
 
 

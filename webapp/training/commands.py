@@ -109,13 +109,19 @@ WAIT_SECONDS = 2  # how often `medal train` looks at a run another process execu
 def train(trigger: str, full: bool) -> None:
     """Fine-tune now, in this process: the same round the worker runs on its schedule (the upper
     blocks and the head on stored trunk activations), or with --full every layer. A run already in
-    progress covers the request: this waits for it and reports its result."""
+    progress covers the request: this waits for it and reports its result. It trains when the cores
+    are free of the worker's other heavy jobs (a drift pass, a re-score)."""
+    from webapp.inference.threads import cpu_turn
     from webapp.training import runs
 
-    try:
-        run = runs.run(runs.enqueue(trigger, kind="full" if full else "round"))
-    except runs.RunTaken as taken:
-        run = _wait_for(taken.training)
+    run = runs.enqueue(trigger, kind="full" if full else "round")
+    if run.status == "queued":
+        try:
+            with cpu_turn(services().settings.home):  # after the worker's drift pass or re-score, not beside it
+                run = runs.run(run)
+        except runs.RunTaken as taken:  # the worker claimed it while this waited for the cores
+            run = taken.training
+    run = _wait_for(run)
     if run.status != "succeeded":
         raise click.ClickException(f"Training run {run.id} failed: {run.error}")
     metrics = run.metrics or {}

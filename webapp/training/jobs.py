@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +16,7 @@ from registry.uris import CANDIDATE, CHAMPION
 from webapp import audit, labelstore
 from webapp.config import SchedulerSettings
 from webapp.extensions import db, rows_changed
-from webapp.inference import scoring
+from webapp.inference import scoring, threads
 from webapp.models import AuditEvent, Claim, GateReport, QueryScore, TrainingRun, utcnow
 from webapp.processes import hostname, same_process_alive
 from webapp.services import services
@@ -24,10 +24,6 @@ from webapp.training import recipe, runs
 
 log = logging.getLogger(__name__)
 _app: Flask | None = None  # set by the worker; jobs are stored by reference and push its context
-# The worker's CPU-heavy jobs (a run, re-scoring, a drift pass, a PACS pull) take turns: each takes
-# every core it is given (`inference.worker`), and two at once oversubscribe them (a round beside a
-# drift pass trained 1.8x slower than with one thread each; docs/benchmarks.md).
-cpu_work = threading.Lock()
 
 
 def bind(app: Flask) -> None:
@@ -35,12 +31,22 @@ def bind(app: Flask) -> None:
     _app = app
 
 
+def cpu_work() -> AbstractContextManager[None]:
+    """The turn on the cores every CPU-heavy job of the worker takes (webapp.inference.threads.cpu_turn),
+    shared with the medal commands run by hand."""
+    return threads.cpu_turn(_bound().extensions["medal"].settings.home)
+
+
 def app_context() -> AppContext:
     """The app context every scheduled job runs in (`with jobs.app_context(): ...`). APScheduler stores
     a job as "module:function", so a job cannot be handed the app: it finds the one the worker bound."""
+    return _bound().app_context()
+
+
+def _bound() -> Flask:
     if _app is None:
         raise RuntimeError("No app is bound: the worker binds one (jobs.bind) before it runs a job.")
-    return _app.app_context()
+    return _app
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def due_kind(now: datetime | None = None) -> str:
 
 def tick() -> dict:
     """One pass of the worker: enqueue on a trigger, run what is queued, re-score after a change."""
-    with cpu_work, app_context():
+    with cpu_work(), app_context():
         done: dict = {}
         recovered = recover_interrupted()  # a `medal train` killed meanwhile must not block the queue
         if recovered:
@@ -260,7 +266,7 @@ def pacs_pull() -> dict:
     """The scheduled PACS pull (pacs.url set): an unreachable PACS is a warning, retried next interval."""
     from webapp.integration import pacs
 
-    with cpu_work, app_context():
+    with cpu_work(), app_context():
         if not services().settings.pacs.url:
             return {"pacs": "off"}
         try:

@@ -215,18 +215,37 @@ def test_cleanup_drops_expired_claims_and_old_scores_of_other_versions(trained_a
     )  # the champion's scores stay
 
 
-def test_the_worker_heavy_jobs_take_turns_on_the_cores(app):
-    """A drift pass waits while a run or a re-score holds the cores, then runs: each takes every core
-    it is given, and two at once would oversubscribe them."""
+def test_the_heavy_jobs_and_commands_take_turns_on_the_cores(app, tiny):
+    """A drift pass and `medal score` run by hand wait while another holder has the cores (the
+    worker's run and re-score, or `medal train` in another process: the turn is an flock on
+    MEDAL_HOME), then run: each takes every core it is given, and two at once oversubscribe them."""
+    import fcntl
+    from pathlib import Path
+
+    from webapp.inference.threads import cpu_turn
     from webapp.monitoring import drift
 
+    seed_pool(4)
     jobs.bind(app)
-    finished = threading.Event()
-    passes = threading.Thread(target=lambda: (drift.job(), finished.set()))
-    with jobs.cpu_work:  # what tick holds while it trains and scores
-        passes.start()
-        assert not finished.wait(1.0)
-    passes.join(120)
-    assert finished.is_set()
-    assert jobs.cpu_work.acquire(blocking=False)  # and gave the cores back
-    jobs.cpu_work.release()
+    home = app.extensions["medal"].settings.home
+    runner = app.test_cli_runner()
+    done: dict[str, object] = {}
+
+    def score_by_hand() -> None:
+        with app.app_context():  # as the medal command line runs a command
+            done["score"] = runner.invoke(args=["score"])
+
+    waiting = [threading.Thread(target=lambda: done.update(drift=drift.job())), threading.Thread(target=score_by_hand)]
+    with cpu_turn(home):  # what tick holds while it trains and scores, and `medal train` while it trains
+        for thread in waiting:
+            thread.start()
+        for thread in waiting:
+            thread.join(1.0)
+        assert done == {}  # both still wait for the cores
+    for thread in waiting:
+        thread.join(120)
+    assert set(done) == {"drift", "score"}
+    assert done["score"].exit_code == 0, done["score"].output  # type: ignore[attr-defined]
+    assert "Scored 4 pool images" in done["score"].output  # type: ignore[attr-defined]
+    with open(Path(home) / "cpu.lock", "a") as handle:  # and the cores are free again, for any process
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
