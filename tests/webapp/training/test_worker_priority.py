@@ -46,6 +46,19 @@ def test_zero_intra_op_threads_means_one_per_core_the_process_may_use(home):
     assert _read_back("train", "{intra_op_threads: 0, inter_op_threads: 1, nice: 7}") == [_expected_nice(), cores, 1]
 
 
+def test_torchs_openmp_threads_sleep_while_they_wait_in_every_medal_process():
+    """libgomp reads OMP_WAIT_POLICY once, when torch loads it: the command line sets it before
+    anything brings torch, and leaves an operator's own value alone."""
+    probe = "import os, sys; import webapp.cli; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    env = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
+    for preset, expected in ((None, "PASSIVE False"), ("ACTIVE", "ACTIVE False")):
+        if preset:
+            env["OMP_WAIT_POLICY"] = preset
+        done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip() == expected
+
+
 def test_a_command_that_is_not_background_work_keeps_its_priority(home):
     assert _read_back("users")[0] == os.getpriority(os.PRIO_PROCESS, 0)
 
