@@ -14,10 +14,9 @@ from flask.cli import FlaskGroup
 
 BACKGROUND_COMMANDS = {"worker", "train", "score", "drift", "simulate"}  # run at inference.worker.nice
 # torch's OpenMP threads sleep while they wait, as ONNX Runtime's do (learning/engine.py). Spinning,
-# two processes of two threads on two cores ran a round's training steps 3.5-5x slower than sleeping
-# (a round beside the test suite took 769 s instead of 130 s); alone, the two are even
-# (docs/benchmarks.md, "OpenMP threads that sleep"). libgomp reads this once, when torch loads it, so
-# it is set here, before anything brings torch; an operator's own value stands.
+# two processes of two threads on two cores ran a round's training steps 3.5-5x slower than sleeping;
+# alone, the two are even (docs/benchmarks.md, "OpenMP threads that sleep"). libgomp reads this once,
+# when torch loads it, so it is set here, before anything brings torch; an operator's own value stands.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
