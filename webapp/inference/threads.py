@@ -49,7 +49,8 @@ def cpu_turn(home: str | Path) -> Iterator[None]:
     """One CPU-heavy job at a time on a MEDAL_HOME: the worker's (a run and the re-score after it, a
     drift pass, a PACS pull) and `medal train`, `score` and `drift measure` run by hand. Each takes
     every core it is given (`inference.worker`), and two at once oversubscribe them (a round beside
-    a drift pass trained 1.8x slower than with one thread each; docs/benchmarks.md). An flock on
+    a drift pass trained 1.8x slower than with one thread each, measured while torch's threads still
+    spun; docs/benchmarks.md). An flock on
     MEDAL_HOME/cpu.lock: each holder opens the file itself, so it excludes threads and processes
     alike, and the kernel lets go of it when its holder dies. A holder that waits says so once."""
     with open(Path(home) / "cpu.lock", "a") as handle:
