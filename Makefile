@@ -79,7 +79,12 @@ bench: venv
 	$(BIN)/python scripts/bench_loop.py --scenario new-site --seeds 0,1,2
 	$(BIN)/python scripts/summarize_loop.py docs/benchmarks/loop-new-class.json
 	$(BIN)/python scripts/summarize_loop.py docs/benchmarks/loop-new-site.json
+	for strategy in random least_confidence margin entropy mc_dropout batch_diverse cold_start; do \
+		$(BIN)/python scripts/bench_loop.py --scenario new-site --seeds 0 --rounds 2 --strategy $$strategy || exit 1; \
+	done
 	$(BIN)/python scripts/bench_round.py
+	$(BIN)/python scripts/bench_round_step.py precision
+	$(BIN)/python scripts/bench_round_step.py threads
 	$(BIN)/python scripts/bench_adaptation.py
 	$(BIN)/python scripts/bench_pages.py
 	$(BIN)/python scripts/bench_latency.py
