@@ -19,6 +19,9 @@ Scenarios:
              patients of all three classes arrive as above, untouched: a gold set with 15 viral
              films, a pool and held-out films. (v1's lower blocks were trained with viral films, so
              this is easier than a finding the network never saw.)
+  new-class-site: both at once, the shape of the hidden-hospital check in issue 22: the first model
+             without viral pneumonia, and the films of all three classes arriving from site B, taken
+             differently as in new-site.
 After every round the champion and the candidate are scored on the new films held out and on site
 A's gold set (films the model never trained on), and compared paired, with patient-level bootstrap
 intervals (learning.intervals, as the gate does):
@@ -30,7 +33,7 @@ With --full-after, the full fine-tune (`medal train --full`, every layer: what t
 weekly) follows the rounds on the same labels, gated and judged the same way; --full-on HOME runs
 only that step on the MEDAL_HOME a finished run left (one seed).
 
-Run: .venv/bin/python scripts/bench_loop.py [--scenario new-site|new-class] [--seeds 0] [--rounds 5]
+Run: .venv/bin/python scripts/bench_loop.py [--scenario new-site|new-class|new-class-site] [--seeds 0] [--rounds 5]
      [--strategy random|cold_start|...] [--full-after | --full-on HOME]
 Writes docs/benchmarks/loop-<scenario>.json (one record per seed and round); docs/benchmarks.md
 quotes it.
@@ -67,6 +70,8 @@ DATA = ROOT / "data/kermany_cxr_train"
 SPLIT = ROOT / "models/kermany-split.csv"
 CLASSES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
 SITE_B = "site-b"
+NEW_CLASS = ("new-class", "new-class-site")  # the first model does not know viral pneumonia
+NEW_SITE = ("new-site", "new-class-site")  # the new films are taken differently, at site B
 GOLD_PER_CLASS = 15
 
 
@@ -243,7 +248,7 @@ def _environment(home: Path, seed: int, args: argparse.Namespace) -> dict:
     }
     if args.strategy:
         env["MEDAL_ACTIVE_LEARNING__STRATEGY"] = args.strategy
-    if args.scenario == "new-class":
+    if args.scenario in NEW_CLASS:
         env["MEDAL_CLASSES"] = json.dumps(CLASSES[:2])
     return env
 
@@ -296,7 +301,8 @@ def set_up(seed: int, args: argparse.Namespace) -> Hospital:
     pool scored by the champion."""
     home = Path(tempfile.mkdtemp(prefix=f"medal-{args.scenario}-{seed}-"))
     env = _environment(home, seed, args)
-    new_class = args.scenario == "new-class"
+    new_class = args.scenario in NEW_CLASS
+    new_site = args.scenario in NEW_SITE
     if new_class:
         data, model = first_site_without(home, "viral_pneumonia")
         env |= {"MEDAL_DEMO__DATA": str(data), "MEDAL_DEMO__MODEL": str(model)}
@@ -313,9 +319,9 @@ def set_up(seed: int, args: argparse.Namespace) -> Hospital:
 
     with create_app().app_context():
         used = set(db.session.execute(db.select(Image.sha256)).scalars())
-    parts = new_films(home, used, seed, transform=not new_class)
+    parts = new_films(home, used, seed, transform=new_site)
     print(f"[seed {seed}] new films: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()), flush=True)
-    site = "guangzhou-pediatric" if new_class else SITE_B  # the new class comes to the demo's own site
+    site = SITE_B if new_site else "guangzhou-pediatric"  # the new class alone comes to the demo's own site
     for part in ("gold", "pool"):
         medal(env, "import", str(home / "site-b" / part), "--split", "pool", "--site", site)
     hospital = _open(seed, env, parts, fresh=True)
@@ -474,7 +480,7 @@ def _site_a_label(sha256: str) -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["new-site", "new-class"], default="new-site")
+    parser.add_argument("--scenario", choices=["new-site", "new-class", "new-class-site"], default="new-site")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--strategy", help="the queue's strategy (default: config.yaml's), e.g. random, cold_start")
     parser.add_argument("--rounds", type=int, default=5)
