@@ -18,6 +18,9 @@ import torch
 from learning.metrics import PER_CLASS_METRICS, metric_key
 
 OVERALL_METRICS = ("accuracy", "macro_auc", "ece")
+# per class beside learning.metrics' own: Youden's J (sensitivity + specificity - 1), whose paired
+# interval tells the gate a class called less often but as well (a trade) from a class found worse
+PAIRED_METRICS = (*PER_CLASS_METRICS, "youden")
 
 
 @dataclass(frozen=True)
@@ -202,8 +205,9 @@ def weighted_metrics(
             "precision": tp / pp,
             "f1": 2 * tp / (pos + pp),
         }
+        per_class["youden"] = per_class["sensitivity"] + per_class["specificity"] - 1
     for index, name in enumerate(class_names):
-        for metric in PER_CLASS_METRICS:
+        for metric in PAIRED_METRICS:
             out[metric_key(metric, name)] = per_class[metric][:, index]
     return out
 
@@ -245,12 +249,13 @@ def _interval(values: np.ndarray, tail: float) -> Interval:
 
 def _rows(truth: np.ndarray, class_names: list[str]) -> dict[str, np.ndarray]:
     """The gold images each metric rests on: all of them, or a class's films for its per-class metrics
-    (its other images for specificity)."""
+    (its other images for specificity, all of them for Youden's J)."""
     everything = np.ones(len(truth), dtype=bool)
     rows = dict.fromkeys(OVERALL_METRICS, everything)
     for index, name in enumerate(class_names):
         for metric in PER_CLASS_METRICS:
             rows[metric_key(metric, name)] = truth != index if metric == "specificity" else truth == index
+        rows[metric_key("youden", name)] = everything
     return rows
 
 

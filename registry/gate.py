@@ -325,22 +325,33 @@ def _drop_checks(metric: str, allowed: float, evidence: _Evidence, policy: GateP
 def _traded(name: str, sensitivity: MetricComparison, allowed: float, evidence: _Evidence) -> str:
     """A sensitivity the champion bought by calling a class more often is no loss: where the
     candidate's specificity for the class rose credibly and Youden's J (sensitivity + specificity
-    - 1) did not fall by more than `allowed`, say so ("" where it is a real drop). A champion that
-    calls every film of a new site "viral" finds all its viral films and none of the others."""
+    - 1) did not credibly fall by more than `allowed`, say so ("" where it is a real drop). A
+    champion that calls every film of a new site "viral" finds all its viral films and none of the
+    others. J is judged by its paired interval where the gate has one (learning.intervals), as every
+    other drop is: on a gold set pooled over sites, the new site's trade is diluted by the old site's
+    films and J's point value can fall a little while the interval says nothing."""
     specificity = evidence.of("specificity", name)
     rose, fell = specificity.difference, sensitivity.difference
     if rose is None or rose.value is None or fell is None or fell.value is None or _lower(rose) <= 0:
         return ""
-    if fell.value + rose.value < -allowed:
-        return ""
-    j = [
-        None if s is None or p is None or s.value is None or p.value is None else s.value + p.value - 1
-        for s, p in ((sensitivity.champion, specificity.champion), (sensitivity.candidate, specificity.candidate))
-    ]
-    youden = f"Youden's J {_fmt(j[0])} to {_fmt(j[1])}" if None not in j else "Youden's J held"
+    youden = evidence.of("youden", name)
+    change = youden.difference
+    if change is not None and change.value is not None:  # J's paired interval: a fall counts where it confirms it
+        if change.value < -allowed and _confirmed(youden, False, evidence.alpha):
+            return ""
+        was, now = (None if side is None else side.value for side in (youden.champion, youden.candidate))
+        how = f"Youden's J {_fmt(was)} to {_fmt(now)}, {_change(change)}"
+    else:  # no bootstrap: the point values, taken as exact
+        if fell.value + rose.value < -allowed:
+            return ""
+        j = [
+            None if s is None or p is None or s.value is None or p.value is None else s.value + p.value - 1
+            for s, p in ((sensitivity.champion, specificity.champion), (sensitivity.candidate, specificity.candidate))
+        ]
+        how = f"Youden's J {_fmt(j[0])} to {_fmt(j[1])}" if None not in j else "Youden's J held"
     return (
         f"but specificity for {name} rose by {_change(rose)}: the champion called {name} more often, not "
-        f"better ({youden}): not blocking"
+        f"better ({how}): not blocking"
     )
 
 

@@ -422,6 +422,63 @@ def test_sensitivity_a_champion_bought_by_calling_a_class_everywhere_is_no_loss(
     assert (viral.passed, viral.status) == (False, "") and not result.passed
 
 
+def _first_round_at_a_new_site(site_a_viral_lost: int = 0):
+    """The MC-dropout benchmark's first new-site round (docs/benchmarks.md): 248 gold films of the old
+    site that both models call alike, and 46 of a new site where the champion calls every film viral.
+    The candidate reads the new site: all 16 normal films, 4 of 15 bacterial (9 called viral, 2
+    normal) and 2 of 15 viral (4 called bacterial, 9 normal). Optionally it also loses
+    `site_a_viral_lost` of the old site's viral films to bacterial."""
+    truth, champion, candidate = [], [], []
+    for t, films, wrong in ((0, 50, 1), (1, 128, 34), (2, 70, 22)):
+        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
+        truth += [t] * films
+        champion += calls
+        candidate += calls
+    lost = [i for i, (t, c) in enumerate(zip(truth, candidate)) if t == 2 and c == 2][:site_a_viral_lost]
+    for i in lost:
+        candidate[i] = 1
+    for t, calls in ((0, [0] * 16), (1, [1] * 4 + [2] * 9 + [0] * 2), (2, [2] * 2 + [1] * 4 + [0] * 9)):
+        truth += [t] * len(calls)
+        champion += [2] * len(calls)
+        candidate += calls
+    truth_array = np.array(truth)
+    candidate_p, champion_p = _calls(truth, candidate), _calls(truth, champion)
+    mine, theirs = (evaluate(truth_array, p, NAMES).to_dict() for p in (candidate_p, champion_p))
+    comparison = paired_bootstrap(truth_array, candidate_p, champion_p, NAMES, resamples=2000)
+    return mine, theirs, comparison
+
+
+def test_a_trade_diluted_by_the_old_sites_films_is_judged_by_youdens_j_interval():
+    """Pooled with the old site, the new site's trade leaves viral sensitivity credibly lower (-0.15),
+    specificity credibly higher (+0.11) and J's point value 0.05 lower, beyond the 0.03 allowed, but
+    J's paired interval spans zero: a trade, not a loss. The benchmark's candidate was better on
+    held-out films of the new site (0.256 -> 0.611) and even on the old site's."""
+    mine, theirs, comparison = _first_round_at_a_new_site()
+    viral = comparison.metrics["sensitivity_viral"]
+    youden = comparison.metrics["youden_viral"]
+    assert viral.difference.high < 0 and comparison.metrics["specificity_viral"].difference.low > 0
+    assert youden.difference.value < -0.03 and youden.difference.low < 0 < youden.difference.high
+    assert youden.support == 294  # J rests on every gold film
+    result = check(mine, theirs, replace(FLOORS, min_sensitivity={}), 294, comparison=comparison)
+    check_ = next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_viral")
+    assert (check_.passed, check_.status) == (True, "traded"), check_.message
+    assert "Youden's J 0.430 to 0.382, -0.048 [" in check_.message
+    assert result.passed, result.failures
+
+    # without the bootstrap, the point values are taken as exact: the same drop of J blocks
+    exact = check(mine, theirs, replace(FLOORS, min_sensitivity={}), 294)
+    assert not next(c for c in exact.checks if c.metric == "sensitivity_viral" and c.rule == "max_drop").passed
+
+
+def test_a_trade_that_also_loses_the_old_sites_films_is_a_loss():
+    mine, theirs, comparison = _first_round_at_a_new_site(site_a_viral_lost=12)
+    youden = comparison.metrics["youden_viral"]
+    assert youden.difference.high < 0  # J's fall is confirmed
+    result = check(mine, theirs, replace(FLOORS, min_sensitivity={}), 294, comparison=comparison)
+    viral = next(c for c in result.checks if c.rule == "max_drop" and c.metric == "sensitivity_viral")
+    assert (viral.passed, viral.status) == (False, "") and not result.passed
+
+
 def _learning_viral_gold(lost_to: int = 2, viral_found: tuple[int, int] = (7, 10)):
     """The new-class benchmark's round 3 (docs/benchmarks.md): 65 normal, 145 bacterial and 15 viral
     gold films. The candidate calls 6 bacterial films that the champion called right `lost_to` (viral
