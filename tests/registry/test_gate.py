@@ -380,16 +380,22 @@ def _calls(truth: list[int], called: list[int], k: int = 3) -> np.ndarray:
     return p
 
 
+def _called_alike(rows: tuple) -> tuple[list[int], list[int]]:
+    """Films two models call alike: (class, films, wrong) per row, a wrong call naming the next class."""
+    truth: list[int] = []
+    calls: list[int] = []
+    for t, films, wrong in rows:
+        truth += [t] * films
+        calls += [t] * (films - wrong) + [(t + 1) % 3] * wrong
+    return truth, calls
+
+
 def _site_b_gold(candidate_calls_others_right: bool):
     """150 films the two models call alike (a few wrong), then a new site's 50 where the champion
     calls every film viral; the candidate calls that site's viral films bacterial, and its normal
     and bacterial films right (or, in the second case, still viral)."""
-    truth, champion, candidate = [], [], []
-    for t, films, wrong in ((0, 50, 2), (1, 60, 8), (2, 40, 10)):
-        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
-        truth += [t] * films
-        champion += calls
-        candidate += calls
+    truth, calls = _called_alike(((0, 50, 2), (1, 60, 8), (2, 40, 10)))
+    champion, candidate = list(calls), list(calls)
     for t, films in ((0, 20), (1, 20), (2, 10)):
         truth += [t] * films
         champion += [2] * films
@@ -428,12 +434,8 @@ def _first_round_at_a_new_site(site_a_viral_lost: int = 0):
     The candidate reads the new site: all 16 normal films, 4 of 15 bacterial (9 called viral, 2
     normal) and 2 of 15 viral (4 called bacterial, 9 normal). Optionally it also loses
     `site_a_viral_lost` of the old site's viral films to bacterial."""
-    truth, champion, candidate = [], [], []
-    for t, films, wrong in ((0, 50, 1), (1, 128, 34), (2, 70, 22)):
-        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
-        truth += [t] * films
-        champion += calls
-        candidate += calls
+    truth, calls = _called_alike(((0, 50, 1), (1, 128, 34), (2, 70, 22)))
+    champion, candidate = list(calls), list(calls)
     lost = [i for i, (t, c) in enumerate(zip(truth, candidate)) if t == 2 and c == 2][:site_a_viral_lost]
     for i in lost:
         candidate[i] = 1
@@ -483,12 +485,8 @@ def _learning_viral_gold(lost_to: int = 2, viral_found: tuple[int, int] = (7, 10
     """The new-class benchmark's round 3 (docs/benchmarks.md): 65 normal, 145 bacterial and 15 viral
     gold films. The candidate calls 6 bacterial films that the champion called right `lost_to` (viral
     by default) and finds viral_found[1] of the viral films where the champion found viral_found[0]."""
-    truth, champion, candidate = [], [], []
-    for t, films, wrong in ((0, 65, 2), (1, 139, 3)):
-        calls = [t] * (films - wrong) + [(t + 1) % 3] * wrong
-        truth += [t] * films
-        champion += calls
-        candidate += calls
+    truth, calls = _called_alike(((0, 65, 2), (1, 139, 3)))
+    champion, candidate = list(calls), list(calls)
     truth += [1] * 6
     champion += [1] * 6
     candidate += [lost_to] * 6
