@@ -197,7 +197,13 @@ class _Evidence:
 def _value(report: dict | None, metric: str, name: str | None) -> float | None:
     if report is None:
         return None
-    return report.get(metric) if name is None else report["per_class"].get(name, {}).get(metric)
+    if name is None:
+        return report.get(metric)
+    values = report["per_class"].get(name, {})
+    if metric == "youden":  # Youden's J from the report's own figures, as learning.intervals defines it
+        sensitivity, specificity = values.get("sensitivity"), values.get("specificity")
+        return None if sensitivity is None or specificity is None else sensitivity + specificity - 1
+    return values.get(metric)
 
 
 def _floor_check(name: str, floor: float, evidence: _Evidence, policy: GatePolicy) -> Check:
@@ -329,26 +335,20 @@ def _traded(name: str, sensitivity: MetricComparison, allowed: float, evidence: 
     champion that calls every film of a new site "viral" finds all its viral films and none of the
     others. J is judged by its paired interval where the gate has one (learning.intervals), as every
     other drop is: on a gold set pooled over sites, the new site's trade is diluted by the old site's
-    films and J's point value can fall a little while the interval says nothing."""
+    films and J's point value can fall a little while the interval says nothing. Without a bootstrap
+    its values are taken as exact, so any fall beyond `allowed` is a loss."""
     specificity = evidence.of("specificity", name)
     rose, fell = specificity.difference, sensitivity.difference
     if rose is None or rose.value is None or fell is None or fell.value is None or _lower(rose) <= 0:
         return ""
-    youden = evidence.of("youden", name)
+    youden = evidence.of("youden", name)  # its paired interval, or without a bootstrap its exact values
     change = youden.difference
-    if change is not None and change.value is not None:  # J's paired interval: a fall counts where it confirms it
-        if change.value < -allowed and _confirmed(youden, False, evidence.alpha):
-            return ""
-        was, now = (None if side is None else side.value for side in (youden.champion, youden.candidate))
-        how = f"Youden's J {_fmt(was)} to {_fmt(now)}, {_change(change)}"
-    else:  # no bootstrap: the point values, taken as exact
-        if fell.value + rose.value < -allowed:
-            return ""
-        j = [
-            None if s is None or p is None or s.value is None or p.value is None else s.value + p.value - 1
-            for s, p in ((sensitivity.champion, specificity.champion), (sensitivity.candidate, specificity.candidate))
-        ]
-        how = f"Youden's J {_fmt(j[0])} to {_fmt(j[1])}" if None not in j else "Youden's J held"
+    if change is None or change.value is None:
+        return ""
+    if change.value < -allowed and _confirmed(youden, False, evidence.alpha):
+        return ""
+    was, now = (None if side is None else side.value for side in (youden.champion, youden.candidate))
+    how = f"Youden's J {_fmt(was)} to {_fmt(now)}, {_change(change)}"
     return (
         f"but specificity for {name} rose by {_change(rose)}: the champion called {name} more often, not "
         f"better ({how}): not blocking"
