@@ -1,0 +1,314 @@
+"""Labels to 99 % of the full-data AUC, for each query strategy against random, on the rounds the
+worker runs (issue 22, "Strategies against random").
+
+The setting is a new site, as in `bench_loop.py --scenario new-site`: the shipped v1 is the
+champion, and site B's films are the validation and test patients of our Kermany split (films v1
+never took a gradient step on), each taken differently (`learning.simulate.other_machine`: a 12 %
+crop, lower contrast, gamma 1.5, sensor noise). Per seed, site B's patients are divided into a pool
+(60 %) and held-out films (40 %).
+
+Each curve starts from v1 and its scores on the pool. The strategy ranks the unlabeled pool as the
+review queue does (`learning.strategies.rank`, the configured queue batch and random share), the
+oracle doctor labels the first films of that order up to the next step of the schedule, and a
+round is trained **from v1** on every label so far plus the replay of site A's films
+(`learning.rounds.fine_tune_round` with config.yaml's round settings, the trunk activations
+stored, 224 px; the operating point fitted on the round's validation split as the worker does).
+That candidate is scored on the held-out films, and it scores the rest of the pool for the next
+pick. Training each step from v1, rather than from the previous step's model, keeps the curve a
+function of the labels alone: the gate's verdicts are `bench_loop.py`'s subject, not this one's.
+
+The ceiling for a seed is the same round trained on every pool film labeled. "Labels to 99 %" is
+the first step of the schedule at which held-out macro AUC reaches 0.99 times the ceiling's.
+
+Run: .venv/bin/python scripts/bench_strategy_curves.py [--seeds 0 1 2] [--strategies random cold_start ...]
+     [--schedule 40 80 160 320 640] [--work DIR] [--out docs/benchmarks/strategy-curves.json]
+     .venv/bin/python scripts/bench_strategy_curves.py --summarize docs/benchmarks/strategy-curves.json
+Rows are appended to the output as each step finishes, and a rerun skips the curves already there,
+so a run cut short goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from learning.data import LabeledImage  # noqa: E402
+from learning.model import XrayNet, load_model  # noqa: E402
+from learning.operating_point import apply, fit_offsets  # noqa: E402
+from learning.rounds import RoundSpec, fine_tune_round  # noqa: E402
+from learning.simulate import other_machine  # noqa: E402
+from learning.strategies import PoolScores, rank  # noqa: E402
+from learning.trunk import ActivationStore, pool_scores, split  # noqa: E402
+
+DATA = ROOT / "data/kermany_cxr_train"
+SPLIT = ROOT / "models/kermany-split.csv"
+CLASSES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
+STRATEGIES = ["random", "least_confidence", "cold_start", "batch_diverse", "margin", "entropy", "mc_dropout"]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def site_b(work: Path) -> list[LabeledImage]:
+    """The validation and test patients' films, taken differently; each film's change is seeded by
+    its name, so every run and seed reads the same PNG (and the same stored activations)."""
+    films = []
+    for row in csv.DictReader(SPLIT.open()):
+        if row["part"] == "train":
+            continue
+        target = work / "site-b" / row["filename"].replace(".jpeg", ".png")
+        if not target.exists():
+            image = np.asarray(Image.open(DATA / row["filename"]).convert("L"))
+            rng = np.random.default_rng(int(hashlib.sha256(row["filename"].encode()).hexdigest()[:8], 16))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(other_machine(image, rng)).save(target)
+        label = CLASSES.index(row["filename"].split("/")[0])
+        films.append(LabeledImage(str(target), label, row["patient_id"], "b"))
+    return films
+
+
+def replay(size: int, seed: int) -> list[LabeledImage]:
+    """`size` of v1's training films, every class in proportion: the round's replay of site A."""
+    rows = [r for r in csv.DictReader(SPLIT.open()) if r["part"] == "train"]
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_class[CLASSES.index(row["filename"].split("/")[0])].append(row)
+    picked = []
+    for label, members in sorted(by_class.items()):
+        share = round(size * len(members) / len(rows))
+        for index in rng.choice(len(members), size=share, replace=False):
+            picked.append(
+                LabeledImage(str(DATA / members[index]["filename"]), label, members[index]["patient_id"], "a")
+            )
+    return picked
+
+
+def divide(films: list[LabeledImage], seed: int) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """Pool and held-out films, by patient."""
+    patients = sorted({film.group for film in films if film.group})
+    np.random.default_rng(seed).shuffle(patients)
+    pooled = set(patients[: int(0.6 * len(patients))])
+    return [f for f in films if f.group in pooled], [f for f in films if f.group not in pooled]
+
+
+def train_round(
+    v1: XrayNet, labeled: list[LabeledImage], replayed: list[LabeledImage], store: ActivationStore, seed: int
+):
+    """The worker's round from v1, and its operating point."""
+    rounds, training = CONFIG["training"]["round"], CONFIG["training"]
+    result = fine_tune_round(
+        RoundSpec(
+            net=v1,
+            train=labeled,
+            replay=replayed,
+            store=store,
+            frozen_blocks=rounds["frozen_blocks"],
+            teacher=v1,
+            distill_weight=rounds["distill_weight"],
+            temperature=rounds["temperature"],
+            balance_sites=rounds["balance_sites"],
+            keep=rounds["keep"],
+            max_epochs=rounds["max_epochs"],
+            batch_size=rounds["batch_size"],
+            learning_rate=rounds["learning_rate"],
+            weight_decay=training["weight_decay"],
+            balance=training["balance"],
+            val_fraction=training["val_fraction"],
+            patience=rounds["patience"],
+            seed=seed,
+        )
+    )
+    labels = np.array([item.class_index for item in result.val_items])
+    assert result.val_probabilities is not None
+    point = fit_offsets(result.val_probabilities, labels, CLASSES, dict(CONFIG["gate"]["min_sensitivity"]))
+    if point.moved:
+        apply(result.net, point)
+    return result
+
+
+def scores(net: XrayNet, films: list[LabeledImage], store: ActivationStore, seed: int) -> PoolScores:
+    return pool_scores(
+        split(net, CONFIG["training"]["round"]["frozen_blocks"]),
+        [film.path for film in films],
+        store,
+        mc_passes=CONFIG["active_learning"]["mc_dropout_passes"],
+        seed=seed,
+    )
+
+
+def held_out_figures(net: XrayNet, held_out: list[LabeledImage], store: ActivationStore) -> dict:
+    probabilities = scores(net, held_out, store, 0).probabilities
+    truth = np.array([film.class_index for film in held_out])
+    called = probabilities.argmax(1)
+    return {
+        "macro_auc": float(roc_auc_score(truth, probabilities, multi_class="ovr", average="macro")),
+        "accuracy": float((called == truth).mean()),
+        "recall": {name: float((called[truth == i] == i).mean()) for i, name in enumerate(CLASSES)},
+    }
+
+
+def _subset(all_scores: PoolScores, rows: np.ndarray) -> PoolScores:
+    return PoolScores(
+        all_scores.probabilities[rows],
+        all_scores.embeddings[rows] if all_scores.embeddings is not None else None,
+        all_scores.mc_probabilities[:, rows] if all_scores.mc_probabilities is not None else None,
+    )
+
+
+def curve(strategy: str, seed: int, context: dict, emit) -> None:
+    v1, pool, held_out, replayed, store = (context[k] for k in ("v1", "pool", "held_out", "replay", "store"))
+    queue = CONFIG["active_learning"]
+    current = scores(v1, pool, store, seed)
+    labeled: list[int] = []
+    for step, target in enumerate(context["schedule"]):
+        remaining = np.setdiff1d(np.arange(len(pool)), labeled)
+        order, _ = rank(
+            strategy,
+            _subset(current, remaining),
+            batch=queue["batch_size"],
+            random_share=queue["random_share"],
+            seed=seed * 1000 + step,
+        )
+        labeled += [int(i) for i in remaining[order[: target - len(labeled)]]]
+        started = time.monotonic()
+        result = train_round(v1, [pool[i] for i in labeled], replayed, store, seed)
+        seconds = time.monotonic() - started
+        current = scores(result.net, pool, store, seed)
+        emit(
+            {
+                "seed": seed,
+                "strategy": strategy,
+                "labels": len(labeled),
+                "train_s": round(seconds, 1),
+                "viral_labels": sum(pool[i].class_index == 2 for i in labeled),
+                **held_out_figures(result.net, held_out, store),
+            }
+        )
+
+
+def labels_to_reach(rows: list[dict], ceiling: float) -> int | None:
+    for row in sorted(rows, key=lambda r: r["labels"]):
+        if row["macro_auc"] >= 0.99 * ceiling:
+            return row["labels"]
+    return None
+
+
+def summarize(path: Path) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    ceilings = {r["seed"]: r for r in rows if r["strategy"] == "ceiling"}
+    starts = {r["seed"]: r for r in rows if r["strategy"] == "v1"}
+    curves: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        if row["strategy"] not in ("ceiling", "v1"):
+            curves[row["strategy"]][row["seed"]].append(row)
+    schedule = sorted({r["labels"] for s in curves.values() for c in s.values() for r in c})
+    lines = [
+        "| seed | v1 (0 labels) | ceiling (pool labels) |",
+        "|---|---|---|",
+        *(
+            f"| {seed} | {starts[seed]['macro_auc']:.3f} | {c['macro_auc']:.3f} ({c['labels']}) |"
+            for seed, c in sorted(ceilings.items())
+            if seed in starts
+        ),
+        "",
+        "| strategy | seeds | " + " | ".join(f"AUC at {n}" for n in schedule) + " | labels to 99 % of the ceiling |",
+        "|---|---|" + "---|" * len(schedule) + "---|",
+    ]
+    for strategy in [s for s in STRATEGIES if s in curves]:
+        seeds = sorted(seed for seed in curves[strategy] if seed in ceilings)
+        cells = []
+        for n in schedule:
+            values = [r["macro_auc"] for seed in seeds for r in curves[strategy][seed] if r["labels"] == n]
+            cells.append(
+                f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+                if len(values) > 1
+                else (f"{values[0]:.3f}" if values else "—")
+            )
+        reached = [labels_to_reach(curves[strategy][seed], ceilings[seed]["macro_auc"]) for seed in seeds]
+        words = ", ".join("not within the schedule" if n is None else str(n) for n in reached)
+        lines.append(f"| {strategy} | {len(seeds)} | " + " | ".join(cells) + f" | {words} |")
+    return "\n".join(lines)
+
+
+def _complete(out: Path, last: int) -> set[tuple[int, str]]:
+    """The curves a run already finished; the rows of one cut short are dropped, to run again."""
+    if not out.exists():
+        return set()
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    done = {(r["seed"], r["strategy"]) for r in rows if r["strategy"] in ("v1", "ceiling") or r["labels"] >= last}
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows if (r["seed"], r["strategy"]) in done))
+    return done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--strategies", nargs="+", default=["random", "least_confidence", "cold_start"], choices=STRATEGIES
+    )
+    parser.add_argument("--schedule", type=int, nargs="+", default=[40, 80, 160, 320, 640])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/medal-strategy-curves"))
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/strategy-curves.json")
+    parser.add_argument("--summarize", type=Path, default=None, help="print the tables of a finished or partial run")
+    args = parser.parse_args()
+    if args.summarize:
+        print(summarize(args.summarize))
+        return 0
+    done = _complete(args.out, max(args.schedule))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+        with args.out.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    v1 = load_model(ROOT / "models/medal-cxr-v1")
+    store = ActivationStore(args.work / "activations")
+    films = site_b(args.work)
+    for seed in args.seeds:
+        pool, held_out = divide(films, seed)
+        context = {
+            "v1": v1,
+            "pool": pool,
+            "held_out": held_out,
+            "replay": replay(CONFIG["training"]["replay_samples"], seed),
+            "store": store,
+            "schedule": [n for n in args.schedule if n < len(pool)],
+        }
+        if (seed, "v1") not in done:
+            emit({"seed": seed, "strategy": "v1", "labels": 0, **held_out_figures(v1, held_out, store)})
+        if (seed, "ceiling") not in done:
+            started = time.monotonic()
+            ceiling = train_round(v1, pool, context["replay"], store, seed)
+            emit(
+                {
+                    "seed": seed,
+                    "strategy": "ceiling",
+                    "labels": len(pool),
+                    "train_s": round(time.monotonic() - started, 1),
+                    **held_out_figures(ceiling.net, held_out, store),
+                }
+            )
+        for strategy in args.strategies:
+            if (seed, strategy) in done:
+                continue
+            curve(strategy, seed, context, emit)
+    print(summarize(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
