@@ -82,6 +82,7 @@ bench: venv
 	for strategy in random least_confidence margin entropy mc_dropout batch_diverse cold_start; do \
 		$(BIN)/python scripts/bench_loop.py --scenario new-site --seeds 0 --rounds 2 --strategy $$strategy || exit 1; \
 	done
+	$(BIN)/python scripts/bench_strategy_curves.py --fresh
 	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_round_step.py precision
 	$(BIN)/python scripts/bench_round_step.py threads

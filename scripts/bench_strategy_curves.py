@@ -21,7 +21,7 @@ The ceiling for a seed is the same round trained on every pool film labeled. "La
 the first step of the schedule at which held-out macro AUC reaches 0.99 times the ceiling's.
 
 Run: .venv/bin/python scripts/bench_strategy_curves.py [--seeds 0 1 2] [--strategies random cold_start ...]
-     [--schedule 40 80 160 320 640] [--work DIR] [--out docs/benchmarks/strategy-curves.json]
+     [--schedule 40 80 120 160 240 320 480 640] [--work DIR] [--out docs/benchmarks/strategy-curves.json] [--fresh]
      .venv/bin/python scripts/bench_strategy_curves.py --summarize docs/benchmarks/strategy-curves.json
 Rows are appended to the output as each step finishes, and a rerun skips the curves already there,
 so a run cut short goes on where it stopped.
@@ -256,10 +256,9 @@ def _complete(out: Path, last: int) -> set[tuple[int, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--strategies", nargs="+", default=["random", "least_confidence", "cold_start"], choices=STRATEGIES
-    )
-    parser.add_argument("--schedule", type=int, nargs="+", default=[40, 80, 160, 320, 640])
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--schedule", type=int, nargs="+", default=[40, 80, 120, 160, 240, 320, 480, 640])
+    parser.add_argument("--fresh", action="store_true", help="start the output afresh instead of going on with it")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medal-strategy-curves"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/strategy-curves.json")
     parser.add_argument("--summarize", type=Path, default=None, help="print the tables of a finished or partial run")
@@ -267,6 +266,8 @@ def main() -> int:
     if args.summarize:
         print(summarize(args.summarize))
         return 0
+    if args.fresh:
+        args.out.unlink(missing_ok=True)
     done = _complete(args.out, max(args.schedule))
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
