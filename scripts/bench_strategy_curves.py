@@ -256,7 +256,10 @@ def _complete(out: Path, last: int) -> set[tuple[int, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument("--strategies", nargs="*", default=STRATEGIES, choices=STRATEGIES)
+    parser.add_argument(
+        "--frozen-blocks", type=int, default=None, help="cut the network here instead of at config.yaml's block"
+    )
     parser.add_argument("--schedule", type=int, nargs="+", default=[40, 80, 120, 160, 240, 320, 480, 640])
     parser.add_argument("--fresh", action="store_true", help="start the output afresh instead of going on with it")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medal-strategy-curves"))
@@ -266,6 +269,8 @@ def main() -> int:
     if args.summarize:
         print(summarize(args.summarize))
         return 0
+    if args.frozen_blocks is not None:
+        CONFIG["training"]["round"]["frozen_blocks"] = args.frozen_blocks
     if args.fresh:
         args.out.unlink(missing_ok=True)
     done = _complete(args.out, max(args.schedule))
@@ -299,6 +304,7 @@ def main() -> int:
                     "seed": seed,
                     "strategy": "ceiling",
                     "labels": len(pool),
+                    "frozen_blocks": CONFIG["training"]["round"]["frozen_blocks"],
                     "train_s": round(time.monotonic() - started, 1),
                     **held_out_figures(ceiling.net, held_out, store),
                 }
