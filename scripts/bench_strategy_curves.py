@@ -224,8 +224,10 @@ def summarize(path: Path) -> str:
             if seed in starts
         ),
         "",
-        "| strategy | seeds | " + " | ".join(f"AUC at {n}" for n in schedule) + " | labels to 99 % of the ceiling |",
-        "|---|---|" + "---|" * len(schedule) + "---|",
+        "| strategy | seeds | "
+        + " | ".join(f"AUC at {n}" for n in schedule)
+        + " | mean over the schedule | labels to 99 % of the ceiling |",
+        "|---|---|" + "---|" * len(schedule) + "---|---|",
     ]
     for strategy in [s for s in STRATEGIES if s in curves]:
         seeds = sorted(seed for seed in curves[strategy] if seed in ceilings)
@@ -239,7 +241,8 @@ def summarize(path: Path) -> str:
             )
         reached = [labels_to_reach(curves[strategy][seed], ceilings[seed]["macro_auc"]) for seed in seeds]
         words = ", ".join("not within the schedule" if n is None else str(n) for n in reached)
-        lines.append(f"| {strategy} | {len(seeds)} | " + " | ".join(cells) + f" | {words} |")
+        area = np.mean([np.mean([r["macro_auc"] for r in curves[strategy][seed]]) for seed in seeds])
+        lines.append(f"| {strategy} | {len(seeds)} | " + " | ".join(cells) + f" | {area:.3f} | {words} |")
     return "\n".join(lines)
 
 
