@@ -112,7 +112,7 @@ def _sequential(net: XrayNet, at: int) -> TrunkSplit:
     layers = net.features
     if not isinstance(layers, nn.Sequential):
         raise ValueError(f"The {net.spec.backbone} backbone is not a sequence of layers.")
-    if not 0 < at < len(layers) or not 0 < at < len(layers):
+    if not 0 < at < len(layers):
         raise ValueError(f"The cut must fall inside the backbone's {len(layers)} layers, not at {at}.")
 
     def lower(x: torch.Tensor) -> torch.Tensor:
