@@ -158,7 +158,9 @@ class AverageWeights(pl.Callback):
             self.state = current
             return
         for name, tensor in current.items():
-            if tensor.is_floating_point():
+            # a tensor that did not move (the frozen trunk) keeps its bytes: the update would turn a
+            # -0.0 into +0.0 (-0.0 + 0.0), and the trunk's activation key hashes the bytes
+            if tensor.is_floating_point() and not torch.equal(tensor, self.state[name]):
                 self.state[name] += (tensor - self.state[name]) / self.count
 
 

@@ -200,3 +200,18 @@ def test_a_round_keeps_the_weights_it_is_told_to(tmp_path):
     assert not torch.equal(kept["last"].head.weight, kept["average"].head.weight)
     with pytest.raises(ValueError, match="kept weights"):
         fine_tune_round(RoundSpec(**common, keep="median"))
+
+
+def test_an_averaged_round_keeps_a_trunk_that_holds_a_negative_zero(tmp_path):
+    # weights read back from float16 hold -0.0 where a tiny negative weight underflowed; averaging the
+    # epochs' frozen weights once turned them into +0.0, so the candidate's trunk key differed from its
+    # champion's and the next round and the gate computed every film's activations again
+    net = _net()
+    with torch.no_grad():
+        net.features[0].weight.view(-1)[0] = -0.0
+    items = _items(tmp_path, {0: 12, 1: 12})
+    result = fine_tune_round(
+        RoundSpec(net=net, train=items, store=ActivationStore(tmp_path / "store"), frozen_blocks=4, max_epochs=4)
+    )
+    assert torch.signbit(split(result.net, 4).lower_modules[0].weight.view(-1)[0])
+    assert split(result.net, 4).key() == split(net, 4).key() == result.trunk_key
