@@ -42,7 +42,9 @@ audit: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
-# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver, poppler's pdftoppm
+# Debian packages the full test run uses: PostgreSQL's server, Chromium and its driver, Pango and
+# HarfBuzz's subsetter (WeasyPrint's report PDF; without the subsetter it warns, and the tests turn
+# warnings into errors), poppler's pdftoppm
 # (the report PDF is looked at as an image), nginx (the
 # deployment's TLS proxy config is checked with `nginx -t`) (needs root; without them those tests
 # are skipped with the reason). The MLflow server of the deployment test comes with mlflow (PyPI).
@@ -51,6 +53,7 @@ system-deps:
 	  missing=""; \
 	  command -v chromedriver >/dev/null || missing="$$missing chromium chromium-driver"; \
 	  ldconfig -p | grep -q libpangoft2-1.0 || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	  ldconfig -p | grep -q libharfbuzz-subset || missing="$$missing libharfbuzz-subset0"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	  [ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
