@@ -142,7 +142,7 @@ def rank(
     elif strategy == "cold_start":
         values_all = score(strategy, scores, seed)
         among = np.flatnonzero(new) if new is not None and np.any(new) else np.arange(n)
-        first = among[typical(_subset(scores, among), min(batch, len(among)), seed=seed or 0)]
+        first = among[typical(subset(scores, among), min(batch, len(among)), seed=seed or 0)]
         others = np.setdiff1d(np.argsort(-values_all, kind="stable"), first, assume_unique=True)
         others = others[np.argsort(-values_all[others], kind="stable")]
         order = np.concatenate([first, others]).astype(int)
@@ -166,9 +166,13 @@ def rank(
     return ordered, np.asarray([position[i] for i in ordered])
 
 
-def _subset(scores: PoolScores, rows: np.ndarray) -> PoolScores:
-    embeddings = scores.embeddings[rows] if scores.embeddings is not None else None
-    return PoolScores(scores.probabilities[rows], embeddings)
+def subset(scores: PoolScores, rows: np.ndarray) -> PoolScores:
+    """The scores of some of the pool's images, in the order of `rows`."""
+    return PoolScores(
+        scores.probabilities[rows],
+        scores.embeddings[rows] if scores.embeddings is not None else None,
+        scores.mc_probabilities[:, rows] if scores.mc_probabilities is not None else None,
+    )
 
 
 def _diverse(scores: PoolScores, uncertainty: np.ndarray, k: int) -> np.ndarray:

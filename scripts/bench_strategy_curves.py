@@ -51,7 +51,7 @@ from learning.model import XrayNet, load_model  # noqa: E402
 from learning.operating_point import apply, fit_offsets  # noqa: E402
 from learning.rounds import RoundSpec, fine_tune_round  # noqa: E402
 from learning.simulate import other_machine  # noqa: E402
-from learning.strategies import PoolScores, rank  # noqa: E402
+from learning.strategies import PoolScores, rank, subset  # noqa: E402
 from learning.trunk import ActivationStore, pool_scores, split  # noqa: E402
 
 DATA = ROOT / "data/kermany_cxr_train"
@@ -160,14 +160,6 @@ def held_out_figures(net: XrayNet, held_out: list[LabeledImage], store: Activati
     }
 
 
-def _subset(all_scores: PoolScores, rows: np.ndarray) -> PoolScores:
-    return PoolScores(
-        all_scores.probabilities[rows],
-        all_scores.embeddings[rows] if all_scores.embeddings is not None else None,
-        all_scores.mc_probabilities[:, rows] if all_scores.mc_probabilities is not None else None,
-    )
-
-
 def curve(strategy: str, seed: int, context: dict, emit) -> None:
     v1, pool, held_out, replayed, store = (context[k] for k in ("v1", "pool", "held_out", "replay", "store"))
     queue = CONFIG["active_learning"]
@@ -177,7 +169,7 @@ def curve(strategy: str, seed: int, context: dict, emit) -> None:
         remaining = np.setdiff1d(np.arange(len(pool)), labeled)
         order, _ = rank(
             strategy,
-            _subset(current, remaining),
+            subset(current, remaining),
             batch=queue["batch_size"],
             random_share=queue["random_share"],
             seed=seed * 1000 + step,
