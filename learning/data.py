@@ -1,5 +1,5 @@
 """Training data: labeled images, the one transform (letterbox to a tensor), augmentation, patient splits,
-datasets, the class-balanced sampler and the Lightning DataModule."""
+datasets and the class-balanced sampler (the Lightning DataModule is learning.datamodule)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, WeightedRandomSampler
-from torchvision.transforms import v2
+from torch.utils.data import Dataset, WeightedRandomSampler
 
 from learning.decoding import load_grayscale
 
@@ -74,7 +72,9 @@ def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
     return pixels_to_tensor(letterbox(image, size))
 
 
-def augmentation() -> v2.Transform:
+def augmentation() -> Callable[[torch.Tensor], torch.Tensor]:
+    from torchvision.transforms import v2  # here: serving imports this module, and torchvision takes 2 s
+
     # Light affine and intensity changes: without them a fine-tune on PneumoniaMNIST swings
     # widely on the test patients while validation looks perfect.
     return v2.Compose(
@@ -221,64 +221,3 @@ def balanced_sampler(
     with `sites`, each site as often as the others; see `stratum_weights`)."""
     weights = stratum_weights(labels, sites).tolist()
     return WeightedRandomSampler(weights, draws, replacement=True, generator=generator)
-
-
-class XrayDataModule(pl.LightningDataModule):
-    """Training and validation loaders. `balanced` draws training images with class-balanced
-    weights (with replacement, one epoch = as many draws as there are images), so a class with
-    five images is seen as often as one with five thousand; `epoch_size` sets a minimum
-    number of draws per epoch (small label sets are repeated, each copy augmented afresh)."""
-
-    def __init__(
-        self,
-        train: Sequence[LabeledImage],
-        val: Sequence[LabeledImage],
-        size: int,
-        batch_size: int,
-        augment: bool = True,
-        num_workers: int = 0,
-        seed: int = 0,
-        balanced: bool = False,
-        cache: bool = True,
-        epoch_size: int = 0,
-        decode: Decoder = load_grayscale,
-    ):
-        super().__init__()
-        self.train_items, self.val_items = list(train), list(val)
-        self.size, self.batch_size, self.augment = size, batch_size, augment
-        self.num_workers, self.seed = num_workers, seed
-        self.balanced, self.cache, self.epoch_size = balanced, cache, epoch_size
-        self.decode = decode
-
-    def setup(self, stage: str | None = None) -> None:
-        if not hasattr(self, "train_set"):
-            self.train_set = XrayDataset(
-                self.train_items, self.size, augment=self.augment, cache=self.cache, decode=self.decode
-            )
-            self.val_set = XrayDataset(self.val_items, self.size, augment=False, cache=self.cache, decode=self.decode)
-
-    def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        draws = max(len(self.train_set), self.epoch_size)
-        sampler: Sampler
-        if self.balanced:
-            sampler = balanced_sampler(self.train_set.labels, draws, generator)
-        elif draws > len(self.train_set):
-            sampler = RandomSampler(self.train_set, replacement=True, num_samples=draws, generator=generator)
-        else:
-            sampler = RandomSampler(self.train_set, generator=generator)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set,
-            batch_size=self.batch_size * 2,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )

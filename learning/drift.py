@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+
+# SciPy loads in the tests that use it, not with the pages that import this module (1 s of every
+# `medal` command's start)
 
 # a share of exactly 0 makes PSI infinite; one in ten thousand stands for "almost never"
 _FLOOR = 1e-4
@@ -120,6 +122,8 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov: (D, p). Constant and equal samples give (0, 1)."""
     if np.ptp(np.concatenate([reference, current])) == 0:
         return 0.0, 1.0
+    from scipy import stats
+
     result = stats.ks_2samp(reference, current)
     return float(result.statistic), float(result.pvalue)
 
@@ -131,6 +135,8 @@ def class_shares_test(reference: Sequence[str], current: Sequence[str]) -> tuple
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 0.0, 1.0
+    from scipy import stats
+
     result = stats.chi2_contingency(table)
     return float(result.statistic), float(result.pvalue)
 
@@ -186,6 +192,8 @@ def agreement_test(
     if total_rest == 0:
         return Check("agreement", "fisher_exact", 1.0, policy.p_value, note="no other reviewed images")
     table = [[agreed, total - agreed], [agreed_rest, total_rest - agreed_rest]]
+    from scipy import stats
+
     odds, p = stats.fisher_exact(table, alternative="less")
     adjusted = min(1.0, float(p) * max(1, tests_in_group))
     return Check(

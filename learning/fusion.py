@@ -7,13 +7,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import joblib
 import numpy as np
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:
+    # scikit-learn and joblib load when a fusion model is fitted or read, not with every page that
+    # imports this module (0.8 s of every `medal` command's start)
+    from sklearn.pipeline import Pipeline
 
 PIPELINE_FILE = "pipeline.joblib"
 SPEC_FILE = "spec.json"
@@ -70,6 +71,11 @@ def fit(
     inputs: FusionInputs, y: np.ndarray, class_names: Sequence[str], fields: Sequence[str], seed: int = 0
 ) -> FusionModel:
     """Fit on doctor labels `y` (indices into class_names). Needs at least two distinct labels."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     y = np.asarray(y, dtype=int)
     if len(np.unique(y)) < 2:
         raise ValueError("the image + clinical data model needs studies of at least two classes")
@@ -84,6 +90,8 @@ def fit(
 
 
 def save(model: FusionModel, directory: Path) -> Path:
+    import joblib
+
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(model.pipeline, directory / PIPELINE_FILE)
     (directory / SPEC_FILE).write_text(json.dumps(model.spec(), indent=1))
@@ -92,6 +100,8 @@ def save(model: FusionModel, directory: Path) -> Path:
 
 def load(directory: Path) -> FusionModel:
     """A model saved by `save` (from this installation's own registry: joblib files are trusted code)."""
+    import joblib
+
     spec = json.loads((directory / SPEC_FILE).read_text())
     return FusionModel(joblib.load(directory / PIPELINE_FILE), list(spec["class_names"]), list(spec["fields"]))
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from learning.metrics import PER_CLASS_METRICS, metric_key
 
@@ -183,6 +182,8 @@ def weighted_metrics(
     correct = (predicted == truth).astype(np.float64)
     # the bins of torchmetrics' calibration error (learning.metrics.expected_calibration_error):
     # float32 confidences, a last bin for exactly 1.0
+    import torch  # here, not at the top: the settings import this module through the gate's policy
+
     boundaries = torch.linspace(0, 1, n_bins + 1, dtype=torch.float32).numpy()
     bins = np.searchsorted(boundaries, confidence.astype(np.float32), side="right") - 1
     in_bin = np.eye(n_bins + 1)[bins]

@@ -6,17 +6,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
-from torchmetrics.functional.classification import multiclass_calibration_error
+
+# scikit-learn, torch and torchmetrics load inside the functions that use them: the settings import
+# this module (through the gate's policy), and torchmetrics alone took 4 of the 12 s every `medal`
+# command spent starting (docs/benchmarks.md, "Start-up")
 
 
 @dataclass(frozen=True)
@@ -66,6 +59,9 @@ def flat_metrics(report: EvaluationReport | dict) -> dict[str, float]:
 
 def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
     """Top-class confidence against accuracy over equal-width bins, weighted by bin size (torchmetrics)."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(y_true) == 0:
@@ -84,6 +80,14 @@ def expected_calibration_error(y_true: np.ndarray, probabilities: np.ndarray, n_
 def evaluate(
     y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str], n_bins: int = 10
 ) -> EvaluationReport:
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        recall_score,
+        roc_auc_score,
+    )
+
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     k = len(class_names)
@@ -175,6 +179,8 @@ class RocCurve:
 
 def roc_curves(y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict[str, RocCurve]:
     """One-vs-rest ROC curves (scikit-learn) for every class that has both positives and negatives."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     curves = {}
@@ -201,6 +207,8 @@ class ReliabilityCurve:
 def reliability_curve(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> ReliabilityCurve:
     """scikit-learn's calibration_curve on "was the top class right" against the top-class confidence,
     the same reading of calibration as the ECE."""
+    from sklearn.calibration import calibration_curve
+
     y_true = np.asarray(y_true, dtype=int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(y_true) == 0:

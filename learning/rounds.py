@@ -29,8 +29,9 @@ from pytorch_lightning.callbacks import EarlyStopping
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
+from learning.classifier import XrayClassifier
 from learning.data import LabeledImage, balanced_sampler, stratum_weights
-from learning.model import XrayClassifier, XrayNet
+from learning.model import XrayNet
 from learning.train import (
     KeepBest,
     ProgressFn,

@@ -7,11 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from modAL.uncertainty import (
-    classifier_entropy,
-    classifier_margin,
-    classifier_uncertainty,
-)
 
 
 @dataclass(frozen=True)
@@ -33,9 +28,14 @@ class _StoredProbabilities:
         return self.probabilities[np.asarray(X, dtype=int)]
 
 
-def _modal(measure, probabilities: np.ndarray) -> np.ndarray:
+def _modal(measure: str, probabilities: np.ndarray) -> np.ndarray:
+    """modAL's `measure` (classifier_uncertainty, _margin or _entropy) over stored probabilities.
+    modAL loads here, not at the top: the settings import this module to check a strategy's name,
+    and modAL brings scikit-learn and SciPy (1 s of every `medal` command's start)."""
+    from modAL import uncertainty
+
     index = np.arange(len(probabilities))
-    return np.asarray(measure(_StoredProbabilities(probabilities), index), dtype=np.float64)
+    return np.asarray(getattr(uncertainty, measure)(_StoredProbabilities(probabilities), index), dtype=np.float64)
 
 
 ScoreFn = Callable[[PoolScores, np.random.Generator], np.ndarray]
@@ -61,18 +61,18 @@ def _random(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
 
 @register("least_confidence")
 def _least_confidence(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
-    return _modal(classifier_uncertainty, scores.probabilities)
+    return _modal("classifier_uncertainty", scores.probabilities)
 
 
 @register("margin")
 def _margin(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
     # modAL's margin is top-1 minus top-2: a small margin means ask first, so negate it
-    return -_modal(classifier_margin, scores.probabilities)
+    return -_modal("classifier_margin", scores.probabilities)
 
 
 @register("entropy")
 def _entropy(scores: PoolScores, rng: np.random.Generator) -> np.ndarray:
-    return _modal(classifier_entropy, scores.probabilities)
+    return _modal("classifier_entropy", scores.probabilities)
 
 
 @register("mc_dropout")

@@ -21,10 +21,12 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.strategies import DDPStrategy
 from torch.utils.data import DataLoader, Sampler
 
-from learning.data import Decoder, LabeledImage, XrayDataModule, patient_split
+from learning.classifier import XrayClassifier
+from learning.data import Decoder, LabeledImage, patient_split
+from learning.datamodule import XrayDataModule
 from learning.decoding import load_grayscale
 from learning.distributed import RankShard, launch
-from learning.model import ModelSpec, XrayClassifier, XrayNet
+from learning.model import ModelSpec, XrayNet
 
 log = logging.getLogger(__name__)
 

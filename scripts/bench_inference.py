@@ -293,8 +293,10 @@ def _child_training(n: int, size: int, batch_size: int, steps: int) -> dict:
     steps and a validation pass, through the same DataModule and LightningModule as fine_tune."""
     import pytorch_lightning as pl
 
-    from learning.data import LabeledImage, XrayDataModule
-    from learning.model import ModelSpec, XrayClassifier
+    from learning.classifier import XrayClassifier
+    from learning.data import LabeledImage
+    from learning.datamodule import XrayDataModule
+    from learning.model import ModelSpec
 
     with open(DATA / "labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))[:n]

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from learning.data import LabeledImage, XrayDataModule, stratum_weights
+from learning.data import LabeledImage, stratum_weights
+from learning.datamodule import XrayDataModule
 from learning.decoding import load_grayscale
 from learning.model import ModelSpec, XrayNet
 from learning.predict import score_pool

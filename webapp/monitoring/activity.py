@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import Row
 
 from webapp import charts
@@ -146,6 +145,8 @@ def _gold_reads() -> dict[int, dict[str, str]]:
 
 def kappas(reads: dict[int, dict[str, str]]) -> list[PairKappa]:
     """Cohen's kappa for each pair of doctors over the gold images both read."""
+    from sklearn.metrics import cohen_kappa_score  # here: scikit-learn took 0.6 s of every `medal` command's start
+
     doctors = sorted({name for by_doctor in reads.values() for name in by_doctor})
     found = []
     for first, second in itertools.combinations(doctors, 2):

@@ -14,19 +14,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from learning.model import ModelSpec, XrayNet
 from learning.operating_point import OperatingPoint, apply, fit_offsets
 from learning.predict import score_pool
-from learning.rounds import RoundResult, RoundSpec, fine_tune_round
 from learning.strategies import PoolScores
-from learning.train import ProgressFn, TrainResult, TrainSpec, fine_tune
 from learning.trunk import ActivationStore, pool_scores, split, splittable
 from registry.client import Registry
 from registry.uris import CHAMPION
 from webapp.config import Settings
+
+if TYPE_CHECKING:
+    # Lightning loads with the run that trains (in `train`), not with every page that shows a
+    # gate or a model: it was 5 of the 12 s each `medal` command spent starting
+    from learning.train import ProgressFn, TrainResult
 
 log = logging.getLogger(__name__)
 KINDS = ("round", "full")
@@ -95,6 +99,9 @@ def train(
 ) -> Trained:
     """`doctor` and `replay` are LabeledImage lists; `start` is the champion with its head grown to
     today's classes (None: no champion, or another backbone), `teacher` the champion as it is."""
+    from learning.rounds import RoundResult, RoundSpec, fine_tune_round
+    from learning.train import TrainSpec, fine_tune
+
     cfg = settings.training
     ran = "round" if kind == "round" and can_round(start, spec, cfg.round.frozen_blocks) else "full"
     params: dict = {"kind": ran}
