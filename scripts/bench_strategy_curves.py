@@ -11,7 +11,7 @@ Each curve starts from v1 and its scores on the pool. The strategy ranks the unl
 review queue does (`learning.strategies.rank`, the configured queue batch and random share), the
 oracle doctor labels the first films of that order up to the next step of the schedule, and a
 round is trained **from v1** on every label so far plus the replay of site A's films
-(`learning.rounds.fine_tune_round` with config.yaml's round settings, the trunk activations
+(`webapp.training.recipe.train` with config.yaml's round settings, the trunk activations
 stored, 224 px; the operating point fitted on the round's validation split as the worker does).
 That candidate is scored on the held-out films, and it scores the rest of the pool for the next
 pick. Training each step from v1, rather than from the previous step's model, keeps the curve a
@@ -36,10 +36,10 @@ import json
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
@@ -48,17 +48,17 @@ sys.path.insert(0, str(ROOT))
 
 from learning.data import LabeledImage  # noqa: E402
 from learning.model import XrayNet, load_model  # noqa: E402
-from learning.operating_point import apply, fit_offsets  # noqa: E402
-from learning.rounds import RoundSpec, fine_tune_round  # noqa: E402
 from learning.simulate import other_machine  # noqa: E402
 from learning.strategies import PoolScores, rank, subset  # noqa: E402
-from learning.trunk import ActivationStore, pool_scores, split  # noqa: E402
+from learning.train import TrainResult  # noqa: E402
+from learning.trunk import pool_scores, split  # noqa: E402
+from webapp.config import Settings, load_settings  # noqa: E402
+from webapp.training import recipe  # noqa: E402
 
 DATA = ROOT / "data/kermany_cxr_train"
 SPLIT = ROOT / "models/kermany-split.csv"
 CLASSES = ["normal", "bacterial_pneumonia", "viral_pneumonia"]
 STRATEGIES = ["random", "least_confidence", "cold_start", "batch_diverse", "margin", "entropy", "mc_dropout"]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
 def site_b(work: Path) -> list[LabeledImage]:
@@ -104,53 +104,35 @@ def divide(films: list[LabeledImage], seed: int) -> tuple[list[LabeledImage], li
     return [f for f in films if f.group in pooled], [f for f in films if f.group not in pooled]
 
 
+def settings_for(work: Path, seed: int, frozen_blocks: int | None) -> Settings:
+    """config.yaml's settings with the bench's home (its activation store), the seed's rounds and,
+    given `frozen_blocks`, another cut."""
+    environ = {"MEDAL_HOME": str(work), "MEDAL_TRAINING__SEED": str(seed)}
+    if frozen_blocks is not None:
+        environ["MEDAL_TRAINING__ROUND__FROZEN_BLOCKS"] = str(frozen_blocks)
+    return load_settings(ROOT / "config.yaml", environ)
+
+
 def train_round(
-    v1: XrayNet, labeled: list[LabeledImage], replayed: list[LabeledImage], store: ActivationStore, seed: int
-):
-    """The worker's round from v1, and its operating point."""
-    rounds, training = CONFIG["training"]["round"], CONFIG["training"]
-    result = fine_tune_round(
-        RoundSpec(
-            net=v1,
-            train=labeled,
-            replay=replayed,
-            store=store,
-            frozen_blocks=rounds["frozen_blocks"],
-            teacher=v1,
-            distill_weight=rounds["distill_weight"],
-            temperature=rounds["temperature"],
-            balance_sites=rounds["balance_sites"],
-            keep=rounds["keep"],
-            max_epochs=rounds["max_epochs"],
-            batch_size=rounds["batch_size"],
-            learning_rate=rounds["learning_rate"],
-            weight_decay=training["weight_decay"],
-            balance=training["balance"],
-            val_fraction=training["val_fraction"],
-            patience=rounds["patience"],
-            seed=seed,
-        )
-    )
-    labels = np.array([item.class_index for item in result.val_items])
-    assert result.val_probabilities is not None
-    point = fit_offsets(result.val_probabilities, labels, CLASSES, dict(CONFIG["gate"]["min_sensitivity"]))
-    if point.moved:
-        apply(result.net, point)
-    return result
+    v1: XrayNet, labeled: list[LabeledImage], replayed: list[LabeledImage], settings: Settings
+) -> TrainResult:
+    """The worker's round from v1 (`webapp.training.recipe.train`), with its operating point."""
+    return recipe.train("round", settings, v1.spec, labeled, replayed, v1, v1, {}, lambda _: None).result
 
 
-def scores(net: XrayNet, films: list[LabeledImage], store: ActivationStore, seed: int) -> PoolScores:
+def scores(net: XrayNet, films: list[LabeledImage], settings: Settings, seed: int) -> PoolScores:
+    """As `webapp.training.recipe.stored_scores`, with the seed's MC-dropout draws."""
     return pool_scores(
-        split(net, CONFIG["training"]["round"]["frozen_blocks"]),
+        split(net, settings.training.round.frozen_blocks),
         [film.path for film in films],
-        store,
-        mc_passes=CONFIG["active_learning"]["mc_dropout_passes"],
+        recipe.activation_store(settings),
+        mc_passes=settings.active_learning.mc_dropout_passes,
         seed=seed,
     )
 
 
-def held_out_figures(net: XrayNet, held_out: list[LabeledImage], store: ActivationStore) -> dict:
-    probabilities = scores(net, held_out, store, 0).probabilities
+def held_out_figures(net: XrayNet, held_out: list[LabeledImage], settings: Settings) -> dict:
+    probabilities = scores(net, held_out, settings, 0).probabilities
     truth = np.array([film.class_index for film in held_out])
     called = probabilities.argmax(1)
     return {
@@ -160,25 +142,37 @@ def held_out_figures(net: XrayNet, held_out: list[LabeledImage], store: Activati
     }
 
 
-def curve(strategy: str, seed: int, context: dict, emit) -> None:
-    v1, pool, held_out, replayed, store = (context[k] for k in ("v1", "pool", "held_out", "replay", "store"))
-    queue = CONFIG["active_learning"]
-    current = scores(v1, pool, store, seed)
+@dataclass(frozen=True)
+class Context:
+    """One seed's setting: the champion, its pool and held-out films, the replay and the settings."""
+
+    v1: XrayNet
+    pool: list[LabeledImage]
+    held_out: list[LabeledImage]
+    replay: list[LabeledImage]
+    settings: Settings
+    schedule: list[int]
+
+
+def curve(strategy: str, seed: int, context: Context, emit) -> None:
+    v1, pool, settings = context.v1, context.pool, context.settings
+    queue = settings.active_learning
+    current = scores(v1, pool, settings, seed)
     labeled: list[int] = []
-    for step, target in enumerate(context["schedule"]):
+    for step, target in enumerate(context.schedule):
         remaining = np.setdiff1d(np.arange(len(pool)), labeled)
         order, _ = rank(
             strategy,
             subset(current, remaining),
-            batch=queue["batch_size"],
-            random_share=queue["random_share"],
+            batch=queue.batch_size,
+            random_share=queue.random_share,
             seed=seed * 1000 + step,
         )
         labeled += [int(i) for i in remaining[order[: target - len(labeled)]]]
         started = time.monotonic()
-        result = train_round(v1, [pool[i] for i in labeled], replayed, store, seed)
+        result = train_round(v1, [pool[i] for i in labeled], context.replay, settings)
         seconds = time.monotonic() - started
-        current = scores(result.net, pool, store, seed)
+        current = scores(result.net, pool, settings, seed)
         emit(
             {
                 "seed": seed,
@@ -186,7 +180,7 @@ def curve(strategy: str, seed: int, context: dict, emit) -> None:
                 "labels": len(labeled),
                 "train_s": round(seconds, 1),
                 "viral_labels": sum(pool[i].class_index == 2 for i in labeled),
-                **held_out_figures(result.net, held_out, store),
+                **held_out_figures(result.net, context.held_out, settings),
             }
         )
 
@@ -264,8 +258,6 @@ def main() -> int:
     if args.summarize:
         print(summarize(args.summarize))
         return 0
-    if args.frozen_blocks is not None:
-        CONFIG["training"]["round"]["frozen_blocks"] = args.frozen_blocks
     if args.fresh:
         args.out.unlink(missing_ok=True)
     done = _complete(args.out, max(args.schedule))
@@ -277,31 +269,31 @@ def main() -> int:
             handle.write(json.dumps(row) + "\n")
 
     v1 = load_model(ROOT / "models/medal-cxr-v1")
-    store = ActivationStore(args.work / "activations")
     films = site_b(args.work)
     for seed in args.seeds:
+        settings = settings_for(args.work, seed, args.frozen_blocks)
         pool, held_out = divide(films, seed)
-        context = {
-            "v1": v1,
-            "pool": pool,
-            "held_out": held_out,
-            "replay": replay(CONFIG["training"]["replay_samples"], seed),
-            "store": store,
-            "schedule": [n for n in args.schedule if n < len(pool)],
-        }
+        context = Context(
+            v1,
+            pool,
+            held_out,
+            replay(settings.training.replay_samples, seed),
+            settings,
+            [n for n in args.schedule if n < len(pool)],
+        )
         if (seed, "v1") not in done:
-            emit({"seed": seed, "strategy": "v1", "labels": 0, **held_out_figures(v1, held_out, store)})
+            emit({"seed": seed, "strategy": "v1", "labels": 0, **held_out_figures(v1, held_out, settings)})
         if (seed, "ceiling") not in done:
             started = time.monotonic()
-            ceiling = train_round(v1, pool, context["replay"], store, seed)
+            ceiling = train_round(v1, pool, context.replay, settings)
             emit(
                 {
                     "seed": seed,
                     "strategy": "ceiling",
                     "labels": len(pool),
-                    "frozen_blocks": CONFIG["training"]["round"]["frozen_blocks"],
+                    "frozen_blocks": settings.training.round.frozen_blocks,
                     "train_s": round(time.monotonic() - started, 1),
-                    **held_out_figures(ceiling.net, held_out, store),
+                    **held_out_figures(ceiling.net, held_out, settings),
                 }
             )
         for strategy in args.strategies:
