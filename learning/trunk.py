@@ -157,6 +157,9 @@ class ActivationStore:
         except (FileNotFoundError, ValueError, OSError):
             return None  # absent, or unreadable: computed again
 
+    def has(self, key: str, digest: str) -> bool:
+        return self._path(key, digest).is_file()
+
     def put(self, key: str, digest: str, activations: np.ndarray) -> None:
         path = self._path(key, digest)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +242,23 @@ def activations(
         return Activations(torch.zeros(0, dtype=torch.float16), 0, key)
     values = torch.from_numpy(np.stack([found[i] for i in range(len(digests))]))
     return Activations(values, len(missing), key)
+
+
+def warm(trunk: TrunkSplit, paths: Sequence[str], store: ActivationStore, limit: int) -> int:
+    """Compute and store the trunk's output for up to `limit` of `paths` the store lacks, and say
+    how many. The worker does this between rounds for the films the next round will train on, so
+    that the round itself runs only the upper blocks."""
+    key = trunk.key()
+    todo: list[tuple[str, str]] = []
+    for path in paths:
+        if len(todo) >= limit:
+            break
+        digest = content_hash(path)
+        if not store.has(key, digest):
+            todo.append((path, digest))
+    if todo:
+        activations(trunk, [path for path, _ in todo], store, digests=[digest for _, digest in todo])
+    return len(todo)
 
 
 def _lay_out(modules: Sequence[nn.Module], memory_format: torch.memory_format) -> None:

@@ -29,12 +29,16 @@ intervals (learning.intervals, as the gate does):
     against the champion lies above zero;
   - a *promoted worse* round: the gate passed a candidate whose interval lies below zero.
 
+With --worker-checks, the worker's quiet checks run between the labels and `medal train`, as they
+would while doctors label (`webapp.training.jobs.warm_next_round` until nothing is left to ready:
+the trunk activations of the round's films and the gold films), timed apart from the round.
+
 With --full-after, the full fine-tune (`medal train --full`, every layer: what the worker schedules
 weekly) follows the rounds on the same labels, gated and judged the same way; --full-on HOME runs
 only that step on the MEDAL_HOME a finished run left (one seed).
 
 Run: .venv/bin/python scripts/bench_loop.py [--scenario new-site|new-class|new-class-site] [--seeds 0] [--rounds 5]
-     [--strategy random|cold_start|...] [--full-after | --full-on HOME]
+     [--strategy random|cold_start|...] [--batch 40] [--worker-checks] [--full-after | --full-on HOME]
 Writes docs/benchmarks/loop-<scenario>.json (one record per seed and round); docs/benchmarks.md
 quotes it.
 Takes about 25 minutes per seed on the 2-core development CPU.
@@ -357,12 +361,38 @@ def run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     rounds = [] if args.full_on else list(range(1, args.rounds + 1))
     full_after = args.full_after or args.full_on is not None
     for number in rounds + ([args.rounds + 1] if full_after else []):  # --full-on: the run had --rounds rounds
-        record, champion = one_round(hospital, client, number, number > args.rounds, champion, args.batch)
+        record, champion = one_round(
+            hospital, client, number, number > args.rounds, champion, args.batch, args.worker_checks
+        )
         records.append(record)
     return records
 
 
-def one_round(hospital: Hospital, client, number: int, full: bool, champion: Champion, batch: int):
+WORKER_CHECKS = """
+from webapp import create_app
+from webapp.training import jobs
+app = create_app()
+jobs.bind(app)
+films = 0
+with app.app_context():
+    while warmed := jobs.warm_next_round():
+        films += warmed
+print("readied", films)
+"""
+
+
+def worker_checks(env: dict) -> tuple[float, int]:
+    """The worker's quiet checks until the next round's films are all readied: (seconds, films)."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", WORKER_CHECKS], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the worker's checks failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started, int(done.stdout.split()[-1])
+
+
+def one_round(
+    hospital: Hospital, client, number: int, full: bool, champion: Champion, batch: int, checks: bool = False
+):
     """The doctor labels a batch through the API (none before the full fine-tune), `medal train`
     (--full), the gate, the engineer's decision; the record and the champion after it."""
     from webapp.extensions import db
@@ -392,6 +422,7 @@ def one_round(hospital: Hospital, client, number: int, full: bool, champion: Cha
         assert answer.status_code == 201, answer.get_json()
         hospital.labels += 1
     label_seconds = time.perf_counter() - label_started
+    readied = worker_checks(hospital.env) if checks and not full else None
     train_seconds, out = medal(hospital.env, "train", *(["--full"] if full else []))
     models = client.get("/api/v1/models", headers=headers["engineer"]).get_json()
     candidate = models["aliases"].get("candidate")
@@ -415,6 +446,7 @@ def one_round(hospital: Hospital, client, number: int, full: bool, champion: Cha
         "gate_better": report.get("better"),
         "gate_failures": report.get("failures", []),
         "seconds": {"labeling": round(label_seconds, 1), "train_and_gate": round(train_seconds, 1)},
+        "readied_between": None if readied is None else {"seconds": round(readied[0], 1), "films": readied[1]},
         "candidate_new": summary(truth_b, scored.new, CLASSES),
         "candidate_site_a": summary(truth_a, scored.site_a, CLASSES),
         "vs_champion_new": paired(truth_b, scored.new, champion.new, CLASSES, patients_b),
@@ -491,6 +523,9 @@ def main() -> int:
         "--full-after", action="store_true", help="after the rounds, run `medal train --full` and judge it the same way"
     )
     parser.add_argument("--full-on", type=Path, help="only the full fine-tune, on the MEDAL_HOME a finished run left")
+    parser.add_argument(
+        "--worker-checks", action="store_true", help="the worker's quiet checks ready the round's films before it"
+    )
     args = parser.parse_args()
     suffix = f"-{args.strategy}" if args.strategy else ""
     args.out = args.out or ROOT / f"docs/benchmarks/loop-{args.scenario}{suffix}.json"

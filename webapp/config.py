@@ -70,6 +70,8 @@ class RoundSettings(Section):
     temperature: float = Field(default=2.0, gt=0)
     balance_sites: bool = True  # each site drawn, and its validation loss counted, as much as the others
     keep: Literal["best", "last", "average"] = "average"  # the candidate: later epochs' mean, the last, the best
+    # films of the next round whose trunk activations the worker computes per check, between rounds (0: none)
+    warm_per_check: int = Field(default=128, ge=0)
 
 
 class TrainingSettings(Section):

@@ -1,4 +1,5 @@
-"""Background work owned by the worker: training triggers, queued runs, pool scoring, clean-up."""
+"""Background work owned by the worker: training triggers, queued runs, pool scoring, the next round's
+activations, clean-up."""
 
 from __future__ import annotations
 
@@ -259,7 +260,24 @@ def tick() -> dict:
         version = needs_scoring()
         if version is not None:
             done["scored"] = scoring.score(version)
+        elif "trained" not in done:  # a quiet check: ready the next round's activations
+            warmed = warm_next_round()
+            if warmed:
+                done["warmed"] = warmed
         return done
+
+
+def warm_next_round() -> int:
+    """The trunk activations of the films the next round trains on, and then of the gold films its
+    gate reads, a few per check (recipe.warm_activations). The films are today's training set: the
+    doctors' labels so far and the replay sample, which stays the same from round to round."""
+    settings, store = services().settings, services().store
+    examples, _ = runs.training_set(settings)
+    paths = [example.path for example in (*examples, *labelstore.gold_examples(store))]
+    warmed = recipe.warm_activations(settings, services().registry, paths)
+    if warmed:
+        log.info("computed the trunk activations of %d films for the next round", warmed)
+    return warmed
 
 
 def pacs_pull() -> dict:

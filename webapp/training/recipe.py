@@ -22,7 +22,7 @@ from learning.model import ModelSpec, XrayNet
 from learning.operating_point import OperatingPoint, apply, fit_offsets
 from learning.predict import score_pool
 from learning.strategies import PoolScores
-from learning.trunk import ActivationStore, pool_scores, split, splittable
+from learning.trunk import ActivationStore, pool_scores, split, splittable, warm
 from registry.client import Registry
 from registry.uris import CHAMPION
 from webapp.config import Settings
@@ -72,6 +72,21 @@ def stored_scores(net: XrayNet, paths: list[str], settings: Settings, mc_passes:
     if not can_round(net, net.spec, frozen):
         return None
     return pool_scores(split(net, frozen), paths, activation_store(settings), mc_passes=mc_passes)
+
+
+def warm_activations(settings: Settings, registry: Registry, paths: list[str]) -> int:
+    """Between rounds: the champion's trunk activations of up to `training.round.warm_per_check` of
+    `paths` not stored yet (the next round's films, then the gold films), so the round and its gate
+    find them there. Returns how many were computed; none without a champion a round can cut."""
+    limit = settings.training.round.warm_per_check
+    version = registry.version_for(CHAMPION)
+    if limit == 0 or version is None or not paths:
+        return 0
+    net = registry.load(version)
+    frozen = settings.training.round.frozen_blocks
+    if net.spec.backbone != settings.model.backbone or not can_round(net, net.spec, frozen):
+        return 0  # the next run is a full fine-tune: it makes a new trunk
+    return warm(split(net, frozen), paths, activation_store(settings), limit)
 
 
 def can_round(champion: XrayNet | None, spec: ModelSpec, frozen_blocks: int) -> bool:

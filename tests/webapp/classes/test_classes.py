@@ -88,20 +88,19 @@ def test_the_next_fine_tune_grows_the_head_and_the_gate_knows_the_new_class(trai
 
 def test_a_class_added_while_a_fine_tune_runs_waits_for_the_next_run(trained_app, monkeypatch):
     from learning import rounds
-    from webapp.training import recipe
 
-    real = rounds.fine_tune_round  # with a champion, a run is a round
+    real = rounds.fine_tune_round  # with a champion, a run is a round (the recipe imports it when it runs)
 
     def add_meanwhile(spec):
         catalog.add("covid_19", ["normal", "pneumonia"])  # an engineer adds a class mid-run
         return real(spec)
 
-    monkeypatch.setattr(recipe, "fine_tune_round", add_meanwhile)
+    monkeypatch.setattr(rounds, "fine_tune_round", add_meanwhile)
     first = runs.run(runs.enqueue("test"))
     assert first.status == "succeeded", first.error
     registry = registry_of(trained_app)
     assert registry.load(first.model_version).spec.class_names == ["normal", "pneumonia"]
-    monkeypatch.setattr(recipe, "fine_tune_round", real)
+    monkeypatch.setattr(rounds, "fine_tune_round", real)
     second = runs.run(runs.enqueue("test"))
     assert registry.load(second.model_version).spec.class_names == ["normal", "pneumonia", "covid_19"]
 

@@ -60,3 +60,54 @@ def test_a_full_fine_tune_on_two_processes_is_registered_like_one(trained_app):
     params = registry.client.get_run(full.mlflow_run_id).data.params
     assert params["world_size"] == "2" and params["cfg_devices"] == "2"
     assert registry.load(full.model_version).spec.class_names == ["normal", "pneumonia"]
+
+
+def test_between_rounds_the_worker_readies_the_next_rounds_activations(trained_app):
+    """A few films per quiet check, the round's films and then the gold films, until all are
+    stored: the round that follows computes none, and the gate reads the gold films' too."""
+    from learning.trunk import content_hash, split
+    from tests.conftest import seed_gold
+    from webapp import labelstore
+    from webapp.services import services
+    from webapp.training import jobs, recipe
+
+    seed_gold(6)
+    change_settings(trained_app, {"training": {"round": {"warm_per_check": 7}}})
+    settings, registry = services().settings, services().registry
+    examples, _ = runs.training_set(settings)
+    gold = labelstore.gold_examples(services().store)
+    films = {content_hash(example.path) for example in (*examples, *gold)}
+    assert len(films) > 7 * 2  # so that the checks below take several passes
+
+    jobs.bind(trained_app)
+    assert jobs.tick() == {"warmed": 7}  # a quiet check: nothing to train or score
+    counts = [7]
+    while warmed := jobs.warm_next_round():
+        counts.append(warmed)
+    assert counts[:-1] == [7] * (len(counts) - 1) and sum(counts) == len(films)
+
+    champion = registry.load(registry.aliases()["champion"])
+    key = split(champion, settings.training.round.frozen_blocks).key()
+    store = recipe.activation_store(settings)
+    assert all(store.has(key, digest) for digest in films)
+    run = runs.run(runs.enqueue("test"))
+    assert run.status == "succeeded", run.error
+    params = registry.client.get_run(run.mlflow_run_id).data.params
+    assert params["kind"] == "round" and params["activations_computed"] == "0"
+
+
+def test_nothing_is_readied_without_a_champion(app):
+    from tests.conftest import seed_labeled
+    from webapp.training import jobs
+
+    seed_labeled(12)
+    assert jobs.warm_next_round() == 0  # the first run is a full fine-tune: there is no trunk to store for
+
+
+def test_nothing_is_readied_when_switched_off(trained_app):
+    from webapp.training import jobs
+
+    change_settings(trained_app, {"training": {"round": {"warm_per_check": 0}}})
+    assert jobs.warm_next_round() == 0
+    change_settings(trained_app, {"training": {"round": {"warm_per_check": 3}}})
+    assert jobs.warm_next_round() == 3  # the same app has films to ready once it is on
