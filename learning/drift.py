@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# SciPy loads in the tests that use it, not with the pages that import this module (1 s of every
-# `medal` command's start)
+# SciPy loads inside the statistical tests below, not with the pages that import this module (1 s of
+# every `medal` command's start)
 
 # a share of exactly 0 makes PSI infinite; one in ten thousand stands for "almost never"
 _FLOOR = 1e-4
