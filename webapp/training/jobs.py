@@ -274,7 +274,11 @@ def warm_next_round() -> int:
     settings, store = services().settings, services().store
     examples, _ = runs.training_set(settings)
     paths = [example.path for example in (*examples, *labelstore.gold_examples(store))]
-    warmed = recipe.warm_activations(settings, services().registry, paths)
+    try:
+        warmed = recipe.warm_activations(settings, services().registry, paths)
+    except (OSError, ValueError):  # a film gone or unreadable: the round names it; the check goes on
+        log.warning("could not compute the next round's trunk activations", exc_info=True)
+        return 0
     if warmed:
         log.info("computed the trunk activations of %d films for the next round", warmed)
     return warmed

@@ -111,3 +111,17 @@ def test_nothing_is_readied_when_switched_off(trained_app):
     assert jobs.warm_next_round() == 0
     change_settings(trained_app, {"training": {"round": {"warm_per_check": 3}}})
     assert jobs.warm_next_round() == 3  # the same app has films to ready once it is on
+
+
+def test_a_film_gone_from_disk_leaves_the_quiet_check_standing(trained_app, caplog):
+    """The round will name the missing film; readying only warns, and the check does its other work."""
+    import os
+
+    from webapp.services import services
+    from webapp.training import jobs
+
+    examples, _ = runs.training_set(services().settings)
+    os.unlink(examples[0].path)
+    jobs.bind(trained_app)
+    assert jobs.tick() == {}
+    assert "could not compute the next round's trunk activations" in caplog.text
