@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 
-# what only training, tests of significance and the fusion model need: 5.7 of the 10.2 s that `medal
-# --help` took before they moved into the functions that use them
+# what only training, tests of significance and the fusion model need: `medal --help` took 10.2 s
+# while building the app loaded them, 6.4 s since they load in the functions that use them
 TRAINING_ONLY = ("pytorch_lightning", "lightning_fabric", "torchmetrics", "torchvision", "sklearn", "scipy.stats")
 
 PROBE = """
