@@ -51,7 +51,6 @@ from learning.model import XrayNet, load_model  # noqa: E402
 from learning.simulate import other_machine  # noqa: E402
 from learning.strategies import PoolScores, rank, subset  # noqa: E402
 from learning.train import TrainResult  # noqa: E402
-from learning.trunk import pool_scores, split  # noqa: E402
 from webapp.config import Settings, load_settings  # noqa: E402
 from webapp.training import recipe  # noqa: E402
 
@@ -121,14 +120,12 @@ def train_round(
 
 
 def scores(net: XrayNet, films: list[LabeledImage], settings: Settings, seed: int) -> PoolScores:
-    """As `webapp.training.recipe.stored_scores`, with the seed's MC-dropout draws."""
-    return pool_scores(
-        split(net, settings.training.round.frozen_blocks),
-        [film.path for film in films],
-        recipe.activation_store(settings),
-        mc_passes=settings.active_learning.mc_dropout_passes,
-        seed=seed,
+    """The films' scores from the stored trunk activations, with the seed's MC-dropout draws."""
+    found = recipe.stored_scores(
+        net, [film.path for film in films], settings, settings.active_learning.mc_dropout_passes, seed
     )
+    assert found is not None  # EfficientNet-Lite0 cut where config.yaml's rounds cut it
+    return found
 
 
 def held_out_figures(net: XrayNet, held_out: list[LabeledImage], settings: Settings) -> dict:

@@ -64,14 +64,16 @@ def prune_activations(settings: Settings, registry: Registry) -> int:
     return activation_store(settings).forget(keep)
 
 
-def stored_scores(net: XrayNet, paths: list[str], settings: Settings, mc_passes: int = 0) -> PoolScores | None:
+def stored_scores(
+    net: XrayNet, paths: list[str], settings: Settings, mc_passes: int = 0, seed: int = 0
+) -> PoolScores | None:
     """Films' scores from the trunk activations rounds keep (learning.trunk.pool_scores): only the
     upper blocks and the head run, and the trunk over a film not stored yet runs once and is stored.
     None where the version cannot be cut where rounds cut it: its caller runs the whole network."""
     frozen = settings.training.round.frozen_blocks
     if not can_round(net, net.spec, frozen):
         return None
-    return pool_scores(split(net, frozen), paths, activation_store(settings), mc_passes=mc_passes)
+    return pool_scores(split(net, frozen), paths, activation_store(settings), mc_passes=mc_passes, seed=seed)
 
 
 def warm_activations(settings: Settings, registry: Registry, paths: list[str]) -> int:
