@@ -86,6 +86,7 @@ bench: venv
 		$(BIN)/python scripts/bench_loop.py --scenario new-site --seeds 0 --rounds 2 --strategy $$strategy || exit 1; \
 	done
 	$(BIN)/python scripts/bench_strategy_curves.py --fresh
+	$(BIN)/python scripts/bench_operating_points.py
 	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_round_step.py precision
 	$(BIN)/python scripts/bench_round_step.py threads
