@@ -27,6 +27,7 @@ class OperatingPoint:
     accuracy_before: float
     accuracy_after: float
     unreachable: dict[str, str] = field(default_factory=dict)  # class -> why its floor is not met on validation
+    floors: dict[str, float] = field(default_factory=dict)  # the floors asked for, of the classes the model has
 
     @property
     def moved(self) -> bool:
@@ -40,6 +41,7 @@ class OperatingPoint:
             "accuracy_before": self.accuracy_before,
             "accuracy_after": self.accuracy_after,
             "unreachable": self.unreachable,
+            "floors": self.floors,
         }
 
 
@@ -109,6 +111,7 @@ def fit_offsets(
         accuracy_before=round(accuracy_before, 4),
         accuracy_after=round(float(np.mean(called == labels)) if len(labels) else float("nan"), 4),
         unreachable=unreachable,
+        floors={name: floor for name, floor in floors.items() if name in names},
     )
 
 

@@ -93,6 +93,39 @@ def kept_weights(metrics: dict) -> str:
     return f"epoch {kept[0]}"
 
 
+def operating_point_words(point: dict | None) -> str:
+    """The offsets a run's model decides with, in a line: "—" for runs from before they were kept."""
+    if not point:
+        return "—"
+    names = list(point.get("sensitivity_after") or point.get("sensitivity_before") or {})
+    moved = [
+        f"{name} {offset:+.2f}" for name, offset in zip(names, point.get("offsets", []), strict=False) if offset != 0
+    ]
+    return "offsets " + ", ".join(moved) if moved else "the most probable class (no offsets)"
+
+
+def operating_point_rows(point: dict | None) -> list[dict]:
+    """Per class: its floor, its validation sensitivity before and after the offsets, its offset, and
+    why a floor is not met (too few validation films, or out of reach and not chased)."""
+    if not point:
+        return []
+    before, after = point.get("sensitivity_before", {}), point.get("sensitivity_after", {})
+    names = list(after or before)
+    offsets = dict(zip(names, point.get("offsets", []), strict=False))
+    floors, notes = point.get("floors", {}), point.get("unreachable", {})
+    return [
+        {
+            "name": name,
+            "floor": floors.get(name),
+            "before": before.get(name),
+            "after": after.get(name),
+            "offset": offsets.get(name, 0.0),
+            "note": notes.get(name, ""),
+        }
+        for name in names
+    ]
+
+
 def facts(run: TrainingRun) -> list[tuple[str, str]]:
     """A run's numbers as its page and the comparison list them: (what, value), "—" where unknown."""
     metrics = run.metrics or {}
@@ -115,6 +148,7 @@ def facts(run: TrainingRun) -> list[tuple[str, str]]:
         ("Epochs run", number(metrics.get("epochs"), "{}")),
         ("Kept weights", kept_weights(metrics)),
         ("Validation AUC of the kept weights", number(metrics.get("best_val_auc"))),
+        ("Operating point", operating_point_words(metrics.get("operating_point"))),
         ("Gold-set macro AUC, change against the champion", number(metrics.get("gold_macro_auc_delta"), "{:+.3f}")),
     ]
 
@@ -149,6 +183,8 @@ def run_page(run_id: int):
         clock=timing.estimate(run, timing.past_durations(run.kind)),
         facts=facts(run),
         kept=kept_epochs(run.metrics or {}),
+        point=(run.metrics or {}).get("operating_point"),
+        point_rows=operating_point_rows((run.metrics or {}).get("operating_point")),
         others=db.session.execute(
             db.select(TrainingRun.id).where(TrainingRun.id != run.id).order_by(TrainingRun.id.desc()).limit(50)
         )

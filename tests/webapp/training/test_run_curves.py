@@ -181,3 +181,32 @@ def test_a_round_that_averaged_its_epochs_says_which(trained_app):
     older = past_run()  # a run from before rounds averaged: its best epoch, as it was
     page = client.get(f"/training/runs/{older.id}").get_data(as_text=True)
     assert "epoch 2" in page and page.count('<span class="tag ok">kept</span>') == 1
+
+
+def test_a_runs_page_shows_the_operating_point_its_model_decides_with(trained_app):
+    client = trained_app.test_client()
+    login(client, "engineer")
+    real = db.session.execute(db.select(TrainingRun).filter_by(status="succeeded")).scalars().first()
+    assert real.metrics["operating_point"]["sensitivity_after"]  # the fine-tune fitted one
+    page = client.get(f"/training/runs/{real.id}").get_data(as_text=True)
+    assert 'id="operating-point"' in page
+    point = {
+        "offsets": [0.0, 0.0, 0.15],
+        "sensitivity_before": {"normal": 0.95, "bacterial_pneumonia": 0.6, "viral_pneumonia": 0.6},
+        "sensitivity_after": {"normal": 0.95, "bacterial_pneumonia": 0.55, "viral_pneumonia": 0.7},
+        "accuracy_before": 0.71,
+        "accuracy_after": 0.7,
+        "unreachable": {"bacterial_pneumonia": "sensitivity 0.55 on validation, below the floor 0.75: <not chased>"},
+        "floors": {"normal": 0.9, "bacterial_pneumonia": 0.75, "viral_pneumonia": 0.65},
+    }
+    run = past_run(metrics={"best_val_auc": 0.74, "best_epoch": 2, "epochs": 3, "operating_point": point})
+    page = client.get(f"/training/runs/{run.id}").get_data(as_text=True)
+    card = page[page.index('id="operating-point"') :]
+    assert "offsets viral_pneumonia +0.15" in page  # among the run's facts, as the comparison lists them too
+    cells = ["viral_pneumonia", "0.65", "0.600", "0.700", "+0.15"]  # class, floor, before, after, offset
+    assert re.search(r"\s*".join(f"<td>{re.escape(cell)}</td>" for cell in cells), card)
+    assert "below the floor 0.75: &lt;not chased&gt;" in card  # the reason, escaped
+    assert "Validation accuracy 0.710 at the most probable class, 0.700 with the offsets" in card
+    older = past_run()  # a run from before operating points were kept
+    page = client.get(f"/training/runs/{older.id}").get_data(as_text=True)
+    assert 'id="operating-point"' not in page
