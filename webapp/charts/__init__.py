@@ -9,6 +9,7 @@ to draw and change only when a gate runs or a champion changes."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -18,20 +19,13 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# matplotlib writes a font cache on first use: never into the home directory of the web user
-os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "medal-matplotlib"))
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-from matplotlib import rc_context  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from matplotlib.typing import RcKeyType  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: readable, searchable, escaped by matplotlib
@@ -59,6 +53,23 @@ class Marker:
     x: float
     kind: str  # a key of MARKER_STYLE
     text: str = ""  # written beside the line; empty: the kind's own word (promoted, rolled back)
+
+
+@contextlib.contextmanager
+def _canvas(style: Mapping[RcKeyType, Any] | None = None, **figure: Any) -> Iterator[Figure]:
+    """A figure, drawn under `style` (matplotlib's rc parameters, process-wide: set and restored
+    under the caller's `_drawing` lock) where one is given. matplotlib is imported by the first
+    chart, not with the app: building the app, and so every `medal` command, does not pay for it."""
+    # matplotlib writes a font cache on first use: never into the home directory of the web user
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "medal-matplotlib"))
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    if style is None:
+        yield Figure(**figure)
+        return
+    with rc_context(dict(style)):
+        yield Figure(**figure)
 
 
 _kept: OrderedDict[str, str] = OrderedDict()  # hash of a chart's function and arguments -> its SVG
@@ -112,8 +123,7 @@ def line_chart(
     """One line per series of (x, y) points; a None y leaves a gap. `version_ticks` labels integer
     x values as v1, v2, ...; otherwise x ticks are whole numbers (counts). `labels` writes a short
     text beside a point (e.g. the version on a learning curve)."""
-    with rc_context(STYLE):
-        figure = Figure(figsize=(width, height), layout="constrained")
+    with _canvas(STYLE, figsize=(width, height), layout="constrained") as figure:
         axes = figure.subplots()
         xs: set[float] = set()
         for colour, (name, points) in zip(_colours(), series.items()):
@@ -146,6 +156,8 @@ def line_chart(
             ticks = sorted({int(x) for x in xs} | {int(m.x) for m in markers})
             axes.set_xticks(ticks, [f"v{t}" for t in ticks])
         else:
+            from matplotlib.ticker import MaxNLocator
+
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(xs) == 1:  # one x value: a readable axis around it rather than a zoom into rounding noise
             (only,) = xs
@@ -162,8 +174,7 @@ def line_chart(
 @drawn_once
 def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
     """ROC curves: name -> (false positive rates, true positive rates); the chance diagonal dashed."""
-    with rc_context(STYLE):
-        figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+    with _canvas(STYLE, figsize=(4.2, 3.6), layout="constrained") as figure:
         axes = figure.subplots()
         axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="chance")
         # alternating dashes: two versions with the same curve stay both visible
@@ -178,8 +189,7 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
 @drawn_once
 def reliability_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "") -> str:
     """Reliability diagram: name -> (mean confidence per bin, accuracy per bin); the diagonal is perfect calibration."""
-    with rc_context(STYLE):
-        figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+    with _canvas(STYLE, figsize=(4.2, 3.6), layout="constrained") as figure:
         axes = figure.subplots()
         axes.plot([0, 1], [0, 1], linestyle="--", color="#999", linewidth=1, label="perfectly calibrated")
         for colour, (name, (confidence, accuracy)) in zip(_colours(), curves.items()):
@@ -204,8 +214,9 @@ def _unit_square(axes, xlabel: str, ylabel: str, title: str) -> None:
 def confusion_chart(matrix: Sequence[Sequence[int]], class_names: Sequence[str], *, title: str = "") -> str:
     """A confusion matrix (rows: true class, columns: predicted) with its counts written in."""
     k = len(class_names)
-    with rc_context(STYLE | {"axes.grid": False}):
-        figure = Figure(figsize=(1.9 + 0.85 * k, 1.5 + 0.75 * k), layout="constrained")
+    with _canvas(
+        STYLE | {"axes.grid": False}, figsize=(1.9 + 0.85 * k, 1.5 + 0.75 * k), layout="constrained"
+    ) as figure:
         axes = figure.subplots()
         values = [[int(v) for v in row] for row in matrix]
         top = max((v for row in values for v in row), default=0)
@@ -237,8 +248,9 @@ def grouped_bars(
     """Side-by-side bars: one group per x label (e.g. a class), one bar per series (e.g. the candidate
     and the champion), each with its interval as a whisker where one is known. A missing value
     leaves its place empty rather than drawing a zero that reads as a measurement."""
-    with rc_context(STYLE | {"axes.grid.axis": "y"}):
-        figure = Figure(figsize=(max(3.6, 1.2 + 1.25 * len(groups)), 3.3), layout="constrained")
+    with _canvas(
+        STYLE | {"axes.grid.axis": "y"}, figsize=(max(3.6, 1.2 + 1.25 * len(groups)), 3.3), layout="constrained"
+    ) as figure:
         axes = figure.subplots()
         width = 0.8 / max(len(series), 1)
         for index, (colour, (name, values)) in enumerate(zip(_colours(), series.items())):
@@ -270,7 +282,11 @@ def grouped_bars(
 
 def stacked_bars(per_day: Mapping[str, Mapping[str, int]], days: Sequence[str]) -> str:
     """Labels per day, stacked by doctor (the activity page), as SVG text."""
-    figure = Figure(figsize=(9, 2.8), dpi=100)
+    with _canvas(figsize=(9, 2.8), dpi=100) as figure:
+        return _stacked_bars(figure, per_day, days)
+
+
+def _stacked_bars(figure: Figure, per_day: Mapping[str, Mapping[str, int]], days: Sequence[str]) -> str:
     axes = figure.add_subplot()
     doctors = sorted({name for counts in per_day.values() for name in counts})
     bottom = [0] * len(days)
