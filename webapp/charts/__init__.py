@@ -1,5 +1,5 @@
-"""Server-side charts as SVG text (matplotlib, Agg, no display, no network): line charts with marked
-events, ROC curves, reliability diagrams and confusion matrices. Pages show them as
+"""Server-side charts as SVG text (matplotlib figures without pyplot: no display, no network): line
+charts with marked events, ROC curves, reliability diagrams and confusion matrices. Pages show them as
 `<img src="{{ svg|svg_data_uri }}">`, which the CSP (`img-src 'self' data:`) allows; matplotlib
 escapes every label it writes, so class names and version text cannot break out of the SVG.
 Every chart titles both its axes: a reader should never have to guess what a number measures.
