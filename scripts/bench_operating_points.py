@@ -41,7 +41,7 @@ import bench_strategy_curves as curves  # noqa: E402
 
 from learning import operating_point  # noqa: E402
 from learning.model import adapt_head, load_model  # noqa: E402
-from learning.rounds import RoundSpec, fine_tune_round  # noqa: E402
+from learning.rounds import fine_tune_round  # noqa: E402
 from webapp.training import recipe  # noqa: E402
 
 SETTINGS = {"new-site": (40, 120, 240, 500), "new-class-site": (40, 80, 120, 200)}
@@ -65,7 +65,6 @@ def rounds(work: Path, seeds: list[int]) -> list[Path]:
             replayed = curves.replay(settings.training.replay_samples, seed)
             if setting == "new-class-site":
                 replayed = [film for film in replayed if film.class_index != 2]
-            r = settings.training.round
             for size in sizes:
                 target = folder / f"{'nc-' if setting == 'new-class-site' else ''}s{seed}-n{size}.npz"
                 done.append(target)
@@ -74,29 +73,7 @@ def rounds(work: Path, seeds: list[int]) -> list[Path]:
                 rng = np.random.default_rng(seed * 100 + size)
                 labeled = [pool[i] for i in rng.choice(len(pool), size=size, replace=False)]
                 started = time.monotonic()
-                result = fine_tune_round(
-                    RoundSpec(
-                        net=start,
-                        train=labeled,
-                        replay=replayed,
-                        store=recipe.activation_store(settings),
-                        frozen_blocks=r.frozen_blocks,
-                        teacher=teacher,
-                        renamed={},
-                        distill_weight=r.distill_weight,
-                        temperature=r.temperature,
-                        balance_sites=r.balance_sites,
-                        keep=r.keep,
-                        max_epochs=r.max_epochs,
-                        batch_size=r.batch_size,
-                        learning_rate=r.learning_rate,
-                        weight_decay=settings.training.weight_decay,
-                        balance=settings.training.balance,
-                        val_fraction=settings.training.val_fraction,
-                        patience=r.patience,
-                        seed=seed,
-                    )
-                )
+                result = fine_tune_round(recipe.round_spec(settings, start, teacher, labeled, replayed, {}))
                 held = curves.scores(result.net, held_out, settings, 0).probabilities
                 np.savez(
                     target,

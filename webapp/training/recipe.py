@@ -30,6 +30,7 @@ from webapp.config import Settings
 if TYPE_CHECKING:
     # Lightning loads with the run that trains (in `train`), not with every page that shows a
     # gate or a model: it was 5 of the 12 s each `medal` command spent starting
+    from learning.rounds import RoundSpec
     from learning.train import ProgressFn, TrainResult
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,44 @@ def can_round(champion: XrayNet | None, spec: ModelSpec, frozen_blocks: int) -> 
     return True
 
 
+def round_spec(
+    settings: Settings,
+    start: XrayNet,
+    teacher: XrayNet | None,
+    doctor: list,
+    replay: list,
+    renamed: dict[str, str],
+    progress: ProgressFn | None = None,
+) -> RoundSpec:
+    """config.yaml's round: what `train` runs, and what the benchmarks run as the worker does."""
+    from learning.rounds import RoundSpec
+
+    cfg, rounds = settings.training, settings.training.round
+    return RoundSpec(
+        net=start,
+        train=doctor,
+        replay=replay,
+        store=activation_store(settings),
+        frozen_blocks=rounds.frozen_blocks,
+        teacher=teacher,
+        renamed=renamed,
+        distill_weight=rounds.distill_weight,
+        temperature=rounds.temperature,
+        balance_sites=rounds.balance_sites,
+        keep=rounds.keep,
+        max_epochs=rounds.max_epochs,
+        batch_size=rounds.batch_size,
+        learning_rate=rounds.learning_rate,
+        weight_decay=cfg.weight_decay,
+        balance=cfg.balance,
+        val_fraction=cfg.val_fraction,
+        patience=rounds.patience,
+        seed=cfg.seed,
+        max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
+        progress=progress,
+    )
+
+
 def train(
     kind: str,
     settings: Settings,
@@ -116,7 +155,7 @@ def train(
 ) -> Trained:
     """`doctor` and `replay` are LabeledImage lists; `start` is the champion with its head grown to
     today's classes (None: no champion, or another backbone), `teacher` the champion as it is."""
-    from learning.rounds import RoundResult, RoundSpec, fine_tune_round
+    from learning.rounds import RoundResult, fine_tune_round
     from learning.train import TrainSpec, fine_tune
 
     cfg = settings.training
@@ -125,31 +164,7 @@ def train(
     if ran == "round":
         assert start is not None
         rounds = cfg.round
-        outcome: TrainResult = fine_tune_round(
-            RoundSpec(
-                net=start,
-                train=doctor,
-                replay=replay,
-                store=activation_store(settings),
-                frozen_blocks=rounds.frozen_blocks,
-                teacher=teacher,
-                renamed=renamed,
-                distill_weight=rounds.distill_weight,
-                temperature=rounds.temperature,
-                balance_sites=rounds.balance_sites,
-                keep=rounds.keep,
-                max_epochs=rounds.max_epochs,
-                batch_size=rounds.batch_size,
-                learning_rate=rounds.learning_rate,
-                weight_decay=cfg.weight_decay,
-                balance=cfg.balance,
-                val_fraction=cfg.val_fraction,
-                patience=rounds.patience,
-                seed=cfg.seed,
-                max_time_s=cfg.max_minutes * 60 if cfg.max_minutes else None,
-                progress=progress,
-            )
-        )
+        outcome: TrainResult = fine_tune_round(round_spec(settings, start, teacher, doctor, replay, renamed, progress))
         assert isinstance(outcome, RoundResult)
         params |= {
             "frozen_blocks": rounds.frozen_blocks,
