@@ -67,8 +67,8 @@ def fit_offsets(
     """Raise the offset of the class furthest below its floor, a step at a time, until every floor
     with at least `min_support` validation images is met, an offset reaches `max_offset`, or
     accuracy would fall by more than `max_accuracy_drop`. Classes with fewer images keep offset 0:
-    a floor judged on a handful of films is noise (the gate lets a floor wait below the same count
-    of gold films). A floor still unmet when the climb stops is not chased: the class furthest below
+    a floor judged on a handful of films is noise (config.yaml's gate, for the same reason, lets a
+    floor wait below 10 gold films of its class). A floor still unmet when the climb stops is not chased: the class furthest below
     its floor is set aside and the offsets are fitted again for the rest, until every floor left is
     met. Otherwise two classes the model confuses take turns, each raised past the other, until both
     reach `max_offset` and the third class has in effect been pushed down by it."""
