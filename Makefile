@@ -87,6 +87,7 @@ bench: venv
 	done
 	$(BIN)/python scripts/bench_strategy_curves.py --fresh
 	$(BIN)/python scripts/bench_operating_points.py
+	$(BIN)/python scripts/bench_round_spread.py
 	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_round_step.py precision
 	$(BIN)/python scripts/bench_round_step.py threads
