@@ -28,6 +28,7 @@ class OperatingPoint:
     accuracy_after: float
     unreachable: dict[str, str] = field(default_factory=dict)  # class -> why its floor is not met on validation
     floors: dict[str, float] = field(default_factory=dict)  # the floors asked for, of the classes the model has
+    classes: list[str] = field(default_factory=list)  # the model's classes, in the order of the offsets
 
     @property
     def moved(self) -> bool:
@@ -42,6 +43,7 @@ class OperatingPoint:
             "accuracy_after": self.accuracy_after,
             "unreachable": self.unreachable,
             "floors": self.floors,
+            "classes": self.classes,
         }
 
 
@@ -68,10 +70,11 @@ def fit_offsets(
     with at least `min_support` validation images is met, an offset reaches `max_offset`, or
     accuracy would fall by more than `max_accuracy_drop`. Classes with fewer images keep offset 0:
     a floor judged on a handful of films is noise (config.yaml's gate, for the same reason, lets a
-    floor wait below 10 gold films of its class). A floor still unmet when the climb stops is not chased: the class furthest below
-    its floor is set aside and the offsets are fitted again for the rest, until every floor left is
-    met. Otherwise two classes the model confuses take turns, each raised past the other, until both
-    reach `max_offset` and the third class has in effect been pushed down by it."""
+    floor wait below 10 gold films of its class). A floor still unmet when the climb stops is not
+    chased: the class furthest below its floor is set aside and the offsets are fitted again for
+    the rest, until every floor left is met. Otherwise two classes the model confuses take turns,
+    each raised past the other, until both reach `max_offset` and the third class has in effect
+    been pushed down by it."""
     classes = len(names)
     logits = np.log(np.clip(probabilities, 1e-12, None))
     support = np.bincount(labels, minlength=classes)
@@ -112,6 +115,7 @@ def fit_offsets(
         accuracy_after=round(float(np.mean(called == labels)) if len(labels) else float("nan"), 4),
         unreachable=unreachable,
         floors={name: floor for name, floor in floors.items() if name in names},
+        classes=list(names),
     )
 
 

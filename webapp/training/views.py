@@ -93,25 +93,32 @@ def kept_weights(metrics: dict) -> str:
     return f"epoch {kept[0]}"
 
 
+def _offsets_by_class(point: dict) -> dict[str, float] | None:
+    """Class -> offset. Operating points kept before 6 December name no classes: their sensitivities'
+    names stand in where one was kept for every offset (a class without validation films has none)."""
+    offsets = point.get("offsets", [])
+    names = point.get("classes") or list(point.get("sensitivity_after") or point.get("sensitivity_before") or {})
+    return dict(zip(names, offsets, strict=True)) if len(names) == len(offsets) else None
+
+
 def operating_point_words(point: dict | None) -> str:
     """The offsets a run's model decides with, in a line: "—" for runs from before they were kept."""
     if not point:
         return "—"
-    names = list(point.get("sensitivity_after") or point.get("sensitivity_before") or {})
-    moved = [
-        f"{name} {offset:+.2f}" for name, offset in zip(names, point.get("offsets", []), strict=False) if offset != 0
-    ]
+    by_class = _offsets_by_class(point)
+    if by_class is None:
+        return "offsets " + ", ".join(f"{offset:+.2f}" for offset in point.get("offsets", []))
+    moved = [f"{name} {offset:+.2f}" for name, offset in by_class.items() if offset != 0]
     return "offsets " + ", ".join(moved) if moved else "the most probable class (no offsets)"
 
 
 def operating_point_rows(point: dict | None) -> list[dict]:
     """Per class: its floor, its validation sensitivity before and after the offsets, its offset, and
     why a floor is not met (too few validation films, or out of reach and not chased)."""
-    if not point:
+    by_class = _offsets_by_class(point) if point else None
+    if not point or by_class is None:
         return []
     before, after = point.get("sensitivity_before", {}), point.get("sensitivity_after", {})
-    names = list(after or before)
-    offsets = dict(zip(names, point.get("offsets", []), strict=False))
     floors, notes = point.get("floors", {}), point.get("unreachable", {})
     return [
         {
@@ -119,10 +126,10 @@ def operating_point_rows(point: dict | None) -> list[dict]:
             "floor": floors.get(name),
             "before": before.get(name),
             "after": after.get(name),
-            "offset": offsets.get(name, 0.0),
+            "offset": offset,
             "note": notes.get(name, ""),
         }
-        for name in names
+        for name, offset in by_class.items()
     ]
 
 

@@ -210,3 +210,24 @@ def test_a_runs_page_shows_the_operating_point_its_model_decides_with(trained_ap
     older = past_run()  # a run from before operating points were kept
     page = client.get(f"/training/runs/{older.id}").get_data(as_text=True)
     assert 'id="operating-point"' not in page
+
+
+def test_offsets_are_named_by_the_models_classes_when_one_had_no_validation_films():
+    """A class without validation films has no sensitivity: the offsets still go to their own classes."""
+    from webapp.training.views import operating_point_rows, operating_point_words
+
+    point = {
+        "offsets": [0.0, 0.0, 0.3],
+        "sensitivity_before": {"normal": 0.8, "bacterial_pneumonia": 0.6},
+        "sensitivity_after": {"normal": 0.78, "bacterial_pneumonia": 0.75},
+        "classes": ["normal", "covid19", "bacterial_pneumonia"],
+        "unreachable": {},
+        "floors": {"bacterial_pneumonia": 0.75},
+    }
+    assert operating_point_words(point) == "offsets bacterial_pneumonia +0.30"
+    rows = {row["name"]: row for row in operating_point_rows(point)}
+    assert rows["bacterial_pneumonia"]["offset"] == 0.3 and rows["covid19"]["offset"] == 0.0
+    assert rows["covid19"]["before"] is None
+    older = {key: value for key, value in point.items() if key != "classes"}  # kept before classes were
+    assert operating_point_words(older) == "offsets +0.00, +0.00, +0.30"  # not guessed
+    assert operating_point_rows(older) == []
