@@ -78,11 +78,7 @@ def fit_offsets(
     classes = len(names)
     logits = np.log(np.clip(probabilities, 1e-12, None))
     support = np.bincount(labels, minlength=classes)
-
-    def decide(values: np.ndarray) -> np.ndarray:
-        return (logits + values).argmax(axis=1)
-
-    called = decide(np.zeros(classes))
+    called = _decide(logits, np.zeros(classes))
     before = _sensitivities(labels, called, classes)
     accuracy_before = float(np.mean(called == labels)) if len(labels) else float("nan")
     judged = {names.index(name): floor for name, floor in floors.items() if name in names}
@@ -94,13 +90,12 @@ def fit_offsets(
     asked = dict(judged)
     while True:  # a floor no operating point meets on validation is not chased: the rest are fitted again
         offsets = _climb(logits, labels, judged, max_offset, step, max_accuracy_drop)
-        reached = _sensitivities(labels, decide(offsets), classes)
-        missed = {index: floor for index, floor in judged.items() if reached[index] < floor}
+        called = _decide(logits, offsets)
+        after = _sensitivities(labels, called, classes)
+        missed = {index: floor for index, floor in judged.items() if after[index] < floor}
         if not missed:
             break
-        judged.pop(min(missed, key=lambda index: reached[index] - missed[index]))
-    called = decide(offsets)
-    after = _sensitivities(labels, called, classes)
+        judged.pop(min(missed, key=lambda index: after[index] - missed[index]))
     for index, floor in asked.items():
         if index not in judged and after[index] < floor:
             unreachable[names[index]] = (
@@ -119,6 +114,10 @@ def fit_offsets(
     )
 
 
+def _decide(logits: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    return (logits + offsets).argmax(axis=1)
+
+
 def _climb(
     logits: np.ndarray,
     labels: np.ndarray,
@@ -131,16 +130,16 @@ def _climb(
     still rise and accuracy holds."""
     classes = logits.shape[1]
     offsets = np.zeros(classes)
-    accuracy_before = float(np.mean((logits + offsets).argmax(axis=1) == labels))
+    accuracy_before = float(np.mean(_decide(logits, offsets) == labels))
     for _ in range(int(max_offset / step) * max(len(judged), 1)):
-        sensitivity = _sensitivities(labels, (logits + offsets).argmax(axis=1), classes)
+        sensitivity = _sensitivities(labels, _decide(logits, offsets), classes)
         short = {index: sensitivity[index] - floor for index, floor in judged.items() if sensitivity[index] < floor}
         short = {index: gap for index, gap in short.items() if offsets[index] + step <= max_offset + 1e-9}
         if not short:
             break
         trial = offsets.copy()
         trial[min(short, key=lambda index: short[index])] += step
-        if accuracy_before - float(np.mean((logits + trial).argmax(axis=1) == labels)) > max_accuracy_drop:
+        if accuracy_before - float(np.mean(_decide(logits, trial) == labels)) > max_accuracy_drop:
             break
         offsets = trial
     return offsets
