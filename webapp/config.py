@@ -168,6 +168,12 @@ class ServingSettings(Section):
     poll_seconds: float = Field(ge=0)
 
 
+class WebSettings(Section):
+    # how long `medal web` keeps an idle HTTP connection open: longer than the proxy's upstream
+    # keepalive_timeout, so that the proxy, never gunicorn, closes an idle connection
+    keepalive_seconds: int = Field(default=75, ge=1, le=3600)
+
+
 class ThreadSettings(Section):
     # threads within one operator (a convolution); 0: one per core this process may run on
     intra_op_threads: int = Field(default=1, ge=0, le=256)
@@ -409,6 +415,7 @@ class Settings(Section):
     scheduler: SchedulerSettings
     gate: GateSettings
     serving: ServingSettings
+    web: WebSettings = WebSettings()
     inference: InferenceSettings = InferenceSettings()
     database: DatabaseSettings = DatabaseSettings()
     assistant: AssistantSettings = AssistantSettings()

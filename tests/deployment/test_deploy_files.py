@@ -90,3 +90,13 @@ def test_nginx_accepts_the_tls_proxy(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "[warn]" not in done.stderr and "[emerg]" not in done.stderr, done.stderr
+
+
+def test_the_web_processes_keep_an_idle_connection_longer_than_nginx_does():
+    """nginx must be the one to close an idle upstream connection: one the web process closes while
+    nginx reuses it resets the request, and nginx resends no POST (the doctor's label is a 502)."""
+    upstream = re.search(r"upstream medal_web \{(.*?)\}", (DEPLOY / "nginx" / "medal.conf").read_text(), re.S)
+    assert upstream is not None and re.search(r"^\s*keepalive \d+;", upstream.group(1), re.M)
+    nginx_seconds = re.search(r"^\s*keepalive_timeout (\d+)s;", upstream.group(1), re.M)
+    assert nginx_seconds is not None, "the upstream block names its keepalive_timeout"
+    assert load_settings(environ={}).web.keepalive_seconds > int(nginx_seconds.group(1))

@@ -225,3 +225,35 @@ def test_a_keep_alive_connection_survives_a_refused_post_with_a_body(app, gunico
         assert json.loads(second.read())["events"] is not None
         assert connection.sock is sock  # the same connection, not a quiet reconnect
     connection.close()
+
+
+@pytest.mark.slow
+def test_a_connection_idle_longer_than_gunicorns_default_keep_alive_is_still_open(app, gunicorn):
+    """gunicorn's own keep-alive (2 s) closed idle connections a client was about to reuse: the next
+    request on one was reset (a reviewer thread under load saw "connection reset by peer")."""
+    headers = api_token(app, "engineer")
+    connection = http.client.HTTPConnection("127.0.0.1", gunicorn, timeout=30)
+    connection.request("GET", "/api/v1/models/history", headers=headers)
+    first = connection.getresponse()
+    first.read()
+    assert first.status == 200
+    sock = connection.sock
+    time.sleep(3.5)
+    assert sock is not None and not _closed_by_peer(sock), "the server closed the idle connection"
+    connection.request("GET", "/api/v1/models/history", headers=headers)
+    second = connection.getresponse()
+    assert second.status == 200, second.read()[:200]
+    second.read()
+    assert connection.sock is sock  # the same connection, not a quiet reconnect
+    connection.close()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the other end closed the connection: readable with nothing to read."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    finally:
+        sock.setblocking(True)

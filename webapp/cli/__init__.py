@@ -98,7 +98,8 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
         return
     from gunicorn.app.base import BaseApplication
 
-    options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]))
+    settings = current_app.extensions["medal"].settings
+    options = gunicorn_options(host, port, workers, Path(app.config["MEDAL_HOME"]), settings.web.keepalive_seconds)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -111,15 +112,17 @@ def web(host: str, port: int, workers: int, dev: bool) -> None:
     Server().run()
 
 
-def gunicorn_options(host: str, port: int, workers: int, home: Path) -> dict[str, object]:
+def gunicorn_options(host: str, port: int, workers: int, home: Path, keepalive_seconds: int) -> dict[str, object]:
     """gunicorn's settings for one `medal web`. Its control socket (gunicornc) is the instance's own,
     under MEDAL_HOME and named by the port: gunicorn's default, ~/.gunicorn/gunicorn.ctl, is one per
-    user, and a second instance on the host (medal-web@8002 beside @8001) took the first one's over."""
+    user, and a second instance on the host (medal-web@8002 beside @8001) took the first one's over.
+    An idle connection stays open `web.keepalive_seconds` (config.yaml says why)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": 4,
         "timeout": 120,
+        "keepalive": keepalive_seconds,
         "accesslog": "-",
         "control_socket": str(home / "run" / f"gunicorn-{port}.ctl"),
         "post_worker_init": warm_worker,

@@ -124,7 +124,7 @@ def test_each_web_process_warms_the_assistant_in_the_background_and_create_app_d
 
     assert "medal_assistant" not in app.extensions  # create_app neither builds nor loads it
     assert not any(t.name == "assistant-warm-up" for t in threading.enumerate())
-    hook = gunicorn_options("127.0.0.1", 8001, 2, Path(app.config["MEDAL_HOME"]))["post_worker_init"]
+    hook = gunicorn_options("127.0.0.1", 8001, 2, Path(app.config["MEDAL_HOME"]), 75)["post_worker_init"]
     Config().set("post_worker_init", hook)  # gunicorn accepts it as its hook
     hook(SimpleNamespace(wsgi=app))  # gunicorn calls it with the forked worker, its app loaded in .wsgi
     for warming in [t for t in threading.enumerate() if t.name == "assistant-warm-up"]:

@@ -136,7 +136,7 @@ def test_each_web_instance_gets_a_control_socket_of_its_own_under_medal_home(app
     from webapp.cli import gunicorn_options
 
     home = Path(app.config["MEDAL_HOME"])
-    options = {port: gunicorn_options("127.0.0.1", port, 2, home) for port in (8001, 8002)}
+    options = {port: gunicorn_options("127.0.0.1", port, 2, home, 75) for port in (8001, 8002)}
     for port, settings in options.items():
         config = Config()
         for key, value in settings.items():
