@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=500)
     parser.add_argument("--pool", type=int, default=1000)
     parser.add_argument("--frozen-blocks", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=8, help="config.yaml's training.round.max_epochs")
+    parser.add_argument("--epochs", type=int, default=16, help="config.yaml's training.round.max_epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also one epoch of the full fine-tune")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "round.json")
