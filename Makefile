@@ -88,6 +88,7 @@ bench: venv
 	$(BIN)/python scripts/bench_strategy_curves.py --fresh
 	$(BIN)/python scripts/bench_operating_points.py
 	$(BIN)/python scripts/bench_round_spread.py
+	$(BIN)/python scripts/bench_round_epochs.py
 	$(BIN)/python scripts/bench_round.py
 	$(BIN)/python scripts/bench_round_step.py precision
 	$(BIN)/python scripts/bench_round_step.py threads
