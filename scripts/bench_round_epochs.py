@@ -72,6 +72,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--settings", nargs="+", default=list(LABELS), choices=list(LABELS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--labels", type=int, help="labels per round instead of the setting's (200 and 120)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medal-strategy-curves"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/round-epochs.jsonl")
     args = parser.parse_args()
@@ -83,7 +84,7 @@ def main() -> int:
         for seed in args.seeds:
             pool, held_out = curves.divide(films, seed)
             truth = np.array([film.class_index for film in held_out])
-            size = LABELS[setting]
+            size = args.labels or LABELS[setting]
             labeled = [pool[i] for i in np.random.default_rng(seed * 100 + size).choice(len(pool), size, replace=False)]
             for variant in args.variants:
                 settings = curves.settings_for(args.work, seed, None).with_changes(
