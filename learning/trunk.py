@@ -203,10 +203,12 @@ def activations(
     store: ActivationStore,
     batch_size: int = 32,
     digests: Sequence[str] | None = None,
+    key: str | None = None,
 ) -> Activations:
     """The trunk's output for each image: read from the store, the missing ones computed (in
-    batches, the trunk in eval mode) and stored."""
-    key = trunk.key()
+    batches, the trunk in eval mode) and stored. `digests` and `key`, when the caller has them
+    already, spare hashing the files and the trunk's weights again."""
+    key = key or trunk.key()
     digests = list(digests) if digests is not None else [content_hash(path) for path in paths]
     found: dict[int, np.ndarray] = {}
     missing: list[int] = []
@@ -257,7 +259,7 @@ def warm(trunk: TrunkSplit, paths: Sequence[str], store: ActivationStore, limit:
         if not store.has(key, digest):
             todo.append((path, digest))
     if todo:
-        activations(trunk, [path for path, _ in todo], store, digests=[digest for _, digest in todo])
+        activations(trunk, [path for path, _ in todo], store, digests=[digest for _, digest in todo], key=key)
     return len(todo)
 
 

@@ -12,7 +12,7 @@ from learning.model import ModelSpec, XrayNet, adapt_head
 from learning.predict import score_pool
 from learning.rounds import AverageWeights, RoundSpec, fine_tune_round
 from learning.train import TrainSpec, fine_tune
-from learning.trunk import ActivationStore, activations, split
+from learning.trunk import ActivationStore, TrunkSplit, activations, split, warm
 
 SIZE = 16
 
@@ -80,6 +80,18 @@ def test_a_changed_image_is_computed_again(tmp_path):
     after = activations(trunk, [item.path], store)
     assert after.computed == 1
     assert not torch.equal(after.values, before.values)
+
+
+def test_warming_hashes_the_trunk_once_and_stores_what_activations_read(tmp_path, monkeypatch):
+    store = ActivationStore(tmp_path / "store")
+    paths = [item.path for item in _items(tmp_path, {0: 3})]
+    trunk = split(_net(), 4)
+    hashed = []
+    key = TrunkSplit.key
+    monkeypatch.setattr(TrunkSplit, "key", lambda self: hashed.append(1) or key(self))
+    assert warm(trunk, paths, store, limit=2) == 2
+    assert len(hashed) == 1  # warm's key serves the activations it computes
+    assert activations(trunk, paths, store).computed == 1  # the two warmed are read, not computed
 
 
 def test_store_forgets_trunks_no_version_uses(tmp_path):
