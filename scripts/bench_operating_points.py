@@ -40,11 +40,33 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_strategy_curves as curves  # noqa: E402
 
 from learning import operating_point  # noqa: E402
-from learning.model import adapt_head, load_model  # noqa: E402
+from learning.data import LabeledImage  # noqa: E402
+from learning.model import XrayNet, adapt_head, load_model  # noqa: E402
 from learning.rounds import fine_tune_round  # noqa: E402
+from webapp.config import Settings  # noqa: E402
 from webapp.training import recipe  # noqa: E402
 
 SETTINGS = {"new-site": (40, 120, 240, 500), "new-class-site": (40, 80, 120, 200)}
+
+
+def round_inputs(
+    setting: str,
+    seed: int,
+    size: int,
+    pool: list[LabeledImage],
+    settings: Settings,
+    v1: XrayNet,
+    without_viral: XrayNet,
+) -> tuple[list[LabeledImage], list[LabeledImage], XrayNet, XrayNet]:
+    """A setting's round: its labels (the seed's draw of `size` from the pool), its replay, the
+    network it starts from and its teacher. new-site: v1 itself; new-class-site: v1 without viral,
+    grown back to three classes, and a replay that holds no viral film."""
+    labeled = [pool[i] for i in np.random.default_rng(seed * 100 + size).choice(len(pool), size=size, replace=False)]
+    replayed = curves.replay(settings.training.replay_samples, seed)
+    if setting == "new-site":
+        return labeled, replayed, v1, v1
+    no_viral = [film for film in replayed if film.class_index != 2]
+    return labeled, no_viral, adapt_head(without_viral, curves.CLASSES), without_viral
 
 
 def rounds(work: Path, seeds: list[int]) -> list[Path]:
@@ -56,22 +78,15 @@ def rounds(work: Path, seeds: list[int]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     done = []
     for setting, sizes in SETTINGS.items():
-        start, teacher = (
-            (v1, v1) if setting == "new-site" else (adapt_head(without_viral, curves.CLASSES), without_viral)
-        )
         for seed in seeds:
             pool, held_out = curves.divide(films, seed)
             settings = curves.settings_for(work, seed, None)
-            replayed = curves.replay(settings.training.replay_samples, seed)
-            if setting == "new-class-site":
-                replayed = [film for film in replayed if film.class_index != 2]
             for size in sizes:
                 target = folder / f"{'nc-' if setting == 'new-class-site' else ''}s{seed}-n{size}.npz"
                 done.append(target)
                 if target.exists():
                     continue
-                rng = np.random.default_rng(seed * 100 + size)
-                labeled = [pool[i] for i in rng.choice(len(pool), size=size, replace=False)]
+                labeled, replayed, start, teacher = round_inputs(setting, seed, size, pool, settings, v1, without_viral)
                 started = time.monotonic()
                 result = fine_tune_round(recipe.round_spec(settings, start, teacher, labeled, replayed, {}))
                 held = curves.scores(result.net, held_out, settings, 0).probabilities

@@ -3,7 +3,7 @@
 Rounds trained as the worker trains them (`webapp.training.recipe.round_spec`, stored trunk
 activations, 224 px) on a random draw of labels from `bench_strategy_curves.py`'s site B pool, the
 same draw for every variant of a seed, scored on site B's held-out films by their raw calls (argmax,
-before any operating point), in the two settings of `bench_operating_points.py`:
+before any operating point), in the two settings of `bench_operating_points.py` (its `round_inputs`):
   new-class-site:  v1 with its viral row cut, grown back to three classes; viral arrives with site
                    B's films (200 labels); the replay holds no viral film.
   new-site:        v1 as shipped; site B's films of all three classes (120 labels).
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import bench_operating_points as points  # noqa: E402
 import bench_strategy_curves as curves  # noqa: E402
 
 from learning.model import adapt_head, load_model  # noqa: E402
@@ -85,17 +86,13 @@ def main() -> int:
             pool, held_out = curves.divide(films, seed)
             truth = np.array([film.class_index for film in held_out])
             size = args.labels or LABELS[setting]
-            labeled = [pool[i] for i in np.random.default_rng(seed * 100 + size).choice(len(pool), size, replace=False)]
             for variant in args.variants:
                 settings = curves.settings_for(args.work, seed, None).with_changes(
                     {"training": {"round": VARIANTS[variant]}}
                 )
-                replayed = curves.replay(settings.training.replay_samples, seed)
-                if setting == "new-site":
-                    start, teacher = v1, v1
-                else:
-                    start, teacher = adapt_head(without_viral, curves.CLASSES), without_viral
-                    replayed = [film for film in replayed if film.class_index != 2]
+                labeled, replayed, start, teacher = points.round_inputs(
+                    setting, seed, size, pool, settings, v1, without_viral
+                )
                 started = time.monotonic()
                 result = fine_tune_round(recipe.round_spec(settings, start, teacher, labeled, replayed, {}))
                 row = {

@@ -55,7 +55,7 @@ def main() -> int:
         started = time.monotonic()
         result = fine_tune_round(dataclasses.replace(spec, val=val, seed=seed))
         raw = curves.held_out_figures(result.net, held_out, settings)
-        point = recipe.operating_point(result, result.val_probabilities, settings)
+        point = recipe.operating_point(result, result.val_probabilities, settings)  # writes into result.net
         row = {
             "mode": mode,
             "split_seed": split_seed,
