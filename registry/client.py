@@ -1,4 +1,7 @@
-"""Log training runs, register model versions and load them back from MLflow."""
+"""Log training runs, register model versions and load them back from MLflow.
+
+MLflow loads with a registry's first call, not with this module: every `medal` command builds the
+app, which makes a Registry, and most commands never reach MLflow (about 2 s of each start)."""
 
 from __future__ import annotations
 
@@ -8,15 +11,16 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-
-import mlflow
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from learning.engine import ONNX_DIR, ONNX_FILE, export_onnx
 from learning.model import WEIGHTS_FILE, XrayNet, load_model, save_model
 from registry.uris import ALIASES, EXPERIMENT, MODEL_ARTIFACT
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 MANIFEST_FILE = "training_manifest.json"  # each run's training images, an artefact beside the model
@@ -53,7 +57,12 @@ class Registry:
         self.tracking_uri, self.model_name = tracking_uri, model_name
         self.artifact_root = artifact_root
         self.cache_dir = Path(cache_dir)
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     # --- runs -------------------------------------------------------------------------------
     def experiment_id(self) -> str:
@@ -62,7 +71,7 @@ class Registry:
             return experiment.experiment_id
         try:
             return self.client.create_experiment(EXPERIMENT, artifact_location=self.artifact_root)
-        except MlflowException:  # another process created it first
+        except _mlflow_error():  # another process created it first
             created = self.client.get_experiment_by_name(EXPERIMENT)
             if created is None:
                 raise
@@ -103,7 +112,7 @@ class Registry:
         with self._lock:
             try:
                 self.client.create_registered_model(self.model_name)
-            except MlflowException:
+            except _mlflow_error():
                 pass  # already registered
             version = self.client.create_model_version(
                 self.model_name, source, run_id=run_id, tags=_str_dict(tags or {})
@@ -129,13 +138,13 @@ class Registry:
     def version_for(self, alias: str) -> int | None:
         try:
             return int(self.client.get_model_version_by_alias(self.model_name, alias).version)
-        except MlflowException:
+        except _mlflow_error():
             return None
 
     def aliases(self) -> dict[str, int]:
         try:
             model = self.client.get_registered_model(self.model_name)
-        except MlflowException:
+        except _mlflow_error():
             return {}
         return {alias: int(version) for alias, version in (model.aliases or {}).items() if alias in ALIASES}
 
@@ -145,7 +154,7 @@ class Registry:
     def clear_alias(self, alias: str) -> None:
         try:
             self.client.delete_registered_model_alias(self.model_name, alias)
-        except MlflowException:
+        except _mlflow_error():
             pass  # nothing to clear
 
     def set_tags(self, version: int, tags: dict) -> None:
@@ -155,7 +164,7 @@ class Registry:
     def versions(self) -> list[VersionInfo]:
         try:
             found = self.client.search_model_versions(f"name = '{self.model_name}'")
-        except MlflowException:
+        except _mlflow_error():
             return []
         by_version: dict[int, list[str]] = {}
         for alias, version in self.aliases().items():
@@ -176,7 +185,7 @@ class Registry:
     def run_id_of(self, version: int) -> str:
         run_id = self.client.get_model_version(self.model_name, str(version)).run_id
         if run_id is None:
-            raise MlflowException(f"Model version {version} has no run.")
+            raise _mlflow_error()(f"Model version {version} has no run.")
         return run_id
 
     def log_version_figure(self, version: int, figure, name: str) -> None:
@@ -192,7 +201,7 @@ class Registry:
         """The latest value of each metric logged on the version's run, prefix stripped."""
         try:
             run_id = self.run_id_of(version)
-        except MlflowException:
+        except _mlflow_error():
             return {}
         metrics = self.client.get_run(run_id).data.metrics
         return {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
@@ -204,7 +213,7 @@ class Registry:
             with tempfile.TemporaryDirectory() as tmp:
                 local = self.client.download_artifacts(run_id, MANIFEST_FILE, tmp)
                 return json.loads(Path(local).read_text())
-        except (MlflowException, OSError, ValueError):
+        except (_mlflow_error(), OSError, ValueError):
             return None
 
     # --- loading ------------------------------------------------------------------------------
@@ -219,11 +228,9 @@ class Registry:
             # the version's source through this registry's client: MLflow's own models:/ resolver reads the
             # process-wide registry URI, and setting that would point every other Registry here too
             source = self.client.get_model_version_download_uri(self.model_name, str(version))
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
-                )
-            )
+            from mlflow.artifacts import download_artifacts
+
+            local = Path(download_artifacts(artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri))
             if not (local / "spec.json").exists():  # never cache an empty or partial copy
                 raise FileNotFoundError(f"model version {version} has no spec.json in the registry's artifacts")
             if target.exists() and not (target / "spec.json").exists():
@@ -239,6 +246,14 @@ class Registry:
 
     def load(self, version: int) -> XrayNet:
         return load_model(self.model_dir(version))
+
+
+def _mlflow_error() -> type[Exception]:
+    """MLflow's exception class; an `except` clause evaluates it only when something was raised,
+    by which time the registry's client has loaded MLflow."""
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
 
 
 def _is_number(value) -> bool:

@@ -12,6 +12,7 @@ import sys
 # while building the app loaded them, 6.4 s since they load in the functions that use them
 TRAINING_ONLY = ("pytorch_lightning", "lightning_fabric", "torchmetrics", "torchvision", "sklearn", "scipy.stats")
 CHARTS_ONLY = ("matplotlib",)  # 0.4 s more: it loads with the first chart a page draws
+REGISTRY_ONLY = ("mlflow",)  # about 2 s more: it loads with the registry's first call
 
 PROBE = """
 import json, sys
@@ -27,7 +28,7 @@ def _run(code: str, home) -> subprocess.CompletedProcess:
 
 
 def test_building_the_app_leaves_the_training_libraries_unloaded(tmp_path):
-    done = _run(PROBE.format(names=repr(TRAINING_ONLY + CHARTS_ONLY)), tmp_path)
+    done = _run(PROBE.format(names=repr(TRAINING_ONLY + CHARTS_ONLY + REGISTRY_ONLY)), tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
@@ -48,3 +49,14 @@ def test_the_first_chart_loads_matplotlib(tmp_path):
     done = _run(PROBE.replace("create_app()", chart).format(names=repr(CHARTS_ONLY)), tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == list(CHARTS_ONLY)
+
+
+def test_the_registrys_first_call_loads_mlflow(tmp_path):
+    """The probe above can fail for MLflow too: the registry reaches it when it is first asked."""
+    call = (
+        "app = create_app()\nfrom webapp.services import services\n"
+        "with app.app_context():\n    assert services().registry.aliases() == dict()"
+    )
+    done = _run(PROBE.replace("create_app()", call).format(names=repr(REGISTRY_ONLY)), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == list(REGISTRY_ONLY)
