@@ -492,7 +492,11 @@ def _change(interval: Interval | None) -> str:
 
 
 def _signed(value: float) -> str:
-    return f"{round(value, 3) + 0.0:+.3f}"  # + 0.0: a difference that rounds to zero is +0.000, not -0.000
+    """+0.012. A bound near zero keeps its side of it, which is what decides: -0.0003, not +0.000
+    beside "a change the interval confirms"; float noise and a true zero read +0.000."""
+    if 1e-9 < abs(value) < 5e-4:
+        return f"{value:+.4f}"
+    return f"{round(value, 3) + 0.0:+.3f}"  # + 0.0: a zero is +0.000, not -0.000
 
 
 def _mcnemar(found: MetricComparison) -> str:

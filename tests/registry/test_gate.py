@@ -565,3 +565,22 @@ def test_a_site_with_few_gold_films_is_said_in_words():
     ]
     one_site = _with_sites(report(), **{"site-b": sites["site-b"]})
     assert check(one_site, one_site, replace(POLICY, min_site_gold=20), 46).few_gold == []
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (-0.0003, "-0.0003"),
+        (0.0002, "+0.0002"),
+        (-0.00001, "-0.0000"),
+        (-1e-17, "+0.000"),
+        (0.0, "+0.000"),
+        (-0.0184, "-0.018"),
+        (0.0126, "+0.013"),
+    ],
+)
+def test_a_bound_near_zero_shows_the_side_of_zero_it_lies_on(value, shown):
+    """A drop whose interval ends at -0.0003 is confirmed; printed as +0.000 it read as a contradiction."""
+    from registry.gate import _signed
+
+    assert _signed(value) == shown
